@@ -1,0 +1,358 @@
+//! Creating and opening the memory behind a store: header, file, lock and mapping.
+//! Journal and slot stores share all of it; they differ only in the [`Shape`] they ask for.
+
+use std::ptr::NonNull;
+
+use roda_core::{Result, RodaError};
+
+use crate::header::{self, HeaderInfo, Shape, OFF_WRITER_PID};
+use crate::lock::WriterLock;
+use crate::options::Settings;
+use crate::region::Region;
+use crate::sync::{AtomicU64, Ordering};
+
+/// A store's memory with its validated header.
+pub(crate) struct Backing {
+    pub(crate) region: Box<dyn Region>,
+    pub(crate) info: HeaderInfo,
+    pub(crate) path: Option<std::path::PathBuf>,
+    pub(crate) memory_locked: bool,
+}
+
+/// A writer's claim on a store: the backing plus, for files, the exclusive lock.
+pub(crate) struct Claimed {
+    pub(crate) backing: Backing,
+    pub(crate) lock: Option<WriterLock>,
+}
+
+impl Backing {
+    /// First byte of the data area.
+    pub(crate) fn data(&self) -> NonNull<u8> {
+        // SAFETY: the data offset lies inside the region: `required_len` (data offset +
+        // data) was checked against the region length when it was mapped.
+        unsafe { self.region.base().add(self.info.data_offset as usize) }
+    }
+
+    /// The atomic header word at `offset`.
+    pub(crate) fn atomic(&self, offset: usize) -> &AtomicU64 {
+        self.region.atomic(offset)
+    }
+
+    /// A store in anonymous memory (heap memory under Miri and loom).
+    pub(crate) fn in_memory(shape: Shape, capacity: usize, settings: &Settings) -> Result<Claimed> {
+        let info = header::layout(shape, capacity)?;
+        let len = info.required_len() as usize;
+        let region = anonymous_region(len, settings)?;
+        // SAFETY: the region is new and not shared yet; it is at least one header long.
+        let head = unsafe {
+            std::slice::from_raw_parts_mut(region.base().as_ptr(), header::HEADER_FIELDS_LEN)
+        };
+        header::encode(&info, head);
+        let memory_locked = apply_settings(region.as_ref(), settings, len)?;
+        let backing = Backing {
+            region,
+            info,
+            path: None,
+            memory_locked,
+        };
+        backing.mark_writer();
+        Ok(Claimed {
+            backing,
+            lock: None,
+        })
+    }
+
+    /// Records this process as the file's writer.
+    pub(crate) fn mark_writer(&self) {
+        // Relaxed: the pid is advisory (error messages, liveness checks); nothing is
+        // published through it.
+        self.atomic(OFF_WRITER_PID)
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+    }
+
+    /// Records a clean close: no writer holds the file.
+    pub(crate) fn clear_writer(&self) {
+        // Relaxed: advisory, as in `mark_writer`.
+        self.atomic(OFF_WRITER_PID).store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(not(any(miri, roda_loom)))]
+fn anonymous_region(len: usize, settings: &Settings) -> Result<Box<dyn Region>> {
+    let mut opts = memmap2::MmapOptions::new();
+    opts.len(len);
+    if settings.populate {
+        opts.populate();
+    }
+    let map = opts
+        .map_anon()
+        .map_err(|source| RodaError::Io { path: None, source })?;
+    Ok(Box::new(crate::region::MappedRegion::new(map.into(), true)))
+}
+
+#[cfg(any(miri, roda_loom))]
+fn anonymous_region(len: usize, _settings: &Settings) -> Result<Box<dyn Region>> {
+    let region = crate::region::HeapRegion::new(len)
+        .map_err(|source| RodaError::Io { path: None, source })?;
+    Ok(Box::new(region))
+}
+
+/// Applies huge-page advice and mlock; returns whether the memory is locked.
+fn apply_settings(region: &dyn Region, settings: &Settings, len: usize) -> Result<bool> {
+    if settings.huge_pages {
+        if let Err(e) = region.advise_huge_pages() {
+            log::warn!("roda: huge pages not applied ({e}); continuing with normal pages");
+        }
+    }
+    if !settings.lock_memory {
+        return Ok(false);
+    }
+    match region.lock_memory() {
+        Ok(()) => Ok(true),
+        Err(source) if settings.require_locked => Err(RodaError::MemoryLock { bytes: len, source }),
+        Err(e) => {
+            log::warn!(
+                "roda: could not lock {len} bytes into RAM ({e}); continuing unlocked. \
+                 Raise RLIMIT_MEMLOCK (ulimit -l) or set require_locked to make this an error"
+            );
+            Ok(false)
+        }
+    }
+}
+
+#[cfg(not(roda_loom))]
+pub(crate) use files::*;
+
+#[cfg(not(roda_loom))]
+mod files {
+    use super::*;
+    use crate::lock::LockAttempt;
+    use crate::region::MappedRegion;
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::os::unix::fs::FileExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+
+    fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RodaError + '_ {
+        move |source| RodaError::io(path, source)
+    }
+
+    /// Creates a new store file at `path`; fails if it exists.
+    ///
+    /// The file is built under a hidden temporary name and hard-linked into place only
+    /// once its header is complete, so no other process ever sees a half-written header.
+    pub(crate) fn create(
+        path: &Path,
+        shape: Shape,
+        capacity: usize,
+        settings: &Settings,
+    ) -> Result<Claimed> {
+        let info = header::layout(shape, capacity)?;
+        if path.exists() {
+            return Err(RodaError::AlreadyExists { path: path.into() });
+        }
+        let tmp = temp_path(path);
+        let result = build_and_link(path, &tmp, &info, settings);
+        // The temporary name is gone whether linking worked or not.
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    fn build_and_link(
+        path: &Path,
+        tmp: &Path,
+        info: &HeaderInfo,
+        settings: &Settings,
+    ) -> Result<Claimed> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(io_err(path))?;
+        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+            LockAttempt::Taken(lock) => lock,
+            LockAttempt::Held(_) => {
+                return Err(RodaError::io(
+                    path,
+                    io::Error::other("a brand-new temporary file was already locked"),
+                ))
+            }
+        };
+        lock.file()
+            .set_len(info.required_len())
+            .map_err(io_err(path))?;
+        let region = map_file(lock.file(), info, settings, true).map_err(io_err(path))?;
+        // SAFETY: the mapping is new and private to this call until it is linked into
+        // place below; it is at least one header long.
+        let head = unsafe {
+            std::slice::from_raw_parts_mut(region.base().as_ptr(), header::HEADER_FIELDS_LEN)
+        };
+        header::encode(info, head);
+        let memory_locked = apply_settings(&region, settings, info.required_len() as usize)?;
+        let backing = Backing {
+            region: Box::new(region),
+            info: *info,
+            path: Some(path.into()),
+            memory_locked,
+        };
+        backing.mark_writer();
+        match std::fs::hard_link(tmp, path) {
+            Ok(()) => Ok(Claimed {
+                backing,
+                lock: Some(lock),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(RodaError::AlreadyExists { path: path.into() })
+            }
+            Err(e) => Err(RodaError::io(path, e)),
+        }
+    }
+
+    fn temp_path(path: &Path) -> PathBuf {
+        static COUNTER: StdAtomicU64 = StdAtomicU64::new(0);
+        // Relaxed: only uniqueness matters.
+        let n = COUNTER.fetch_add(1, StdOrdering::Relaxed);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path.with_file_name(format!(".{name}.roda-tmp-{}-{n}", std::process::id()))
+    }
+
+    /// Opens an existing store file for writing, taking its lock.
+    pub(crate) fn open_writer(path: &Path, shape: Shape, settings: &Settings) -> Result<Claimed> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        let info = read_header(&file, path, &shape)?;
+        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+            LockAttempt::Taken(lock) => lock,
+            LockAttempt::Held(file) => {
+                return Err(RodaError::WriterActive {
+                    pid: read_writer_pid(&file),
+                })
+            }
+        };
+        let region = map_file(lock.file(), &info, settings, true).map_err(io_err(path))?;
+        let memory_locked = apply_settings(&region, settings, info.required_len() as usize)?;
+        let backing = Backing {
+            region: Box::new(region),
+            info,
+            path: Some(path.into()),
+            memory_locked,
+        };
+        backing.mark_writer();
+        Ok(Claimed {
+            backing,
+            lock: Some(lock),
+        })
+    }
+
+    /// Opens `path` for writing, creating it with `capacity` if it does not exist.
+    pub(crate) fn open_or_create(
+        path: &Path,
+        shape: Shape,
+        capacity: usize,
+        settings: &Settings,
+    ) -> Result<Claimed> {
+        // Two processes may race to create: whoever loses the link opens the winner's file.
+        match open_writer(path, shape, settings) {
+            Err(RodaError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                match create(path, shape, capacity, settings) {
+                    Err(RodaError::AlreadyExists { .. }) => open_writer(path, shape, settings),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Opens an existing store file read-only, without a lock: a follower.
+    pub(crate) fn open_reader(path: &Path, shape: Shape, settings: &Settings) -> Result<Backing> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let info = read_header(&file, path, &shape)?;
+        let mut opts = memmap2::MmapOptions::new();
+        opts.len(info.required_len() as usize);
+        if settings.populate {
+            opts.populate();
+        }
+        let map = opts.map_raw_read_only(&file).map_err(io_err(path))?;
+        let region = MappedRegion::new(map, false);
+        let memory_locked = apply_settings(&region, settings, info.required_len() as usize)?;
+        Ok(Backing {
+            region: Box::new(region),
+            info,
+            path: Some(path.into()),
+            memory_locked,
+        })
+    }
+
+    fn map_file(
+        file: &File,
+        info: &HeaderInfo,
+        settings: &Settings,
+        writable: bool,
+    ) -> io::Result<MappedRegion> {
+        let mut opts = memmap2::MmapOptions::new();
+        opts.len(info.required_len() as usize);
+        if settings.populate {
+            opts.populate();
+        }
+        Ok(MappedRegion::new(opts.map_raw(file)?, writable))
+    }
+
+    /// Reads the first page of `file` and validates it against `shape`.
+    pub(crate) fn read_header(file: &File, path: &Path, shape: &Shape) -> Result<HeaderInfo> {
+        let file_len = file.metadata().map_err(io_err(path))?.len();
+        let mut buf = vec![0u8; header::MIN_DATA_OFFSET as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read_at(&mut buf[filled..], filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(RodaError::io(path, e)),
+            }
+        }
+        header::decode(&buf[..filled], file_len, path, shape)
+    }
+
+    fn read_writer_pid(file: &File) -> u32 {
+        let mut word = [0u8; 8];
+        match file.read_exact_at(&mut word, OFF_WRITER_PID as u64) {
+            Ok(()) => u64::from_ne_bytes(word) as u32,
+            Err(_) => 0,
+        }
+    }
+}
+
+#[cfg(all(test, not(roda_loom)))]
+mod tests {
+    use super::*;
+    use crate::region::HeapRegion;
+
+    fn settings(lock: bool, require: bool) -> Settings {
+        Settings {
+            lock_memory: lock,
+            require_locked: require,
+            huge_pages: true,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn refused_lock_is_a_warning_unless_required() {
+        // The heap backend always refuses mlock and madvise.
+        let region = HeapRegion::new(4096).unwrap();
+        assert!(!apply_settings(&region, &settings(false, false), 4096).unwrap());
+        assert!(!apply_settings(&region, &settings(true, false), 4096).unwrap());
+        match apply_settings(&region, &settings(true, true), 4096) {
+            Err(RodaError::MemoryLock { bytes: 4096, .. }) => {}
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The on-disk header (format version 1), its validation, and the layout of the data
+//! area that follows it. `docs/file-format.md` documents the same layout for people.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic            89 52 4F 44 41 0D 0A 1A  ("\x89RODA\r\n\x1a")
+//!      8     4  version          1
+//!     12     4  kind             1 = journal, 2 = slots
+//!     16     4  byte order mark  0x01020304 in the writer's byte order
+//!     20     4  reserved         0
+//!     24     8  record size      size_of::<T>()
+//!     32     8  record align     align_of::<T>()
+//!     40     8  capacity         records (journal) or slots
+//!     48     8  schema id        chosen by the application, 0 by default
+//!     56     8  created          Unix time in nanoseconds
+//!     64     8  data offset      bytes from file start to the first record (page multiple)
+//!     72     8  stride           bytes from one record (or slot) to the next
+//!     80     8  writer pid       atomic; pid of the last writer to open the file, 0 after a clean close
+//!    128     8  write sequence   atomic; records committed (journal); alone on its cache line
+//!   4096        data             capacity * stride bytes
+//! ```
+//! All integers are in the writer's native byte order; the byte order mark rejects a
+//! file from a machine of the other order.
+
+use std::path::Path;
+
+use roda_core::{Result, RodaError};
+
+/// The magic bytes every Roda file starts with.
+pub(crate) const MAGIC: [u8; 8] = [0x89, b'R', b'O', b'D', b'A', b'\r', b'\n', 0x1a];
+/// The format version this build writes and reads.
+pub(crate) const VERSION: u32 = 1;
+const BYTE_ORDER_MARK: u32 = 0x0102_0304;
+/// Bytes of the header that carry fields; the rest of the header page is zero.
+pub(crate) const HEADER_FIELDS_LEN: usize = 256;
+/// Smallest data offset: one 4 KiB page. Larger system pages raise it to the page size.
+pub(crate) const MIN_DATA_OFFSET: u64 = 4096;
+/// Largest record alignment the page-aligned data area guarantees.
+pub(crate) const MAX_ALIGN: usize = 4096;
+
+const OFF_VERSION: usize = 8;
+const OFF_KIND: usize = 12;
+const OFF_BYTE_ORDER: usize = 16;
+const OFF_RECORD_SIZE: usize = 24;
+const OFF_RECORD_ALIGN: usize = 32;
+const OFF_CAPACITY: usize = 40;
+const OFF_SCHEMA: usize = 48;
+const OFF_CREATED: usize = 56;
+const OFF_DATA_OFFSET: usize = 64;
+const OFF_STRIDE: usize = 72;
+/// Atomic: pid of the writer holding the file (0 when closed cleanly).
+pub(crate) const OFF_WRITER_PID: usize = 80;
+/// Atomic: the journal's committed record count, alone on its 64-byte line (128..192),
+/// with the next line (192..256) left empty so adjacent-line prefetch shares nothing.
+pub(crate) const OFF_WRITE_SEQ: usize = 128;
+
+/// What a store file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum StoreKind {
+    /// An append-only journal of records.
+    Journal = 1,
+    /// A fixed array of seqlocked slots.
+    Slots = 2,
+}
+
+impl StoreKind {
+    fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(StoreKind::Journal),
+            2 => Some(StoreKind::Slots),
+            _ => None,
+        }
+    }
+}
+
+/// The shape a store expects of its file: everything but the capacity is fixed by
+/// the record type and options; the capacity comes from the caller on create and from
+/// the file on open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub kind: StoreKind,
+    pub record_size: u64,
+    pub record_align: u64,
+    pub stride: u64,
+    pub schema: u64,
+}
+
+/// The header fields of a store file, as read when it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// Journal or slots.
+    pub kind: StoreKind,
+    /// Format version.
+    pub version: u32,
+    /// `size_of` the record type.
+    pub record_size: u64,
+    /// `align_of` the record type.
+    pub record_align: u64,
+    /// Records (journal) or slots.
+    pub capacity: u64,
+    /// Application schema id.
+    pub schema: u64,
+    /// Creation time, Unix nanoseconds.
+    pub created_unix_nanos: u64,
+    /// Offset of the data area in bytes.
+    pub data_offset: u64,
+    /// Bytes per record or slot in the data area.
+    pub stride: u64,
+}
+
+impl HeaderInfo {
+    /// Bytes the file must have: header page plus the data area.
+    pub(crate) fn required_len(&self) -> u64 {
+        // Cannot overflow: `parse` and `layout` check it.
+        self.data_offset + self.capacity * self.stride
+    }
+}
+
+/// The data offset this system uses for new files: one page, at least 4 KiB.
+pub(crate) fn data_offset_for_new_files() -> u64 {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    page.max(MIN_DATA_OFFSET)
+}
+
+/// Checks that `T`'s layout can be stored.
+pub(crate) fn check_record<T>() -> Result<()> {
+    if std::mem::size_of::<T>() == 0 {
+        return Err(RodaError::ZeroSizedRecord);
+    }
+    if std::mem::align_of::<T>() > MAX_ALIGN {
+        return Err(RodaError::AlignmentTooLarge {
+            align: std::mem::align_of::<T>(),
+            max: MAX_ALIGN,
+        });
+    }
+    Ok(())
+}
+
+/// Lays out a new store of `capacity` records of `shape`.
+pub(crate) fn layout(shape: Shape, capacity: usize) -> Result<HeaderInfo> {
+    if capacity == 0 {
+        return Err(RodaError::InvalidCapacity {
+            capacity: 0,
+            reason: "a store needs room for at least one record; pass a capacity of 1 or more",
+        });
+    }
+    let data_offset = data_offset_for_new_files();
+    let info = HeaderInfo {
+        kind: shape.kind,
+        version: VERSION,
+        record_size: shape.record_size,
+        record_align: shape.record_align,
+        capacity: capacity as u64,
+        schema: shape.schema,
+        created_unix_nanos: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        data_offset,
+        stride: shape.stride,
+    };
+    check_size(&info)?;
+    Ok(info)
+}
+
+/// Rejects a capacity whose byte size overflows or exceeds the address space.
+fn check_size(info: &HeaderInfo) -> Result<()> {
+    let total = info
+        .capacity
+        .checked_mul(info.stride)
+        .and_then(|bytes| bytes.checked_add(info.data_offset));
+    match total {
+        Some(total) if total <= isize::MAX as u64 => Ok(()),
+        _ => Err(RodaError::InvalidCapacity {
+            capacity: info.capacity,
+            reason: "its size in bytes overflows the address space; use a smaller capacity",
+        }),
+    }
+}
+
+/// Writes the immutable header fields into the first bytes of a new store.
+pub(crate) fn encode(info: &HeaderInfo, out: &mut [u8]) {
+    let out = &mut out[..HEADER_FIELDS_LEN];
+    out.fill(0);
+    out[..8].copy_from_slice(&MAGIC);
+    put_u32(out, OFF_VERSION, info.version);
+    put_u32(out, OFF_KIND, info.kind as u32);
+    put_u32(out, OFF_BYTE_ORDER, BYTE_ORDER_MARK);
+    put_u64(out, OFF_RECORD_SIZE, info.record_size);
+    put_u64(out, OFF_RECORD_ALIGN, info.record_align);
+    put_u64(out, OFF_CAPACITY, info.capacity);
+    put_u64(out, OFF_SCHEMA, info.schema);
+    put_u64(out, OFF_CREATED, info.created_unix_nanos);
+    put_u64(out, OFF_DATA_OFFSET, info.data_offset);
+    put_u64(out, OFF_STRIDE, info.stride);
+}
+
+/// Reads and validates the header in `bytes` (the file's first bytes, up to a page)
+/// of a file `file_len` bytes long, against the `expected` shape.
+pub(crate) fn decode(
+    bytes: &[u8],
+    file_len: u64,
+    path: &Path,
+    expected: &Shape,
+) -> Result<HeaderInfo> {
+    let magic_len = bytes.len().min(MAGIC.len());
+    if magic_len == 0 || bytes[..magic_len] != MAGIC[..magic_len] {
+        return Err(RodaError::NotARodaFile { path: path.into() });
+    }
+    if bytes.len() < HEADER_FIELDS_LEN {
+        return Err(RodaError::Truncated {
+            path: path.into(),
+            expected: MIN_DATA_OFFSET,
+            found: file_len,
+        });
+    }
+    let bom = get_u32(bytes, OFF_BYTE_ORDER);
+    if bom != BYTE_ORDER_MARK {
+        return Err(RodaError::LayoutMismatch {
+            field: "byte_order",
+            expected: BYTE_ORDER_MARK as u64,
+            found: bom as u64,
+        });
+    }
+    let version = get_u32(bytes, OFF_VERSION);
+    if version != VERSION {
+        return Err(RodaError::UnsupportedVersion {
+            found: version,
+            supported: VERSION,
+        });
+    }
+    let kind_raw = get_u32(bytes, OFF_KIND);
+    let kind = StoreKind::from_u32(kind_raw).ok_or_else(|| RodaError::Corrupted {
+        path: path.into(),
+        detail: format!("unknown store kind {kind_raw} (1 = journal, 2 = slots)"),
+    })?;
+    if kind != expected.kind {
+        return Err(RodaError::LayoutMismatch {
+            field: "kind",
+            expected: expected.kind as u64,
+            found: kind as u64,
+        });
+    }
+    let info = HeaderInfo {
+        kind,
+        version,
+        record_size: get_u64(bytes, OFF_RECORD_SIZE),
+        record_align: get_u64(bytes, OFF_RECORD_ALIGN),
+        capacity: get_u64(bytes, OFF_CAPACITY),
+        schema: get_u64(bytes, OFF_SCHEMA),
+        created_unix_nanos: get_u64(bytes, OFF_CREATED),
+        data_offset: get_u64(bytes, OFF_DATA_OFFSET),
+        stride: get_u64(bytes, OFF_STRIDE),
+    };
+    for (field, expected, found) in [
+        ("record_size", expected.record_size, info.record_size),
+        ("record_align", expected.record_align, info.record_align),
+        ("stride", expected.stride, info.stride),
+        ("schema", expected.schema, info.schema),
+    ] {
+        if expected != found {
+            return Err(RodaError::LayoutMismatch {
+                field,
+                expected,
+                found,
+            });
+        }
+    }
+    if info.data_offset < MIN_DATA_OFFSET || info.data_offset % MIN_DATA_OFFSET != 0 {
+        return Err(RodaError::Corrupted {
+            path: path.into(),
+            detail: format!(
+                "data offset {} is not a multiple of {MIN_DATA_OFFSET}",
+                info.data_offset
+            ),
+        });
+    }
+    if info.capacity == 0 {
+        return Err(RodaError::Corrupted {
+            path: path.into(),
+            detail: "capacity 0".into(),
+        });
+    }
+    check_size(&info)?;
+    if file_len < info.required_len() {
+        return Err(RodaError::Truncated {
+            path: path.into(),
+            expected: info.required_len(),
+            found: file_len,
+        });
+    }
+    Ok(info)
+}
+
+fn put_u32(out: &mut [u8], at: usize, v: u32) {
+    out[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn put_u64(out: &mut [u8], at: usize, v: u64) {
+    out[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn get_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Reads a native-order u64 at `at` of a header buffer.
+pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> Shape {
+        Shape {
+            kind: StoreKind::Journal,
+            record_size: 16,
+            record_align: 8,
+            stride: 16,
+            schema: 7,
+        }
+    }
+
+    fn encoded(capacity: usize) -> (HeaderInfo, Vec<u8>) {
+        let info = layout(shape(), capacity).unwrap();
+        let mut bytes = vec![0u8; 4096];
+        encode(&info, &mut bytes);
+        (info, bytes)
+    }
+
+    #[test]
+    fn round_trip() {
+        let (info, bytes) = encoded(10);
+        let len = info.required_len();
+        let back = decode(&bytes, len, Path::new("f"), &shape()).unwrap();
+        assert_eq!(back, info);
+    }
+
+    #[test]
+    fn every_field_is_checked() {
+        let (info, bytes) = encoded(10);
+        let len = info.required_len();
+        let p = Path::new("f");
+        let with = |at: usize, v: u64| {
+            let mut b = bytes.clone();
+            put_u64(&mut b, at, v);
+            b
+        };
+        let err = |b: &[u8], l: u64| decode(b, l, p, &shape()).unwrap_err();
+
+        let mut bad_magic = bytes.clone();
+        bad_magic[1] = b'X';
+        assert!(matches!(
+            err(&bad_magic, len),
+            RodaError::NotARodaFile { .. }
+        ));
+        assert!(matches!(err(&[], 0), RodaError::NotARodaFile { .. }));
+        assert!(matches!(
+            err(&bytes[..100], 100),
+            RodaError::Truncated { .. }
+        ));
+
+        let mut v2 = bytes.clone();
+        put_u32(&mut v2, OFF_VERSION, 2);
+        assert!(matches!(
+            err(&v2, len),
+            RodaError::UnsupportedVersion { found: 2, .. }
+        ));
+        let mut bom = bytes.clone();
+        put_u32(&mut bom, OFF_BYTE_ORDER, BYTE_ORDER_MARK.swap_bytes());
+        assert!(matches!(
+            err(&bom, len),
+            RodaError::LayoutMismatch {
+                field: "byte_order",
+                ..
+            }
+        ));
+        let mut kind = bytes.clone();
+        put_u32(&mut kind, OFF_KIND, 2);
+        assert!(matches!(
+            err(&kind, len),
+            RodaError::LayoutMismatch { field: "kind", .. }
+        ));
+        put_u32(&mut kind, OFF_KIND, 9);
+        assert!(matches!(err(&kind, len), RodaError::Corrupted { .. }));
+
+        for (at, field) in [
+            (OFF_RECORD_SIZE, "record_size"),
+            (OFF_RECORD_ALIGN, "record_align"),
+            (OFF_STRIDE, "stride"),
+            (OFF_SCHEMA, "schema"),
+        ] {
+            match err(&with(at, 99), len) {
+                RodaError::LayoutMismatch {
+                    field: f, found, ..
+                } => {
+                    assert_eq!((f, found), (field, 99));
+                }
+                other => panic!("{field}: {other}"),
+            }
+        }
+        assert!(matches!(
+            err(&with(OFF_CAPACITY, u64::MAX / 2), u64::MAX),
+            RodaError::InvalidCapacity { .. }
+        ));
+        assert!(matches!(
+            err(&with(OFF_CAPACITY, 0), len),
+            RodaError::Corrupted { .. }
+        ));
+        assert!(matches!(
+            err(&with(OFF_DATA_OFFSET, 100), len),
+            RodaError::Corrupted { .. }
+        ));
+        match err(&bytes, len - 1) {
+            RodaError::Truncated {
+                expected, found, ..
+            } => assert_eq!((expected, found), (len, len - 1)),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn capacity_checks() {
+        assert!(matches!(
+            layout(shape(), 0),
+            Err(RodaError::InvalidCapacity { capacity: 0, .. })
+        ));
+        assert!(matches!(
+            layout(shape(), usize::MAX / 8),
+            Err(RodaError::InvalidCapacity { .. })
+        ));
+        assert!(check_record::<()>().is_err());
+        assert!(check_record::<u8>().is_ok());
+    }
+}

@@ -1,0 +1,382 @@
+//! [`JournalStore`]: the single writer of an append-only journal.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use roda_core::{Appendable, Record, Result, RodaError};
+
+use crate::backing::{Backing, Claimed};
+use crate::header::{self, HeaderInfo, Shape, StoreKind};
+use crate::journal_core::JournalCore;
+use crate::journal_reader::JournalReader;
+use crate::lock::WriterLock;
+use crate::options::{Settings, StoreOptions};
+
+/// Options for a [`JournalStore`] or a [`JournalReader`]: see [`StoreOptions`].
+pub type JournalOptions<T> = StoreOptions<JournalStore<T>>;
+
+/// The writer of an append-only journal of `T` records, in memory or in a file.
+///
+/// One writer appends; any number of [`JournalReader`]s (in this process through
+/// [`reader`](Self::reader), in others through [`JournalReader::open`]) follow it, each
+/// with its own cursor, viewing records in place as `&T`. A journal has a fixed
+/// capacity and never wraps: the record with sequence `s` stays at position `s`.
+///
+/// Durability: every appended record is in the file's shared mapping at once, so it
+/// survives a crash of this process (even SIGKILL); [`flush`](Self::flush) makes it
+/// survive power loss too.
+///
+/// ```
+/// use roda_store::JournalStore;
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Trade { price: f64, qty: u64 }
+///
+/// # fn main() -> roda_core::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("trades.roda");
+///
+/// let mut journal = JournalStore::<Trade>::create(&path, 1024)?;
+/// let mut reader = journal.reader();
+/// assert_eq!(journal.append(&Trade { price: 10.5, qty: 3 }), 0);
+/// assert_eq!(reader.next(), Some(&Trade { price: 10.5, qty: 3 }));
+/// assert_eq!(reader.next(), None);
+/// drop(journal);
+///
+/// // Reopened, the writer resumes after the last committed record.
+/// let mut journal = JournalStore::<Trade>::open(&path)?;
+/// assert_eq!(journal.len(), 1);
+/// assert_eq!(journal.append(&Trade { price: 11.0, qty: 1 }), 1);
+/// # Ok(()) }
+/// ```
+pub struct JournalStore<T: Record> {
+    core: Arc<JournalCore<T>>,
+    /// Records written and published; kept locally so appending never reads shared memory.
+    len: u64,
+    lock: Option<WriterLock>,
+    dir_synced: bool,
+}
+
+fn shape<T: Record>(settings: &Settings) -> Result<Shape> {
+    header::check_record::<T>()?;
+    Ok(Shape {
+        kind: StoreKind::Journal,
+        record_size: std::mem::size_of::<T>() as u64,
+        record_align: std::mem::align_of::<T>() as u64,
+        stride: std::mem::size_of::<T>() as u64,
+        schema: settings.schema,
+    })
+}
+
+impl<T: Record> JournalOptions<T> {
+    /// A journal of `capacity` records in anonymous memory (gone when the last handle drops).
+    pub fn in_memory(self, capacity: usize) -> Result<JournalStore<T>> {
+        let shape = shape::<T>(&self.settings)?;
+        JournalStore::from_claim(Backing::in_memory(shape, capacity, &self.settings)?)
+    }
+
+    /// A new journal file of `capacity` records; fails with `AlreadyExists` if `path` exists.
+    #[cfg(not(roda_loom))]
+    pub fn create(self, path: impl AsRef<Path>, capacity: usize) -> Result<JournalStore<T>> {
+        let shape = shape::<T>(&self.settings)?;
+        JournalStore::from_claim(crate::backing::create(
+            path.as_ref(),
+            shape,
+            capacity,
+            &self.settings,
+        )?)
+    }
+
+    /// Reopens a journal file for writing, resuming after its last committed record.
+    #[cfg(not(roda_loom))]
+    pub fn open(self, path: impl AsRef<Path>) -> Result<JournalStore<T>> {
+        let shape = shape::<T>(&self.settings)?;
+        JournalStore::from_claim(crate::backing::open_writer(
+            path.as_ref(),
+            shape,
+            &self.settings,
+        )?)
+    }
+
+    /// [`open`](Self::open) if the file exists, else [`create`](Self::create).
+    #[cfg(not(roda_loom))]
+    pub fn open_or_create(
+        self,
+        path: impl AsRef<Path>,
+        capacity: usize,
+    ) -> Result<JournalStore<T>> {
+        let shape = shape::<T>(&self.settings)?;
+        JournalStore::from_claim(crate::backing::open_or_create(
+            path.as_ref(),
+            shape,
+            capacity,
+            &self.settings,
+        )?)
+    }
+
+    /// A read-only follower of the journal file at `path` (no lock taken).
+    #[cfg(not(roda_loom))]
+    pub fn open_reader(self, path: impl AsRef<Path>) -> Result<JournalReader<T>> {
+        let shape = shape::<T>(&self.settings)?;
+        let backing = crate::backing::open_reader(path.as_ref(), shape, &self.settings)?;
+        Ok(JournalReader::new(Arc::new(JournalCore::new(backing))))
+    }
+}
+
+impl<T: Record> JournalStore<T> {
+    /// A builder for the settings beyond the plain constructors: memory locking,
+    /// pre-faulting, huge pages and the schema id.
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// let journal = roda_store::JournalStore::<u64>::options()
+    ///     .populate(true)
+    ///     .lock_memory(true) // a refused mlock is a logged warning, not an error
+    ///     .schema(7)
+    ///     .in_memory(4096)?;
+    /// assert_eq!(journal.capacity(), 4096);
+    /// # Ok(()) }
+    /// ```
+    pub fn options() -> JournalOptions<T> {
+        StoreOptions::default()
+    }
+
+    /// A journal of `capacity` records in anonymous memory, shared by this process's
+    /// readers only and gone when the last handle drops.
+    pub fn in_memory(capacity: usize) -> Result<Self> {
+        Self::options().in_memory(capacity)
+    }
+
+    /// Creates a journal file of `capacity` records at `path` and takes its writer lock.
+    /// Fails with `AlreadyExists` if the path exists. The file's full size is reserved
+    /// up front (sparse where the file system allows).
+    #[cfg(not(roda_loom))]
+    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Self> {
+        Self::options().create(path, capacity)
+    }
+
+    /// Reopens the journal file at `path` for writing, resuming after the last committed
+    /// record. Fails with `WriterActive` while another writer (in any process) holds it,
+    /// and with a precise error if the file is not a journal of `T` records.
+    #[cfg(not(roda_loom))]
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::options().open(path)
+    }
+
+    /// [`open`](Self::open) if `path` exists, else [`create`](Self::create) with `capacity`.
+    #[cfg(not(roda_loom))]
+    pub fn open_or_create(path: impl AsRef<Path>, capacity: usize) -> Result<Self> {
+        Self::options().open_or_create(path, capacity)
+    }
+
+    fn from_claim(claim: Claimed) -> Result<Self> {
+        let core = JournalCore::new(claim.backing);
+        // The writer is alone (it holds the lock), so the stored count is final.
+        let stored = core.published_raw();
+        if stored > core.capacity() as u64 {
+            return Err(RodaError::Corrupted {
+                path: core.backing.path.clone().unwrap_or_default(),
+                detail: format!(
+                    "write sequence {stored} exceeds the capacity {}",
+                    core.capacity()
+                ),
+            });
+        }
+        Ok(JournalStore {
+            core: Arc::new(core),
+            len: stored,
+            lock: claim.lock,
+            dir_synced: false,
+        })
+    }
+
+    /// Appends `item` and returns its sequence.
+    ///
+    /// # Panics
+    /// When the journal is full. That is the journal's documented policy: capacity is
+    /// chosen up front and running out is a sizing bug. Use
+    /// [`try_append`](Self::try_append) to handle it instead.
+    #[inline]
+    pub fn append(&mut self, item: &T) -> u64 {
+        let seq = self.len;
+        if seq >= self.core.capacity() as u64 {
+            full(self.core.capacity());
+        }
+        self.write_one(seq, item);
+        seq
+    }
+
+    /// Appends `item` and returns its sequence, or `Err(Full)` when there is no room.
+    #[inline]
+    pub fn try_append(&mut self, item: &T) -> Result<u64> {
+        let seq = self.len;
+        if seq >= self.core.capacity() as u64 {
+            return Err(RodaError::Full {
+                capacity: self.core.capacity(),
+            });
+        }
+        self.write_one(seq, item);
+        Ok(seq)
+    }
+
+    #[inline]
+    fn write_one(&mut self, seq: u64, item: &T) {
+        // SAFETY: seq < capacity (checked by the callers); `&mut self` makes this the only
+        // writer, and record `seq` is not published yet, so no reader views it.
+        unsafe { self.core.write(seq as usize, item) };
+        self.len = seq + 1;
+        self.core.publish(self.len);
+    }
+
+    /// Appends all of `items` and publishes them together with one Release store:
+    /// readers see none of the batch or all of it. Returns the batch's sequences.
+    ///
+    /// # Panics
+    /// When the batch does not fit (nothing is written then); see
+    /// [`try_append_slice`](Self::try_append_slice).
+    #[inline]
+    pub fn append_slice(&mut self, items: &[T]) -> Range<u64> {
+        if items.len() > self.remaining() {
+            full(self.core.capacity());
+        }
+        self.write_batch(items)
+    }
+
+    /// Like [`append_slice`](Self::append_slice), but returns `Err(Full)` (writing
+    /// nothing) when the batch does not fit.
+    #[inline]
+    pub fn try_append_slice(&mut self, items: &[T]) -> Result<Range<u64>> {
+        if items.len() > self.remaining() {
+            return Err(RodaError::Full {
+                capacity: self.core.capacity(),
+            });
+        }
+        Ok(self.write_batch(items))
+    }
+
+    #[inline]
+    fn write_batch(&mut self, items: &[T]) -> Range<u64> {
+        let start = self.len;
+        for (i, item) in items.iter().enumerate() {
+            // SAFETY: start + items.len() <= capacity (checked by the callers); the only
+            // writer; none of these records is published yet.
+            unsafe { self.core.write(start as usize + i, item) };
+        }
+        self.len = start + items.len() as u64;
+        if !items.is_empty() {
+            self.core.publish(self.len);
+        }
+        start..self.len
+    }
+
+    /// Records appended (and published) so far.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether nothing has been appended yet.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The fixed number of records the journal holds.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.core.capacity()
+    }
+
+    /// Records that can still be appended.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.core.capacity() - self.len as usize
+    }
+
+    /// Whether no record can be appended.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// A new reader whose cursor starts at sequence 0.
+    pub fn reader(&self) -> JournalReader<T> {
+        JournalReader::new(Arc::clone(&self.core))
+    }
+
+    /// Writes every appended record to the file and waits for the disk (msync), so the
+    /// records survive power loss; the first call also syncs the directory entry of a
+    /// new file. A no-op for in-memory journals. Not needed to survive a process crash.
+    pub fn flush(&mut self) -> Result<()> {
+        let path = self.core.backing.path.clone();
+        let io = |source| RodaError::Io {
+            path: path.clone(),
+            source,
+        };
+        self.core.backing.region.flush().map_err(io)?;
+        #[cfg(not(roda_loom))]
+        if let (false, Some(path)) = (self.dir_synced, path.as_deref()) {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        self.dir_synced = true;
+        Ok(())
+    }
+
+    /// The file's path, `None` for an in-memory journal.
+    pub fn path(&self) -> Option<&Path> {
+        self.core.backing.path.as_deref()
+    }
+
+    /// The header fields of the journal.
+    pub fn header(&self) -> HeaderInfo {
+        self.core.backing.info
+    }
+
+    /// Whether the journal's memory is locked into RAM (see `options().lock_memory`).
+    pub fn memory_locked(&self) -> bool {
+        self.core.backing.memory_locked
+    }
+}
+
+impl<T: Record> Drop for JournalStore<T> {
+    fn drop(&mut self) {
+        if self.lock.is_some() {
+            self.core.backing.clear_writer();
+        }
+    }
+}
+
+impl<T: Record> Appendable<T> for JournalStore<T> {
+    #[inline]
+    fn append(&mut self, item: &T) -> u64 {
+        JournalStore::append(self, item)
+    }
+}
+
+impl<T: Record> std::fmt::Debug for JournalStore<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalStore")
+            .field("path", &self.path())
+            .field("len", &self.len)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn full(capacity: usize) -> ! {
+    panic!(
+        "JournalStore is full: all {capacity} records of its capacity are written. \
+         Create the journal with a larger capacity, or use try_append to handle a full journal"
+    )
+}

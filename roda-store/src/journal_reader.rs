@@ -1,0 +1,198 @@
+//! [`JournalReader`]: a cursor over a journal, in the writer's process or another.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use roda_core::{IterativeReadable, Record, Result};
+
+use crate::header::HeaderInfo;
+use crate::journal::JournalStore;
+use crate::journal_core::JournalCore;
+
+/// A reader of a journal with its own cursor. Readers never block the writer or each
+/// other; cloning one gives an independent cursor at the same position.
+///
+/// Records are viewed in place (`&T` into the mapping), never copied. A record, once
+/// published, is never written again, so the views stay valid as long as the borrow.
+///
+/// ```
+/// # fn main() -> roda_core::Result<()> {
+/// let mut journal = roda_store::JournalStore::<u64>::in_memory(100)?;
+/// let mut reader = journal.reader();
+/// journal.append_slice(&[1, 2, 3, 4]);
+/// assert_eq!(reader.next(), Some(&1));
+/// assert_eq!(reader.next_batch(10), &[2, 3, 4]);
+/// assert_eq!(reader.get(), Some(&4));
+/// assert_eq!(reader.next(), None);
+/// reader.seek(1);
+/// assert_eq!((reader.get_index(), reader.available()), (1, 3));
+/// assert_eq!(reader.get_at(3), Some(&4));
+/// # Ok(()) }
+/// ```
+pub struct JournalReader<T: Record> {
+    core: Arc<JournalCore<T>>,
+    /// Sequence of the next record to read.
+    cursor: u64,
+    /// The published count as last loaded: records below it need no atomic load.
+    known: u64,
+}
+
+impl<T: Record> JournalReader<T> {
+    pub(crate) fn new(core: Arc<JournalCore<T>>) -> Self {
+        JournalReader {
+            core,
+            cursor: 0,
+            known: 0,
+        }
+    }
+
+    /// Follows the journal file at `path` read-only, usually from another process than
+    /// the writer's. Takes no lock; sees each record as soon as the writer publishes it.
+    #[cfg(not(roda_loom))]
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        JournalStore::<T>::options().open_reader(path)
+    }
+
+    /// Refreshes the cached published count; returns it.
+    #[inline]
+    fn refresh(&mut self) -> u64 {
+        self.known = self.core.published();
+        self.known
+    }
+
+    /// Whether the record at `seq` is published.
+    #[inline]
+    fn is_published(&self, seq: u64) -> bool {
+        seq < self.known || seq < self.core.published()
+    }
+
+    /// The record at the cursor, advancing past it; `None`, without moving, when the
+    /// writer has not published it yet.
+    #[inline]
+    #[allow(clippy::should_implement_trait)] // lends `&T` from `&mut self`: not an Iterator
+    pub fn next(&mut self) -> Option<&T> {
+        let seq = self.cursor;
+        if seq >= self.known && seq >= self.refresh() {
+            return None;
+        }
+        self.cursor = seq + 1;
+        // SAFETY: seq < known, a value returned by `published`.
+        Some(unsafe { self.core.record(seq as usize) })
+    }
+
+    /// Up to `max` published records from the cursor as one contiguous slice, advancing
+    /// past them; empty when nothing new is published.
+    #[inline]
+    pub fn next_batch(&mut self, max: usize) -> &[T] {
+        let start = self.cursor;
+        let max = max as u64;
+        // Reload the published count only when the cached one cannot fill the batch.
+        if self.known.saturating_sub(start) < max {
+            self.refresh();
+        }
+        let len = self.known.saturating_sub(start).min(max);
+        if len == 0 {
+            return &[];
+        }
+        self.cursor = start + len;
+        // SAFETY: start + len <= known, a value returned by `published`.
+        unsafe { self.core.records(start as usize, len as usize) }
+    }
+
+    /// The record the last read ended on: the one [`next`](Self::next) returned, the last
+    /// of a [`next_batch`](Self::next_batch), or after [`seek(s)`](Self::seek) the record
+    /// at `s - 1`; `None` at sequence 0 or when that record is not published.
+    #[inline]
+    pub fn get(&self) -> Option<&T> {
+        let seq = self.cursor.checked_sub(1)?;
+        self.get_at(seq)
+    }
+
+    /// The cursor: records consumed, which is the sequence of the next record to read.
+    #[inline]
+    pub fn get_index(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The record with sequence `seq`, if published; does not move the cursor.
+    #[inline]
+    pub fn get_at(&self, seq: u64) -> Option<&T> {
+        if !self.is_published(seq) {
+            return None;
+        }
+        // SAFETY: seq is below a value returned by `published`.
+        Some(unsafe { self.core.record(seq as usize) })
+    }
+
+    /// Moves the cursor to `seq`, which may lie beyond what is published (reads then wait
+    /// for the writer to get there).
+    #[inline]
+    pub fn seek(&mut self, seq: u64) {
+        self.cursor = seq;
+    }
+
+    /// Records published but not yet read: the reader's lag.
+    #[inline]
+    pub fn available(&self) -> u64 {
+        self.core.published().saturating_sub(self.cursor)
+    }
+
+    /// Records the writer has published.
+    #[inline]
+    pub fn published(&self) -> u64 {
+        self.core.published()
+    }
+
+    /// The journal's fixed capacity in records.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.core.capacity()
+    }
+
+    /// The file's path, `None` for an in-memory journal.
+    pub fn path(&self) -> Option<&Path> {
+        self.core.backing.path.as_deref()
+    }
+
+    /// The journal's header fields.
+    pub fn header(&self) -> HeaderInfo {
+        self.core.backing.info
+    }
+}
+
+impl<T: Record> Clone for JournalReader<T> {
+    fn clone(&self) -> Self {
+        JournalReader {
+            core: Arc::clone(&self.core),
+            cursor: self.cursor,
+            known: self.known,
+        }
+    }
+}
+
+impl<T: Record> IterativeReadable<T> for JournalReader<T> {
+    #[inline]
+    fn next(&mut self) -> Option<&T> {
+        JournalReader::next(self)
+    }
+
+    #[inline]
+    fn get(&self) -> Option<&T> {
+        JournalReader::get(self)
+    }
+
+    #[inline]
+    fn get_index(&self) -> u64 {
+        JournalReader::get_index(self)
+    }
+}
+
+impl<T: Record> std::fmt::Debug for JournalReader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalReader")
+            .field("path", &self.path())
+            .field("cursor", &self.cursor)
+            .field("published", &self.published())
+            .finish()
+    }
+}

@@ -1,0 +1,41 @@
+//! Roda's stores: memory-mapped, persistent, lock-free on the data path.
+//!
+//! * [`JournalStore`] / [`JournalReader`]: an append-only journal with one writer and
+//!   any number of readers, each with its own cursor, viewing records in place as `&T`.
+//! * [`SlotStore`] / [`SlotReader`]: a fixed array of slots, each overwritten in place
+//!   by one writer under a per-slot seqlock; readers take consistent snapshots by value.
+//!
+//! Stores live in memory-mapped files (or anonymous memory), so a journal survives a
+//! crash of its writer, another process can follow it live, and a run can be replayed.
+//! The file layout is documented in `docs/file-format.md`; the memory-ordering
+//! protocol in `docs/memory-model.md`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+// Under loom only the heap backend is built: the file machinery is compiled but unused.
+#![cfg_attr(roda_loom, allow(dead_code, unused_imports))]
+
+mod backing;
+mod header;
+mod journal;
+mod journal_core;
+mod journal_reader;
+mod lock;
+mod options;
+mod region;
+mod seqlock;
+mod slot_reader;
+mod slots;
+mod sync;
+
+#[cfg(roda_loom)]
+#[doc(hidden)]
+pub mod loom_hooks;
+
+pub use header::{HeaderInfo, StoreKind};
+pub use journal::{JournalOptions, JournalStore};
+pub use journal_reader::JournalReader;
+pub use options::StoreOptions;
+pub use roda_core::{Appendable, IterativeReadable, Record, Result, RodaError, Settable};
+pub use slot_reader::SlotReader;
+pub use slots::{SlotOptions, SlotStore};

@@ -1,0 +1,42 @@
+//! Switches that break Roda's protocols on purpose, compiled only under
+//! `--cfg roda_loom`, so the loom models can prove they catch a broken protocol.
+//! loom runs a model's threads on the calling OS thread, so a thread-local switch set
+//! by one test affects that test's model only.
+
+use std::cell::Cell;
+
+std::thread_local! {
+    static RELAXED_PUBLISH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the journal publish its write sequence with Relaxed instead of Release.
+pub fn set_relaxed_publish(on: bool) {
+    RELAXED_PUBLISH.with(|c| c.set(on));
+}
+
+pub(crate) fn relaxed_publish() -> bool {
+    RELAXED_PUBLISH.with(|c| c.get())
+}
+
+std::thread_local! {
+    static SKIP_WRITER_FENCE: Cell<bool> = const { Cell::new(false) };
+    static SKIP_READER_FENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the slot writer skip its Release fence after the odd sequence store.
+pub fn set_skip_writer_fence(on: bool) {
+    SKIP_WRITER_FENCE.with(|c| c.set(on));
+}
+
+pub(crate) fn skip_writer_fence() -> bool {
+    SKIP_WRITER_FENCE.with(|c| c.get())
+}
+
+/// Makes slot readers skip their Acquire fence before the second sequence load.
+pub fn set_skip_reader_fence(on: bool) {
+    SKIP_READER_FENCE.with(|c| c.set(on));
+}
+
+pub(crate) fn skip_reader_fence() -> bool {
+    SKIP_READER_FENCE.with(|c| c.get())
+}

@@ -1,0 +1,91 @@
+//! How a store's memory is set up: mlock, pre-faulting, huge pages, schema id.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+/// The memory settings themselves, shared by every kind of store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) lock_memory: bool,
+    pub(crate) require_locked: bool,
+    pub(crate) populate: bool,
+    pub(crate) huge_pages: bool,
+    pub(crate) schema: u64,
+}
+
+/// A builder for store `S` (`JournalStore<T>` or `SlotStore<T>`) with settings beyond
+/// the plain constructors. Get one from `JournalStore::options()` or
+/// `SlotStore::options()`; it ends in one of the same constructors (`in_memory`,
+/// `create`, `open`, `open_or_create`, and `open_reader` for a read-only follower).
+///
+/// All settings are off by default: plain constructors neither lock nor pre-fault.
+pub struct StoreOptions<S> {
+    pub(crate) settings: Settings,
+    _store: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for StoreOptions<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for StoreOptions<S> {}
+
+impl<S> fmt::Debug for StoreOptions<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.settings.fmt(f)
+    }
+}
+
+impl<S> Default for StoreOptions<S> {
+    fn default() -> Self {
+        StoreOptions {
+            settings: Settings::default(),
+            _store: PhantomData,
+        }
+    }
+}
+
+impl<S> StoreOptions<S> {
+    /// Locks the store's pages into RAM (mlock) so the hot path never takes a major
+    /// page fault. When the kernel refuses (RLIMIT_MEMLOCK is often only 8 MiB), a
+    /// warning is logged and the store works unlocked, unless
+    /// [`require_locked`](Self::require_locked) is set.
+    pub fn lock_memory(mut self, yes: bool) -> Self {
+        self.settings.lock_memory = yes;
+        self
+    }
+
+    /// Makes a failed mlock an error (`RodaError::MemoryLock`) instead of a warning.
+    /// Implies [`lock_memory`](Self::lock_memory).
+    pub fn require_locked(mut self, yes: bool) -> Self {
+        self.settings.require_locked = yes;
+        if yes {
+            self.settings.lock_memory = true;
+        }
+        self
+    }
+
+    /// Pre-faults every page at creation (MAP_POPULATE), moving the page-fault cost
+    /// from the first appends to the constructor.
+    pub fn populate(mut self, yes: bool) -> Self {
+        self.settings.populate = yes;
+        self
+    }
+
+    /// Asks for transparent huge pages (madvise MADV_HUGEPAGE): fewer TLB misses on
+    /// large stores. Where the kernel declines, a warning is logged.
+    pub fn huge_pages(mut self, yes: bool) -> Self {
+        self.settings.huge_pages = yes;
+        self
+    }
+
+    /// An application-chosen id of the record schema, stored in the header. Opening a
+    /// file written with another schema id fails with `LayoutMismatch { field: "schema" }`,
+    /// so a record type whose fields changed meaning but not size is still caught.
+    pub fn schema(mut self, id: u64) -> Self {
+        self.settings.schema = id;
+        self
+    }
+}

@@ -1,0 +1,250 @@
+//! The memory a store lives in, behind one small trait so that the publish and
+//! seqlock protocols are written once and run over three backends:
+//!
+//! * [`MappedRegion`]: a shared mapping of a store file, or an anonymous mapping for
+//!   in-memory stores;
+//! * [`HeapRegion`]: page-aligned heap memory, used where mappings cannot go: under
+//!   Miri (which has no `mmap`) and under loom (whose atomics are objects of their own and
+//!   cannot live inside mapped bytes; the loom heap region keeps one loom atomic per
+//!   8-byte word beside the plain bytes).
+//!
+//! Layout inside every region is the on-disk layout of `header.rs`: the header page,
+//! then page-aligned data.
+
+use std::io;
+use std::ptr::NonNull;
+
+use crate::sync::AtomicU64;
+
+/// A fixed-size block of bytes with 8-byte atomic words at known offsets.
+///
+/// # Contract
+/// `base()` is valid for `len()` bytes for as long as the region lives, is aligned to
+/// at least 4096 bytes, and never moves.
+pub(crate) trait Region: Send + Sync + 'static {
+    /// First byte of the region.
+    fn base(&self) -> NonNull<u8>;
+
+    /// Size in bytes.
+    fn len(&self) -> usize;
+
+    /// The atomic word at byte `offset` (8-byte aligned, inside the region).
+    fn atomic(&self, offset: usize) -> &AtomicU64;
+
+    /// Makes writes durable on the backing file (msync); a no-op for memory-only regions.
+    fn flush(&self) -> io::Result<()>;
+
+    /// Locks the pages into RAM (mlock).
+    fn lock_memory(&self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this memory backend cannot be locked",
+        ))
+    }
+
+    /// Asks the kernel for transparent huge pages (madvise).
+    fn advise_huge_pages(&self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this memory backend has no huge page advice",
+        ))
+    }
+
+    /// Records a plain (non-atomic) access at `offset` for loom's causality checker.
+    #[cfg(roda_loom)]
+    fn track(&self, offset: usize, write: bool);
+}
+
+/// The `AtomicU64` living at `base + offset`.
+///
+/// # Safety
+/// `base + offset .. + 8` must lie inside memory that stays valid for `'a`, be 8-byte
+/// aligned, and be accessed only atomically (or by plain reads that race with nothing)
+/// while `'a` lasts.
+#[cfg(not(roda_loom))]
+unsafe fn atomic_at<'a>(base: NonNull<u8>, offset: usize) -> &'a AtomicU64 {
+    debug_assert_eq!(offset % 8, 0);
+    // SAFETY: the caller guarantees the word is inside live memory and aligned;
+    // AtomicU64 has the size and alignment of u64 and no invalid bit patterns.
+    unsafe { &*base.as_ptr().add(offset).cast::<AtomicU64>() }
+}
+
+#[cfg(not(roda_loom))]
+pub(crate) use mapped::MappedRegion;
+
+#[cfg(not(roda_loom))]
+mod mapped {
+    use super::*;
+    use memmap2::{Advice, MmapRaw};
+
+    /// A mapping of a store file (shared, so other processes see every write) or of
+    /// anonymous memory.
+    pub(crate) struct MappedRegion {
+        map: MmapRaw,
+        writable: bool,
+    }
+
+    impl MappedRegion {
+        pub(crate) fn new(map: MmapRaw, writable: bool) -> Self {
+            MappedRegion { map, writable }
+        }
+    }
+
+    impl Region for MappedRegion {
+        fn base(&self) -> NonNull<u8> {
+            NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null")
+        }
+
+        fn len(&self) -> usize {
+            self.map.len()
+        }
+
+        fn atomic(&self, offset: usize) -> &AtomicU64 {
+            assert!(offset + 8 <= self.len(), "atomic word outside the region");
+            // SAFETY: in bounds (checked above); mappings are page-aligned and offsets are
+            // multiples of 8 by the header layout; the mapping lives as long as `self`.
+            // Header words and slot words are only ever accessed atomically.
+            unsafe { atomic_at(self.base(), offset) }
+        }
+
+        fn flush(&self) -> io::Result<()> {
+            if self.writable {
+                self.map.flush()
+            } else {
+                Ok(())
+            }
+        }
+
+        fn lock_memory(&self) -> io::Result<()> {
+            self.map.lock()
+        }
+
+        fn advise_huge_pages(&self) -> io::Result<()> {
+            self.map.advise(Advice::HugePage)
+        }
+    }
+}
+
+#[cfg_attr(not(any(miri, roda_loom)), allow(unused_imports))]
+pub(crate) use heap::HeapRegion;
+
+// Outside Miri and loom the heap backend serves only its own tests.
+#[cfg_attr(not(any(miri, roda_loom, test)), allow(dead_code))]
+mod heap {
+    use super::*;
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+
+    /// Zeroed, page-aligned heap memory for stores that need no file: under Miri and
+    /// loom it stands in for the anonymous mapping.
+    pub(crate) struct HeapRegion {
+        base: NonNull<u8>,
+        layout: Layout,
+        /// One loom atomic per 8-byte word: loom cannot see atomics inside plain bytes.
+        #[cfg(roda_loom)]
+        words: Box<[AtomicU64]>,
+        /// One access tracker per 8-byte word, so loom checks plain record accesses.
+        #[cfg(roda_loom)]
+        cells: Box<[loom::cell::UnsafeCell<()>]>,
+    }
+
+    // SAFETY: the region owns its allocation; all shared access goes through atomics or
+    // through the journal/slot protocols, which order plain accesses with them.
+    unsafe impl Send for HeapRegion {}
+    // SAFETY: as above; `&HeapRegion` only hands out pointers and atomics.
+    unsafe impl Sync for HeapRegion {}
+
+    impl HeapRegion {
+        /// Allocates `len` zeroed bytes aligned to 4096.
+        pub(crate) fn new(len: usize) -> io::Result<Self> {
+            let layout = Layout::from_size_align(len.max(1), 4096)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            // SAFETY: the layout has a non-zero size.
+            let ptr = unsafe { alloc_zeroed(layout) };
+            let base = NonNull::new(ptr).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::OutOfMemory, "heap allocation failed")
+            })?;
+            Ok(HeapRegion {
+                base,
+                layout,
+                #[cfg(roda_loom)]
+                words: (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect(),
+                #[cfg(roda_loom)]
+                cells: (0..len.div_ceil(8))
+                    .map(|_| loom::cell::UnsafeCell::new(()))
+                    .collect(),
+            })
+        }
+    }
+
+    impl Drop for HeapRegion {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with exactly this layout, freed once.
+            unsafe { dealloc(self.base.as_ptr(), self.layout) }
+        }
+    }
+
+    impl Region for HeapRegion {
+        fn base(&self) -> NonNull<u8> {
+            self.base
+        }
+
+        fn len(&self) -> usize {
+            self.layout.size()
+        }
+
+        #[cfg(not(roda_loom))]
+        fn atomic(&self, offset: usize) -> &AtomicU64 {
+            assert!(offset + 8 <= self.len(), "atomic word outside the region");
+            // SAFETY: in bounds (checked above), the allocation is 4096-aligned and offsets
+            // are multiples of 8; it lives as long as `self`.
+            unsafe { atomic_at(self.base, offset) }
+        }
+
+        #[cfg(roda_loom)]
+        fn atomic(&self, offset: usize) -> &AtomicU64 {
+            &self.words[offset / 8]
+        }
+
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+
+        #[cfg(roda_loom)]
+        fn track(&self, offset: usize, write: bool) {
+            let cell = &self.cells[offset / 8];
+            if write {
+                cell.with_mut(|_| ());
+            } else {
+                cell.with(|_| ());
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(roda_loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::Ordering;
+
+    #[test]
+    fn heap_region_is_zeroed_aligned_and_atomic() {
+        let region = HeapRegion::new(8192).unwrap();
+        assert_eq!(region.len(), 8192);
+        assert_eq!(region.base().as_ptr() as usize % 4096, 0);
+        // SAFETY: 8192 bytes were allocated and nothing else touches them.
+        let bytes = unsafe { std::slice::from_raw_parts(region.base().as_ptr(), 8192) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        region.atomic(128).store(7, Ordering::Relaxed);
+        assert_eq!(region.atomic(128).load(Ordering::Relaxed), 7);
+        region.flush().unwrap();
+        assert!(region.lock_memory().is_err());
+        assert!(region.advise_huge_pages().is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the region")]
+    fn atomic_outside_the_region_panics() {
+        let region = HeapRegion::new(64).unwrap();
+        region.atomic(64);
+    }
+}

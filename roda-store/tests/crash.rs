@@ -1,0 +1,235 @@
+//! Crash safety across processes. A child process (this test binary, re-run with an
+//! environment variable) appends checksummed records and acknowledges each committed
+//! sequence on its stdout pipe; the parent SIGKILLs it at random moments. After every
+//! kill a fresh `open` must succeed (the lock died with the child), show every
+//! acknowledged record intact and nothing torn, and appending must resume.
+//!
+//! `RODA_CRASH_ROUNDS` sets the number of kills (default 200).
+#![cfg(not(roda_loom))]
+#![cfg(not(miri))]
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytemuck::{Pod, Zeroable};
+use roda_store::{JournalReader, JournalStore};
+
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[repr(C)]
+struct Rec {
+    seq: u64,
+    a: u64,
+    b: u64,
+    check: u64,
+}
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+impl Rec {
+    fn new(seq: u64) -> Self {
+        let a = mix(seq);
+        let b = mix(a ^ 0x5bd1_e995);
+        Rec {
+            seq,
+            a,
+            b,
+            check: mix(seq ^ a.rotate_left(17) ^ b.rotate_left(41)),
+        }
+    }
+}
+
+const CAPACITY: usize = 8 << 20;
+const PATH_VAR: &str = "RODA_CRASH_CHILD_PATH";
+const LIMIT_VAR: &str = "RODA_CRASH_CHILD_LIMIT";
+
+/// The child's body; a no-op unless started by a parent test below.
+#[test]
+#[ignore = "entry point of the crash tests' child process"]
+fn crash_child_entry() {
+    let Ok(path) = std::env::var(PATH_VAR) else {
+        return;
+    };
+    let limit: u64 = std::env::var(LIMIT_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    let mut journal = JournalStore::<Rec>::open_or_create(&path, CAPACITY).unwrap();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY {}", journal.len()).unwrap();
+    while (journal.len() as u64) < limit {
+        if journal.is_full() {
+            writeln!(out, "FULL").unwrap();
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        let seq = journal.append(&Rec::new(journal.len() as u64));
+        // The record is published before it is acknowledged.
+        writeln!(out, "ACK {seq}").unwrap();
+    }
+    writeln!(out, "DONE").unwrap();
+}
+
+/// Starts the child writer; `limit` makes it stop after that many records, and then its
+/// acknowledgements go nowhere (nobody reads them, and a full pipe would stall it).
+fn spawn_child(path: &Path, limit: Option<u64>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "crash_child_entry",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(PATH_VAR, path)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    if let Some(limit) = limit {
+        cmd.env(LIMIT_VAR, limit.to_string()).stdout(Stdio::null());
+    }
+    cmd.spawn().expect("spawn the child writer")
+}
+
+/// Checks records `from..len` of a freshly opened journal.
+fn verify_range(journal: &JournalStore<Rec>, from: u64) {
+    let mut reader = journal.reader();
+    reader.seek(from);
+    let mut seq = from;
+    loop {
+        let batch = reader.next_batch(4096);
+        if batch.is_empty() {
+            break;
+        }
+        for r in batch {
+            assert_eq!(*r, Rec::new(seq), "record {seq} is torn or wrong");
+            seq += 1;
+        }
+    }
+    assert_eq!(seq, journal.len() as u64);
+}
+
+struct XorShift(u64);
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn sigkilled_writer_loses_no_acknowledged_record() {
+    let rounds: u32 = std::env::var("RODA_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("crash test: {rounds} kills, seed {seed}");
+    let mut rng = XorShift(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.roda");
+    let mut verified = 0u64;
+    let mut kills_mid_append = 0;
+
+    for round in 0..rounds {
+        let mut child = spawn_child(&path, None);
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        // libtest prints its own text first, on the same line as ours.
+        while !line.contains("READY ") {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "child died early");
+        }
+        let ready = &line[line.find("READY ").unwrap() + "READY ".len()..];
+        let resumed_at: u64 = ready.trim().parse().unwrap();
+        assert_eq!(
+            resumed_at,
+            verified.max(resumed_at),
+            "resumed before the verified end"
+        );
+        std::thread::sleep(Duration::from_micros(rng.below(3000)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let last_ack = rest
+            .lines()
+            .filter_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok())
+            .next_back();
+        if last_ack.is_some() {
+            kills_mid_append += 1;
+        }
+
+        let journal = JournalStore::<Rec>::open(&path)
+            .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
+        if let Some(ack) = last_ack {
+            assert!(
+                journal.len() as u64 > ack,
+                "round {round}: acknowledged {ack} but only {} records survived",
+                journal.len()
+            );
+        }
+        verify_range(&journal, verified.min(journal.len() as u64));
+        verified = journal.len() as u64;
+    }
+    // The whole file, once more, from a fresh handle.
+    let mut journal = JournalStore::<Rec>::open(&path).unwrap();
+    verify_range(&journal, 0);
+    let next = journal.len() as u64;
+    assert_eq!(journal.append(&Rec::new(next)), next, "appending resumes");
+    println!(
+        "crash test: {kills_mid_append}/{rounds} kills landed mid-append, {next} records verified"
+    );
+    assert!(
+        kills_mid_append * 2 >= rounds,
+        "too few kills landed while the child was appending ({kills_mid_append}/{rounds})"
+    );
+}
+
+#[test]
+fn another_process_follows_the_writer_live() {
+    const N: u64 = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.roda");
+    // Create the file first so the follower can open it before the writer starts.
+    drop(JournalStore::<Rec>::create(&path, CAPACITY).unwrap());
+    let mut reader = JournalReader::<Rec>::open(&path).unwrap();
+    let mut child = spawn_child(&path, Some(N));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seq = 0;
+    let mut empty_polls = 0u64;
+    while seq < N {
+        match reader.next() {
+            Some(r) => {
+                assert_eq!(*r, Rec::new(seq));
+                seq += 1;
+            }
+            None => {
+                empty_polls += 1;
+                assert!(Instant::now() < deadline, "writer stalled at {seq}");
+                std::thread::yield_now();
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(reader.next(), None);
+    assert!(
+        empty_polls > 0,
+        "the reader should have caught up with the live writer"
+    );
+}
