@@ -1,11 +1,11 @@
-//! The hot path allocates nothing: a counting global allocator (this test binary only)
-//! counts allocations made by this thread while the measured loop runs.
+//! The hot paths of both stores allocate nothing: a counting global allocator (this
+//! test binary only) counts allocations made by this thread while the measured loop runs.
 #![cfg(not(roda_loom))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use roda_store::JournalStore;
+use roda_store::{JournalStore, SlotStore};
 
 struct Counting;
 
@@ -95,6 +95,54 @@ fn steady_state_append_next_next_batch_allocate_nothing() {
     assert_eq!(allocations, 0, "hot path allocated {allocations} times");
     assert!(checksum > 0);
     assert_eq!(journal.len() as u64, 3 * STEPS + 1);
+}
+
+/// 20 bytes: two full payload words and a padded tail word.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Level {
+    bid: f32,
+    ask: f32,
+    bid_size: u32,
+    ask_size: u32,
+    timestamp: u32,
+}
+
+#[test]
+fn steady_state_set_get_version_allocate_nothing() {
+    const STEPS: u64 = if cfg!(miri) { 200 } else { 100_000 };
+    const SLOTS: usize = 1024;
+    let mut store = SlotStore::<Level>::in_memory(SLOTS).unwrap();
+    let reader = store.reader();
+    let level = |i: u64| Level {
+        bid: i as f32,
+        ask: i as f32 + 1.0,
+        bid_size: i as u32,
+        ask_size: i as u32 + 1,
+        timestamp: i as u32,
+    };
+    // Warm-up outside the measurement (first touches, lazy thread-locals).
+    for i in 0..SLOTS {
+        store.set(i, &level(i as u64));
+    }
+    reader.get(0);
+
+    let mut checksum = 0u64;
+    let allocations = allocations_during(|| {
+        for i in 0..STEPS {
+            let index = (i as usize * 7) % SLOTS;
+            store.set(index, &level(i));
+            store.try_set(index, &level(i)).unwrap();
+            checksum += reader.get(index).map_or(0, |l| u64::from(l.timestamp));
+            checksum += reader
+                .get((index + 1) % SLOTS)
+                .map_or(0, |l| u64::from(l.bid_size));
+            checksum += reader.version(index);
+            checksum += u64::from(reader.is_torn(index));
+        }
+    });
+    assert_eq!(allocations, 0, "hot path allocated {allocations} times");
+    assert!(checksum > 0);
 }
 
 #[test]
