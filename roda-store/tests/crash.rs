@@ -233,3 +233,128 @@ fn another_process_follows_the_writer_live() {
         "the reader should have caught up with the live writer"
     );
 }
+
+// ---- Slot store: the same treatment -------------------------------------------------
+
+const SLOT_PATH_VAR: &str = "RODA_CRASH_SLOTS_CHILD_PATH";
+const SLOTS: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[repr(C)]
+struct SlotRec {
+    n: u64,
+    a: u64,
+    b: u64,
+    check: u64,
+}
+
+impl SlotRec {
+    fn new(n: u64) -> Self {
+        let r = Rec::new(n);
+        SlotRec {
+            n,
+            a: r.a,
+            b: r.b,
+            check: r.check,
+        }
+    }
+}
+
+/// The slot child's body: sets slot `n % 64` to value `n`, acknowledging each `n`.
+#[test]
+#[ignore = "entry point of the slot crash test's child process"]
+fn crash_slots_child_entry() {
+    let Ok(path) = std::env::var(SLOT_PATH_VAR) else {
+        return;
+    };
+    let mut slots = roda_store::SlotStore::<SlotRec>::open_or_create(&path, SLOTS).unwrap();
+    let reader = slots.reader();
+    // Continue after the highest value any slot holds.
+    let mut n = (0..SLOTS)
+        .filter_map(|i| reader.get(i))
+        .map(|r| r.n + 1)
+        .max()
+        .unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY {n}").unwrap();
+    loop {
+        slots.set(n as usize % SLOTS, &SlotRec::new(n));
+        writeln!(out, "ACK {n}").unwrap();
+        n += 1;
+    }
+}
+
+#[test]
+fn sigkilled_slot_writer_leaves_no_torn_value_and_keeps_acknowledged_ones() {
+    let rounds: u32 = std::env::var("RODA_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(100, |r| r / 2);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("slot crash test: {rounds} kills, seed {seed}");
+    let mut rng = XorShift(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slots.roda");
+    let (mut torn_seen, mut acked_rounds) = (0, 0);
+    for round in 0..rounds {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "crash_slots_child_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SLOT_PATH_VAR, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("READY ") {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "child died early");
+        }
+        std::thread::sleep(Duration::from_micros(rng.below(3000)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let last_ack = rest
+            .lines()
+            .filter_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok())
+            .next_back();
+
+        let store = roda_store::SlotStore::<SlotRec>::open(&path)
+            .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
+        let torn = store.torn_slots();
+        torn_seen += torn.len();
+        let reader = store.reader();
+        for i in 0..SLOTS {
+            match reader.get(i) {
+                Some(r) => {
+                    assert_eq!(r, SlotRec::new(r.n), "round {round}: slot {i} torn");
+                    assert_eq!(r.n as usize % SLOTS, i);
+                }
+                None => assert!(
+                    reader.is_torn(i) == torn.contains(&i),
+                    "round {round}: slot {i} empty but not listed consistently"
+                ),
+            }
+        }
+        if let Some(ack) = last_ack {
+            acked_rounds += 1;
+            let i = ack as usize % SLOTS;
+            if !torn.contains(&i) {
+                let held = reader.get(i).expect("acknowledged slot is set");
+                assert!(held.n >= ack, "round {round}: slot {i} lost ack {ack}");
+            }
+        }
+    }
+    println!("slot crash test: {acked_rounds}/{rounds} kills mid-set, {torn_seen} torn slots found and reported");
+    assert!(acked_rounds * 2 >= rounds);
+}
