@@ -77,24 +77,68 @@ fn crash_child_entry() {
     writeln!(out, "DONE").unwrap();
 }
 
-/// Starts the child writer; `limit` makes it stop after that many records, and then its
-/// acknowledgements go nowhere (nobody reads them, and a full pipe would stall it).
-fn spawn_child(path: &Path, limit: Option<u64>) -> Child {
+/// Starts this test binary as the child running `entry`, with the store at `path` in
+/// `path_var`; stdout is piped for the acknowledgements.
+fn spawn_entry(entry: &str, path_var: &str, path: &Path) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        "crash_child_entry",
+        entry,
         "--ignored",
         "--nocapture",
         "--test-threads=1",
     ])
-    .env(PATH_VAR, path)
+    .env(path_var, path)
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
+    cmd
+}
+
+/// Starts the child writer; `limit` makes it stop after that many records, and then its
+/// acknowledgements go nowhere (nobody reads them, and a full pipe would stall it).
+fn spawn_child(path: &Path, limit: Option<u64>) -> Child {
+    let mut cmd = spawn_entry("crash_child_entry", PATH_VAR, path);
     if let Some(limit) = limit {
         cmd.env(LIMIT_VAR, limit.to_string()).stdout(Stdio::null());
     }
     cmd.spawn().expect("spawn the child writer")
+}
+
+/// Reads the child's output up to its `READY n` line; returns `n`.
+fn wait_ready(stdout: &mut BufReader<std::process::ChildStdout>) -> u64 {
+    let mut line = String::new();
+    // libtest prints its own text first, on the same line as ours.
+    while !line.contains("READY ") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "child died early");
+    }
+    let ready = &line[line.find("READY ").unwrap() + "READY ".len()..];
+    ready.trim().parse().unwrap()
+}
+
+/// SIGKILLs the child after a random pause; returns the last sequence it acknowledged.
+fn kill_at_random(
+    mut child: Child,
+    mut stdout: BufReader<std::process::ChildStdout>,
+    rng: &mut XorShift,
+) -> Option<u64> {
+    std::thread::sleep(Duration::from_micros(rng.below(3000)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    rest.lines()
+        .filter_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok())
+        .next_back()
+}
+
+/// Seed for the kill timings, printed so a failure can be replayed by reading it.
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1
 }
 
 /// Checks records `from..len` of a freshly opened journal.
@@ -131,11 +175,7 @@ fn sigkilled_writer_loses_no_acknowledged_record() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = seed();
     println!("crash test: {rounds} kills, seed {seed}");
     let mut rng = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -146,30 +186,13 @@ fn sigkilled_writer_loses_no_acknowledged_record() {
     for round in 0..rounds {
         let mut child = spawn_child(&path, None);
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        // libtest prints its own text first, on the same line as ours.
-        while !line.contains("READY ") {
-            line.clear();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "child died early");
-        }
-        let ready = &line[line.find("READY ").unwrap() + "READY ".len()..];
-        let resumed_at: u64 = ready.trim().parse().unwrap();
+        let resumed_at = wait_ready(&mut stdout);
         assert_eq!(
             resumed_at,
             verified.max(resumed_at),
             "resumed before the verified end"
         );
-        std::thread::sleep(Duration::from_micros(rng.below(3000)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
-        let last_ack = rest
-            .lines()
-            .filter_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok())
-            .next_back();
+        let last_ack = kill_at_random(child, stdout, &mut rng);
         if last_ack.is_some() {
             kills_mid_append += 1;
         }
@@ -290,44 +313,19 @@ fn sigkilled_slot_writer_leaves_no_torn_value_and_keeps_acknowledged_ones() {
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
         .map_or(100, |r| r / 2);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = seed();
     println!("slot crash test: {rounds} kills, seed {seed}");
     let mut rng = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("slots.roda");
     let (mut torn_seen, mut acked_rounds) = (0, 0);
     for round in 0..rounds {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--exact",
-            "crash_slots_child_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SLOT_PATH_VAR, &path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
+        let mut child = spawn_entry("crash_slots_child_entry", SLOT_PATH_VAR, &path)
+            .spawn()
+            .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("READY ") {
-            line.clear();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "child died early");
-        }
-        std::thread::sleep(Duration::from_micros(rng.below(3000)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
-        let last_ack = rest
-            .lines()
-            .filter_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok())
-            .next_back();
+        wait_ready(&mut stdout);
+        let last_ack = kill_at_random(child, stdout, &mut rng);
 
         let store = roda_store::SlotStore::<SlotRec>::open(&path)
             .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
