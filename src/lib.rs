@@ -7,7 +7,7 @@
 //! can follow it live, and a run can be replayed.
 //!
 //! This umbrella crate re-exports the member crates as modules ([`core`], [`store`],
-//! [`pipe`]) and the everyday names at its root and in [`prelude`].
+//! [`pipe`], [`engine`]) and the everyday names at its root and in [`prelude`].
 //!
 //! ```
 //! use roda::prelude::*;
@@ -25,12 +25,18 @@
 
 /// The record bound, store traits and error type (`roda-core`).
 pub use roda_core as core;
+/// Engines, pipelines, wait strategies and pinning (`roda-engine`).
+pub use roda_engine as engine;
 /// Stages, pipes and the `pipe!` macro (`roda-pipe`).
 pub use roda_pipe as pipe;
 /// Journal and slot stores (`roda-store`).
 pub use roda_store as store;
 
 pub use roda_core::{bytemuck, Appendable, IterativeReadable, Record, Result, RodaError, Settable};
+pub use roda_engine::{
+    Backoff, EngineBuilder, Pinning, Progress, RodaEngine, StageEngine, StageMetrics, WaitStrategy,
+    WorkerHandle,
+};
 pub use roda_pipe::{
     dedup_by, delta, filter, filter_map, inspect, map, pipe, stateful, Collector, Stage,
 };
@@ -45,6 +51,7 @@ pub use roda_store::{
 /// built-in `core`).
 pub mod prelude {
     pub use roda_core::{Appendable, IterativeReadable, Record, Result, RodaError, Settable};
+    pub use roda_engine::{Pinning, Progress, RodaEngine, StageEngine, StageMetrics, WaitStrategy};
     pub use roda_pipe::{
         dedup_by, delta, filter, filter_map, inspect, map, pipe, stateful, Collector, Stage,
     };
@@ -53,3 +60,8 @@ pub mod prelude {
         StoreOptions,
     };
 }
+
+/// The README's code blocks, compiled and run as doc-tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

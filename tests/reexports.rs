@@ -35,6 +35,16 @@ fn prelude_covers_stores_traits_and_pipes() -> roda::Result<()> {
     stage.process(&Tick { id: 1, price: 0.5 }, &mut out);
     assert_eq!(out, vec![2.0]);
 
+    let mut pipeline = StageEngine::<Tick, Tick>::with_capacity(4)
+        .with_wait_strategy(WaitStrategy::Adaptive)
+        .with_pinning(Pinning::None)
+        .add_stage(map(|t: &Tick| t.price));
+    pipeline.send(&Tick { id: 1, price: 3.5 });
+    assert_eq!(pipeline.receive(), 3.5);
+    let mut engine = RodaEngine::new();
+    engine.run_worker("noop", || Progress::Idle)?;
+    engine.shutdown()?;
+
     let err: RodaError = JournalStore::<Tick>::in_memory(0).unwrap_err();
     assert!(err.to_string().contains("capacity"));
     Ok(())
@@ -49,4 +59,6 @@ fn member_crates_are_modules() {
     let _ = roda::pipe::pipe![roda::pipe::filter(|_: &u64| true)];
     let _ = roda::JournalStore::<u64>::options().schema(1);
     let _: Option<roda::StoreKind> = None;
+    let _: Option<roda::engine::StageEngine<u64, u64>> = None;
+    let _ = roda::engine::WaitStrategy::Adaptive;
 }

@@ -93,6 +93,13 @@ pub enum RodaError {
         /// The largest alignment a store supports.
         max: usize,
     },
+    /// A worker thread (an engine worker or a pipeline stage) panicked.
+    WorkerPanicked {
+        /// The worker's name.
+        worker: String,
+        /// The panic message.
+        message: String,
+    },
     /// Locking the mapping into RAM failed and the options required it.
     MemoryLock {
         /// Bytes that were to be locked.
@@ -191,6 +198,11 @@ impl fmt::Display for RodaError {
                 f,
                 "record alignment {align} exceeds the supported maximum {max}; lower the type's #[repr(align)]"
             ),
+            RodaError::WorkerPanicked { worker, message } => write!(
+                f,
+                "worker '{worker}' panicked: {message}; fix the panic in that worker's code \
+                 (its input is still in its journal)"
+            ),
             RodaError::MemoryLock { bytes, source } => write!(
                 f,
                 "could not lock {bytes} bytes into RAM: {source}; raise RLIMIT_MEMLOCK (ulimit -l) \
@@ -257,6 +269,10 @@ mod tests {
             RodaError::MemoryLock {
                 bytes: 1,
                 source: io(),
+            },
+            RodaError::WorkerPanicked {
+                worker: "stage 1".into(),
+                message: "boom".into(),
             },
         ];
         for e in &all {

@@ -1,20 +1,32 @@
-//! Roda's engine: the machinery that runs pipeline workers.
+//! Roda's engine: worker threads, pipelines of stages, wait strategies and pinning.
 //!
-//! This crate currently provides the building blocks the engine's workers use:
-//!
-//! * [`wait`]: the [`WaitStrategy`] presets and the [`Backoff`] state machine a worker
-//!   drives after each poll, reporting its [`Progress`]. An idle worker busy-spins, then
-//!   pauses with `spin_loop`, then parks with an escalating timeout, so a quiet stage
-//!   costs almost no CPU while a busy one never leaves the hot loop.
-//! * [`affinity`]: [`Pinning`] policies and a [`CorePlanner`] that assigns cores to
-//!   workers, plus [`pin_current_thread`], which reports failures as a single log warning
-//!   instead of panicking.
+//! * [`RodaEngine`] runs worker closures on named, optionally pinned threads, hands out
+//!   stores (`journal`, `journal_at`, `slots`, `slots_at`), and on shutdown joins every
+//!   worker and reports the first panic instead of losing it.
+//! * [`StageEngine`] is a typed pipeline builder: each stage (any
+//!   [`roda_pipe::Stage`], such as a `pipe!` of pipes) runs on its own thread, reading one
+//!   journal in batches and publishing its outputs to the next with one Release store
+//!   per batch. [`StageEngine::await_idle`] is exact: it compares cursors.
+//! * [`wait`]: the [`WaitStrategy`] presets ([`WaitStrategy::BusySpin`],
+//!   [`WaitStrategy::Adaptive`] (default), [`WaitStrategy::LowPower`]) and the
+//!   [`Backoff`] state machine: busy spin, then `spin_loop`, then park with a growing,
+//!   capped timeout.
+//! * [`affinity`]: [`Pinning`] policies (none, a core list, auto) and
+//!   [`pin_current_thread`], which reports a failure once as a warning, never a panic.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod affinity;
+mod engine;
+mod metrics;
+mod stage_engine;
 pub mod wait;
+mod worker;
 
 pub use affinity::{pin_current_thread, CorePlanner, Pinning};
+pub use engine::{EngineBuilder, RodaEngine};
+pub use metrics::StageMetrics;
+pub use stage_engine::StageEngine;
 pub use wait::{Backoff, BackoffPhase, Progress, WaitStrategy};
+pub use worker::WorkerHandle;

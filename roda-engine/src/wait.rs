@@ -128,7 +128,15 @@ pub struct WaitStrategy {
     pub park_max: Duration,
 }
 
+#[allow(non_upper_case_globals)] // named like the variants of the presets they stand for
 impl WaitStrategy {
+    /// The [`busy_spin`](Self::busy_spin) preset.
+    pub const BusySpin: WaitStrategy = WaitStrategy::busy_spin();
+    /// The [`adaptive`](Self::adaptive) preset (the default).
+    pub const Adaptive: WaitStrategy = WaitStrategy::adaptive();
+    /// The [`low_power`](Self::low_power) preset.
+    pub const LowPower: WaitStrategy = WaitStrategy::low_power();
+
     /// Busy-spin forever: the lowest reaction time, at the price of a full core even
     /// while idle. Never pauses, never parks.
     ///

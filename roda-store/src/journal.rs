@@ -271,6 +271,28 @@ impl<T: Record> JournalStore<T> {
         start..self.len
     }
 
+    /// Starts a batch of appends that readers see all at once: the batch's records are
+    /// published with one Release store when it is committed or dropped. Pipelines use it
+    /// to publish everything one input produced together.
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = roda_store::JournalStore::<u64>::in_memory(8)?;
+    /// let reader = journal.reader();
+    /// let mut batch = journal.batch();
+    /// batch.push(&1);
+    /// batch.push(&2);
+    /// assert_eq!(reader.published(), 0); // not visible yet
+    /// assert_eq!(batch.commit(), 0..2);
+    /// assert_eq!(reader.published(), 2);
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn batch(&mut self) -> AppendBatch<'_, T> {
+        let end = self.len;
+        AppendBatch { journal: self, end }
+    }
+
     /// Records appended (and published) so far.
     #[inline]
     pub fn len(&self) -> usize {
@@ -343,6 +365,91 @@ impl<T: Record> JournalStore<T> {
     /// Whether the journal's memory is locked into RAM (see `options().lock_memory`).
     pub fn memory_locked(&self) -> bool {
         self.core.backing.memory_locked
+    }
+}
+
+/// Appends published together; see [`JournalStore::batch`]. Dropping the batch commits it.
+pub struct AppendBatch<'a, T: Record> {
+    journal: &'a mut JournalStore<T>,
+    /// One past the last record written by this batch.
+    end: u64,
+}
+
+impl<T: Record> AppendBatch<'_, T> {
+    /// Writes `item` (unpublished until the batch commits) and returns its sequence.
+    ///
+    /// # Panics
+    /// When the journal is full, like [`JournalStore::append`].
+    #[inline]
+    pub fn push(&mut self, item: &T) -> u64 {
+        if self.end >= self.journal.core.capacity() as u64 {
+            full(self.journal.core.capacity());
+        }
+        self.write(item)
+    }
+
+    /// Writes `item`, or returns `Err(Full)` when the journal has no room.
+    #[inline]
+    pub fn try_push(&mut self, item: &T) -> Result<u64> {
+        if self.end >= self.journal.core.capacity() as u64 {
+            return Err(RodaError::Full {
+                capacity: self.journal.core.capacity(),
+            });
+        }
+        Ok(self.write(item))
+    }
+
+    #[inline]
+    fn write(&mut self, item: &T) -> u64 {
+        let seq = self.end;
+        // SAFETY: seq < capacity (checked by the callers); the batch borrows the writer
+        // mutably, so it is the only writer; records from `journal.len` on are unpublished.
+        unsafe { self.journal.core.write(seq as usize, item) };
+        self.end = seq + 1;
+        seq
+    }
+
+    /// Records written by this batch so far.
+    #[inline]
+    pub fn len(&self) -> usize {
+        (self.end - self.journal.len) as usize
+    }
+
+    /// Whether nothing was written yet.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.end == self.journal.len
+    }
+
+    /// Records that can still be written.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.journal.core.capacity() - self.end as usize
+    }
+
+    /// The journal's capacity.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.journal.core.capacity()
+    }
+
+    /// Publishes the batch (one Release store) and returns its sequences.
+    #[inline]
+    pub fn commit(self) -> Range<u64> {
+        let start = self.journal.len;
+        let end = self.end;
+        drop(self);
+        start..end
+    }
+}
+
+impl<T: Record> Drop for AppendBatch<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.end != self.journal.len {
+            self.journal.len = self.end;
+            self.journal.core.publish(self.end);
+        }
     }
 }
 

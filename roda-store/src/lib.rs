@@ -33,7 +33,7 @@ mod sync;
 pub mod loom_hooks;
 
 pub use header::{HeaderInfo, StoreKind};
-pub use journal::{JournalOptions, JournalStore};
+pub use journal::{AppendBatch, JournalOptions, JournalStore};
 pub use journal_reader::JournalReader;
 pub use options::StoreOptions;
 pub use roda_core::{Appendable, IterativeReadable, Record, Result, RodaError, Settable};

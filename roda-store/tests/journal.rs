@@ -478,3 +478,38 @@ fn reader_thread_follows_writer_thread() {
     }
     assert_eq!(reader.join().unwrap(), N);
 }
+
+#[test]
+fn batches_publish_together_and_on_drop() {
+    let mut j = JournalStore::<u64>::in_memory(4).unwrap();
+    let mut r = j.reader();
+    {
+        let mut b = j.batch();
+        assert!(b.is_empty());
+        assert_eq!(b.push(&1), 0);
+        assert_eq!(b.try_push(&2).unwrap(), 1);
+        assert_eq!((b.len(), b.remaining(), b.capacity()), (2, 2, 4));
+        assert_eq!(r.next(), None, "nothing is visible before the commit");
+    } // dropped: committed
+    assert_eq!(r.next_batch(10), &[1, 2]);
+    let mut b = j.batch();
+    b.push(&3);
+    b.push(&4);
+    assert!(matches!(
+        b.try_push(&5),
+        Err(RodaError::Full { capacity: 4 })
+    ));
+    assert_eq!(b.commit(), 2..4);
+    assert_eq!(j.len(), 4);
+    assert_eq!(j.batch().commit(), 4..4, "an empty batch publishes nothing");
+    assert_eq!(r.next_batch(10), &[3, 4]);
+}
+
+#[test]
+#[should_panic(expected = "all 1 records of its capacity are written")]
+fn batch_push_panics_when_full() {
+    let mut j = JournalStore::<u64>::in_memory(1).unwrap();
+    let mut b = j.batch();
+    b.push(&1);
+    b.push(&2);
+}

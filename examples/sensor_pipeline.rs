@@ -1,0 +1,229 @@
+//! The reference sensor workload: readings flow through a two-stage pipeline that
+//! summarises each sensor per 100 ms window and raises an alert when a window's average
+//! jumps by more than 50%.
+//!
+//! cargo run --release --example sensor_pipeline [-- --events N] [--pin]
+//!
+//! Stage 1: `stateful`, keyed by (sensor, timestamp floored to 100_000), folds
+//! min/max/sum/count into a 64-byte `Summary`, emitted after every reading.
+//! Stage 2: `delta` on the sensor: a 32-byte `Alert` when the average grew by more
+//! than 50% since that sensor's previous summary.
+//!
+//! The clock runs from engine creation until `await_idle` reports (exactly) that every
+//! stage has consumed everything sent.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use roda::prelude::*;
+
+#[derive(Clone, Copy, Debug, roda::bytemuck::Pod, roda::bytemuck::Zeroable)]
+#[repr(C)]
+struct Reading {
+    sensor_id: u64,
+    value: f64,
+    timestamp: u64,
+}
+
+#[derive(Clone, Copy, Debug, roda::bytemuck::Pod, roda::bytemuck::Zeroable)]
+#[repr(C)]
+struct Summary {
+    sensor_id: u64,
+    window: u64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: u64,
+    avg: f64,
+    last_timestamp: u64,
+}
+
+#[derive(Clone, Copy, Debug, roda::bytemuck::Pod, roda::bytemuck::Zeroable)]
+#[repr(C)]
+struct Alert {
+    sensor_id: u64,
+    window: u64,
+    previous_avg: f64,
+    current_avg: f64,
+}
+
+const _: () = assert!(std::mem::size_of::<Summary>() == 64);
+const _: () = assert!(std::mem::size_of::<Alert>() == 32);
+
+const WINDOW: u64 = 100_000;
+const PATTERN: [(u64, f64, u64); 4] = [
+    (1, 10.0, 10_000),
+    (1, 12.0, 20_000),
+    (1, 20.0, 110_000),
+    (1, 22.0, 120_000),
+];
+
+fn parse_args() -> (u64, bool) {
+    let mut events = 100_000_000u64;
+    let mut pin = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--events" => {
+                events = args
+                    .next()
+                    .and_then(|v| v.replace('_', "").parse().ok())
+                    .unwrap_or_else(|| usage("--events needs a number"));
+            }
+            "--pin" => pin = true,
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    if events == 0 {
+        usage("--events must be at least 1");
+    }
+    (events, pin)
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("sensor_pipeline: {problem}");
+    }
+    eprintln!("usage: cargo run --release --example sensor_pipeline -- [--events N] [--pin]");
+    std::process::exit(if problem.is_empty() { 0 } else { 2 })
+}
+
+fn main() {
+    let (events, pin) = parse_args();
+    let progress = ProgressLine::new();
+    let start = Instant::now();
+
+    let mut engine = StageEngine::<Reading, Reading>::with_capacity(events as usize)
+        .with_pinning(if pin { Pinning::Auto } else { Pinning::None })
+        .add_stage(
+            stateful(
+                |r: &Reading| (r.sensor_id, r.timestamp / WINDOW * WINDOW),
+                |r: &Reading| Summary {
+                    sensor_id: r.sensor_id,
+                    window: r.timestamp / WINDOW * WINDOW,
+                    min: r.value,
+                    max: r.value,
+                    sum: r.value,
+                    count: 1,
+                    avg: r.value,
+                    last_timestamp: r.timestamp,
+                },
+                |s: &mut Summary, r: &Reading| {
+                    s.min = s.min.min(r.value);
+                    s.max = s.max.max(r.value);
+                    s.sum += r.value;
+                    s.count += 1;
+                    s.avg = s.sum / s.count as f64;
+                    s.last_timestamp = r.timestamp;
+                },
+            )
+            .with_capacity(1024),
+        )
+        .add_stage(
+            delta(
+                |s: &Summary| s.sensor_id,
+                |current: Summary, previous: Option<Summary>| {
+                    let previous = previous?;
+                    (current.avg > previous.avg * 1.5).then_some(Alert {
+                        sensor_id: current.sensor_id,
+                        window: current.window,
+                        previous_avg: previous.avg,
+                        current_avg: current.avg,
+                    })
+                },
+            )
+            .with_capacity(1024),
+        );
+
+    for i in 0..events {
+        let (sensor_id, value, timestamp) = PATTERN[(i % 4) as usize];
+        engine.send(&Reading {
+            sensor_id,
+            value,
+            timestamp,
+        });
+        if i % (1 << 20) == 0 && i > 0 {
+            progress.show(&engine, events, start);
+        }
+    }
+    while !engine.await_idle(Duration::from_millis(500)) {
+        if let Some(err) = engine.first_panic() {
+            eprintln!("\nsensor_pipeline: {err}");
+            std::process::exit(1);
+        }
+        progress.show(&engine, events, start);
+    }
+    let elapsed = start.elapsed();
+    progress.clear();
+
+    let mut alerts = 0u64;
+    let mut last_alert = None;
+    while let Some(alert) = engine.try_receive() {
+        alerts += 1;
+        last_alert = Some(alert);
+    }
+    println!(
+        "{events} events in {:.3} s: {:.2} M events/s (engine creation to exact idle)",
+        elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    println!("alerts: {alerts}");
+    if let Some(a) = last_alert {
+        println!(
+            "last alert: sensor {} window {}: average {:.2} -> {:.2}",
+            a.sensor_id, a.window, a.previous_avg, a.current_avg
+        );
+    }
+    print!("{}", StageMetrics::table(&engine.metrics()));
+    if let Err(err) = engine.shutdown() {
+        eprintln!("sensor_pipeline: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// A progress line on stderr: rewritten in place on a terminal, one line a second otherwise.
+struct ProgressLine {
+    terminal: bool,
+    last: std::cell::Cell<Option<Instant>>,
+}
+
+impl ProgressLine {
+    fn new() -> Self {
+        ProgressLine {
+            terminal: std::io::stderr().is_terminal(),
+            last: std::cell::Cell::new(None),
+        }
+    }
+
+    fn show<I: Record, O: Record>(&self, engine: &StageEngine<I, O>, events: u64, start: Instant) {
+        let now = Instant::now();
+        if self
+            .last
+            .get()
+            .is_some_and(|t| now - t < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last.set(Some(now));
+        let done = engine.metrics().last().map_or(0, |m| m.processed);
+        let line = format!(
+            "sent {:>6.1}%  done {:>6.1}%  {:>6.1} s",
+            engine.sent() as f64 * 100.0 / events as f64,
+            done as f64 * 100.0 / events as f64,
+            start.elapsed().as_secs_f64()
+        );
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            let _ = write!(err, "\r{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
+    fn clear(&self) {
+        if self.terminal && self.last.get().is_some() {
+            eprint!("\r{:60}\r", "");
+        }
+    }
+}

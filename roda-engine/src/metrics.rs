@@ -1,0 +1,100 @@
+//! Per-stage counters of a [`StageEngine`](crate::StageEngine) and their snapshot.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters a stage's worker updates once per batch; on their own cache line so the
+/// owner's reads never share a line with the worker's hot data.
+#[derive(Default)]
+#[repr(align(64))]
+pub(crate) struct StageCounters {
+    /// Inputs consumed: processed, with every output they produced published.
+    consumed: AtomicU64,
+    /// Outputs produced.
+    emitted: AtomicU64,
+}
+
+impl StageCounters {
+    /// Records the totals after a batch (only the stage's worker calls this).
+    #[inline]
+    pub(crate) fn publish(&self, consumed: u64, emitted: u64) {
+        // Relaxed: informational.
+        self.emitted.store(emitted, Ordering::Relaxed);
+        // Release pairs with the Acquire load in `consumed`: the outputs of these inputs
+        // were published (their journal's Release store) before this store.
+        self.consumed.store(consumed, Ordering::Release);
+    }
+
+    /// Inputs fully consumed; every output they produced is published when this returns.
+    #[inline]
+    pub(crate) fn consumed(&self) -> u64 {
+        // Acquire pairs with the Release store in `publish`.
+        self.consumed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn emitted(&self) -> u64 {
+        // Relaxed: informational.
+        self.emitted.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot of one stage's progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageMetrics {
+    /// The stage's name (`stage 1`, `stage 2`, ...).
+    pub name: String,
+    /// Inputs consumed (processed and their outputs published).
+    pub processed: u64,
+    /// Outputs produced.
+    pub emitted: u64,
+    /// Inputs published to the stage but not yet consumed: its lag.
+    pub input_lag: u64,
+    /// Records in the stage's output journal.
+    pub output_len: u64,
+    /// The output journal's capacity.
+    pub output_capacity: usize,
+}
+
+impl StageMetrics {
+    /// Output journal fill, 0.0 to 1.0.
+    pub fn output_fill(&self) -> f64 {
+        self.output_len as f64 / self.output_capacity.max(1) as f64
+    }
+
+    /// A plain-text table of `stages`, one row per stage.
+    ///
+    /// ```
+    /// let m = roda_engine::StageMetrics {
+    ///     name: "stage 1".into(), processed: 10, emitted: 5, input_lag: 0,
+    ///     output_len: 5, output_capacity: 100,
+    /// };
+    /// let table = roda_engine::StageMetrics::table(&[m]);
+    /// assert!(table.contains("stage 1"));
+    /// assert!(table.contains("5.0%"));
+    /// ```
+    pub fn table(stages: &[StageMetrics]) -> String {
+        let mut out = format!(
+            "{:<10} {:>14} {:>14} {:>12} {:>14} {:>8}\n",
+            "stage", "processed", "emitted", "input lag", "output", "fill"
+        );
+        for s in stages {
+            out.push_str(&format!("{s}\n"));
+        }
+        out
+    }
+}
+
+impl fmt::Display for StageMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<10} {:>14} {:>14} {:>12} {:>14} {:>7.1}%",
+            self.name,
+            self.processed,
+            self.emitted,
+            self.input_lag,
+            self.output_len,
+            self.output_fill() * 100.0
+        )
+    }
+}

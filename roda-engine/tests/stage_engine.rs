@@ -1,0 +1,319 @@
+//! StageEngine and RodaEngine behaviour: results, exact idleness, metrics, panics,
+//! full journals, shutdown, pinning and wait strategies.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use roda_core::RodaError;
+use roda_engine::{Pinning, Progress, RodaEngine, StageEngine, WaitStrategy};
+use roda_pipe::{filter, inspect, map, pipe, stateful};
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn no_stage_pipeline_echoes_its_input() {
+    let mut engine = StageEngine::<u64, u64>::with_capacity(8);
+    assert_eq!(engine.send(&7), 0);
+    assert_eq!(engine.try_send(&8).unwrap(), 1);
+    assert!(engine.await_idle(LONG));
+    assert_eq!(engine.receive(), 7);
+    assert_eq!(engine.try_receive(), Some(8));
+    assert_eq!(engine.try_receive(), None);
+    assert!(engine.metrics().is_empty());
+    assert_eq!((engine.sent(), engine.capacity()), (2, 8));
+}
+
+#[test]
+fn stages_transform_in_order_and_receive_blocks_until_output() {
+    let mut engine = StageEngine::<u64, u64>::with_capacity(10_000)
+        .add_stage(map(|x: &u64| x + 1))
+        .add_stage(pipe![filter(|x: &u64| x % 2 == 0), map(|x: &u64| x * 10)]);
+    for i in 0..10_000 {
+        engine.send(&i);
+    }
+    let mut got = Vec::new();
+    for _ in 0..5_000 {
+        got.push(engine.receive());
+    }
+    let expected: Vec<u64> = (0..10_000u64)
+        .map(|x| x + 1)
+        .filter(|x| x % 2 == 0)
+        .map(|x| x * 10)
+        .collect();
+    assert_eq!(got, expected);
+    assert!(engine.await_idle(LONG));
+    assert_eq!(engine.try_receive(), None);
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn await_idle_is_exact_not_a_quiet_period_guess() {
+    let gate = Arc::new(AtomicBool::new(false));
+    let g = gate.clone();
+    let mut engine = StageEngine::<u64, u64>::with_capacity(100).add_stage(map(move |x: &u64| {
+        // Holds the first input until the gate opens: nothing moves meanwhile.
+        while !g.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        *x
+    }));
+    engine.send(&1);
+    engine.send(&2);
+    // Nothing happens for 100 ms, yet the pipeline is not idle.
+    assert!(!engine.await_idle(Duration::from_millis(100)));
+    assert_eq!(engine.metrics()[0].processed, 0);
+    gate.store(true, Ordering::Release);
+    assert!(engine.await_idle(LONG));
+    let m = &engine.metrics()[0];
+    assert_eq!(
+        (m.processed, m.emitted, m.input_lag, m.output_len),
+        (2, 2, 0, 2)
+    );
+}
+
+#[test]
+fn metrics_count_processed_emitted_lag_and_fill() {
+    let mut engine = StageEngine::<u64, u64>::with_capacity(1_000)
+        .add_stage(filter(|x: &u64| x % 4 == 0))
+        .add_stage_with_capacity(map(|x: &u64| x / 4), 500);
+    for i in 0..1_000 {
+        engine.send(&i);
+    }
+    assert!(engine.await_idle(LONG));
+    let m = engine.metrics();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].name, "stage 1");
+    assert_eq!(
+        (m[0].processed, m[0].emitted, m[0].input_lag),
+        (1_000, 250, 0)
+    );
+    assert_eq!((m[0].output_len, m[0].output_capacity), (250, 1_000));
+    assert_eq!(
+        (m[1].processed, m[1].emitted, m[1].input_lag),
+        (250, 250, 0)
+    );
+    assert_eq!((m[1].output_len, m[1].output_capacity), (250, 500));
+    assert!((m[1].output_fill() - 0.5).abs() < 1e-9);
+    let table = roda_engine::StageMetrics::table(&m);
+    assert!(
+        table.contains("stage 2") && table.contains("50.0%"),
+        "{table}"
+    );
+}
+
+#[test]
+fn nothing_sent_before_await_idle_is_lost_by_shutdown() {
+    let mut engine = StageEngine::<u64, u64>::with_capacity(100_000)
+        .add_stage(map(|x: &u64| x * 2))
+        .add_stage(map(|x: &u64| x + 1));
+    for i in 0..100_000 {
+        engine.send(&i);
+    }
+    assert!(engine.await_idle(LONG));
+    engine.shutdown().unwrap();
+    let mut n = 0;
+    while let Some(x) = engine.try_receive() {
+        assert_eq!(x, n * 2 + 1);
+        n += 1;
+    }
+    assert_eq!(n, 100_000);
+}
+
+fn panicking_pipeline() -> StageEngine<u64, u64> {
+    StageEngine::<u64, u64>::with_capacity(100)
+        .add_stage(map(|x: &u64| *x))
+        .add_stage(inspect(|x: &u64| {
+            if *x == 3 {
+                panic!("cannot handle {x}");
+            }
+        }))
+}
+
+#[test]
+fn stage_panic_makes_await_idle_false_and_shutdown_report_it() {
+    let mut engine = panicking_pipeline();
+    for i in 0..10 {
+        engine.send(&i);
+    }
+    assert!(!engine.await_idle(LONG));
+    match engine.first_panic() {
+        Some(RodaError::WorkerPanicked { worker, message }) => {
+            assert_eq!(worker, "roda stage 2");
+            assert_eq!(message, "cannot handle 3");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = engine.shutdown().unwrap_err();
+    assert!(err.to_string().contains("stage 2"), "{err}");
+    // Shutting down again reports the same panic.
+    assert!(engine.shutdown().is_err());
+}
+
+#[test]
+#[should_panic(expected = "worker 'roda stage 2' panicked: cannot handle 3")]
+fn stage_panic_surfaces_in_receive() {
+    let mut engine = panicking_pipeline();
+    for i in 3..10 {
+        engine.send(&i);
+    }
+    engine.receive();
+}
+
+#[test]
+fn full_output_journal_panics_naming_stage_and_capacity() {
+    let mut engine = StageEngine::<u64, u64>::with_capacity(10)
+        .add_stage_with_capacity(stateful(|x: &u64| *x, |x: &u64| *x, |_: &mut u64, _| {}), 4);
+    for i in 0..5 {
+        engine.send(&i);
+    }
+    assert!(!engine.await_idle(LONG));
+    let err = engine.shutdown().unwrap_err().to_string();
+    assert!(
+        err.contains("stage 1") && err.contains("4 records") && err.contains("capacity"),
+        "{err}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "StageEngine input is full: all 2 records")]
+fn send_panics_when_the_input_is_full() {
+    let mut engine = StageEngine::<u64, u64>::with_capacity(2);
+    engine.send(&1);
+    engine.send(&2);
+    assert!(matches!(
+        engine.try_send(&3),
+        Err(RodaError::Full { capacity: 2 })
+    ));
+    engine.send(&3);
+}
+
+#[test]
+fn bad_capacity_is_an_error_or_a_clear_panic() {
+    assert!(matches!(
+        StageEngine::<u64, u64>::try_with_capacity(0),
+        Err(RodaError::InvalidCapacity { .. })
+    ));
+    let engine = StageEngine::<u64, u64>::with_capacity(4);
+    assert!(engine
+        .try_add_stage_with_capacity(map(|x: &u64| *x), 0)
+        .is_err());
+}
+
+fn run_sum(engine: StageEngine<u64, u64>) -> u64 {
+    let mut engine = engine.add_stage(map(|x: &u64| x * 2)).add_stage(stateful(
+        |_: &u64| 0u8,
+        |x: &u64| *x,
+        |sum: &mut u64, x: &u64| *sum += x,
+    ));
+    for i in 0..1_000 {
+        engine.send(&i);
+    }
+    assert!(engine.await_idle(LONG));
+    let mut last = 0;
+    while let Some(x) = engine.try_receive() {
+        last = x;
+    }
+    engine.shutdown().unwrap();
+    last
+}
+
+#[test]
+fn every_wait_strategy_preset_runs_the_pipeline() {
+    let expected = (0..1_000u64).map(|x| x * 2).sum::<u64>();
+    for wait in [
+        WaitStrategy::BusySpin,
+        WaitStrategy::Adaptive,
+        WaitStrategy::LowPower,
+        WaitStrategy::adaptive().with_park_max(Duration::from_micros(10)),
+    ] {
+        let engine = StageEngine::<u64, u64>::with_capacity(1_000).with_wait_strategy(wait);
+        assert_eq!(run_sum(engine), expected, "{wait:?}");
+    }
+}
+
+#[test]
+fn pinning_on_and_off_gives_the_same_results() {
+    let expected = (0..1_000u64).map(|x| x * 2).sum::<u64>();
+    for pinning in [Pinning::None, Pinning::Auto, Pinning::Cores(vec![0])] {
+        let engine = StageEngine::<u64, u64>::with_capacity(1_000).with_pinning(pinning.clone());
+        assert_eq!(run_sum(engine), expected, "{pinning:?}");
+    }
+}
+
+#[test]
+fn roda_engine_runs_workers_reports_panics_and_makes_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = RodaEngine::builder()
+        .pin_auto()
+        .wait_strategy(WaitStrategy::LowPower)
+        .build();
+    assert_eq!(engine.wait_strategy(), WaitStrategy::LowPower);
+    let mut journal = engine
+        .journal_at::<u64>(dir.path().join("j.roda"), 100)
+        .unwrap();
+    let mut slots = engine
+        .slots_at::<u64>(dir.path().join("s.roda"), 4)
+        .unwrap();
+    let view = slots.reader();
+    assert!(engine.journal::<u64>(10).is_ok() && engine.slots::<u64>(2).is_ok());
+    let mut reader = journal.reader();
+    let steps = Arc::new(AtomicU64::new(0));
+    let s = steps.clone();
+    let handle = engine
+        .run_worker("copier", move || {
+            s.fetch_add(1, Ordering::Relaxed);
+            match reader.next() {
+                Some(x) => {
+                    slots.set(0, x);
+                    Progress::Busy
+                }
+                None => Progress::Idle,
+            }
+        })
+        .unwrap();
+    assert_eq!(handle.name(), "copier");
+    engine
+        .run_worker("doomed", || panic!("worker exploded"))
+        .unwrap();
+    assert_eq!(engine.workers(), 2);
+    journal.append(&41);
+    handle.unpark();
+    while view.get(0) != Some(41) {
+        std::thread::yield_now();
+    }
+    match engine.shutdown() {
+        Err(RodaError::WorkerPanicked { worker, message }) => {
+            assert_eq!(
+                (worker.as_str(), message.as_str()),
+                ("doomed", "worker exploded")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(engine.workers(), 0);
+    // Stopped workers take no more steps.
+    let after = steps.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(steps.load(Ordering::Relaxed), after);
+}
+
+#[test]
+fn dropping_an_engine_stops_its_workers() {
+    let steps = Arc::new(AtomicU64::new(0));
+    {
+        let mut engine = RodaEngine::new();
+        let s = steps.clone();
+        engine
+            .run_worker("idle", move || {
+                s.fetch_add(1, Ordering::Relaxed);
+                Progress::Idle
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let after = steps.load(Ordering::Relaxed);
+    assert!(after > 0);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(steps.load(Ordering::Relaxed), after);
+}
