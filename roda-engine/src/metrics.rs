@@ -84,6 +84,56 @@ impl StageMetrics {
     }
 }
 
+impl StageMetrics {
+    /// The snapshot as one JSON object, for scripts and monitoring; `fill` is 0.0 to 1.0.
+    ///
+    /// ```
+    /// let m = roda_engine::StageMetrics {
+    ///     name: "stage 1".into(), processed: 10, emitted: 5, input_lag: 2,
+    ///     output_len: 5, output_capacity: 100,
+    /// };
+    /// assert_eq!(
+    ///     m.to_json(),
+    ///     r#"{"name":"stage 1","processed":10,"emitted":5,"input_lag":2,"output_len":5,"output_capacity":100,"fill":0.05}"#
+    /// );
+    /// ```
+    pub fn to_json(&self) -> String {
+        format!(
+            r#"{{"name":{},"processed":{},"emitted":{},"input_lag":{},"output_len":{},"output_capacity":{},"fill":{:?}}}"#,
+            json_string(&self.name),
+            self.processed,
+            self.emitted,
+            self.input_lag,
+            self.output_len,
+            self.output_capacity,
+            self.output_fill()
+        )
+    }
+
+    /// `stages` as a JSON array of [`to_json`](Self::to_json) objects.
+    pub fn json_array(stages: &[StageMetrics]) -> String {
+        let items: Vec<String> = stages.iter().map(StageMetrics::to_json).collect();
+        format!("[{}]", items.join(","))
+    }
+}
+
+/// `s` as a quoted JSON string, escaped.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 impl fmt::Display for StageMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -96,5 +146,33 @@ impl fmt::Display for StageMetrics {
             self.output_len,
             self.output_fill() * 100.0
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes_names() {
+        let m = StageMetrics {
+            name: "a \"b\"\\\n\u{1}".into(),
+            processed: 0,
+            emitted: 0,
+            input_lag: 0,
+            output_len: 0,
+            output_capacity: 0,
+        };
+        assert!(m
+            .to_json()
+            .starts_with(r#"{"name":"a \"b\"\\\n\u0001","processed":0"#));
+        assert!(m.to_json().ends_with(r#""fill":0.0}"#));
+        assert_eq!(StageMetrics::json_array(&[]), "[]");
+        assert_eq!(
+            StageMetrics::json_array(&[m.clone(), m.clone()])
+                .matches("\"name\"")
+                .count(),
+            2
+        );
     }
 }

@@ -273,13 +273,23 @@ fn roda_engine_runs_workers_reports_panics_and_makes_stores() {
         })
         .unwrap();
     assert_eq!(handle.name(), "copier");
+    let exploded = Arc::new(AtomicBool::new(false));
+    let e = exploded.clone();
     engine
-        .run_worker("doomed", || panic!("worker exploded"))
+        .run_worker("doomed", move || {
+            e.store(true, Ordering::Release);
+            panic!("worker exploded")
+        })
         .unwrap();
     assert_eq!(engine.workers(), 2);
     journal.append(&41);
     handle.unpark();
-    while view.get(0) != Some(41) {
+    // Both workers must have run before shutdown (a worker stopped before its first
+    // step would never panic).
+    while view.get(0) != Some(41) || !exploded.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    while engine.first_panic().is_none() {
         std::thread::yield_now();
     }
     match engine.shutdown() {

@@ -81,7 +81,7 @@ impl Backing {
 fn anonymous_region(len: usize, settings: &Settings) -> Result<Box<dyn Region>> {
     let mut opts = memmap2::MmapOptions::new();
     opts.len(len);
-    if settings.populate {
+    if prefault_at_map(settings) {
         opts.populate();
     }
     let map = opts
@@ -97,11 +97,24 @@ fn anonymous_region(len: usize, _settings: &Settings) -> Result<Box<dyn Region>>
     Ok(Box::new(region))
 }
 
-/// Applies huge-page advice and mlock; returns whether the memory is locked.
+/// Whether to pre-fault while mapping (MAP_POPULATE). With huge pages requested the
+/// mapping is pre-faulted after the huge-page advice instead, or it would be filled with
+/// small pages before the advice could apply.
+fn prefault_at_map(settings: &Settings) -> bool {
+    settings.populate && !settings.huge_pages
+}
+
+/// Applies huge-page advice (then the pre-faulting that must follow it) and mlock;
+/// returns whether the memory is locked.
 fn apply_settings(region: &dyn Region, settings: &Settings, len: usize) -> Result<bool> {
     if settings.huge_pages {
         if let Err(e) = region.advise_huge_pages() {
             log::warn!("roda: huge pages not applied ({e}); continuing with normal pages");
+        }
+        if settings.populate {
+            if let Err(e) = region.prefault() {
+                log::warn!("roda: could not pre-fault the store ({e}); pages fault on first use");
+            }
         }
     }
     if !settings.lock_memory {
@@ -273,11 +286,36 @@ mod files {
 
     /// Opens an existing store file read-only, without a lock: a follower.
     pub(crate) fn open_reader(path: &Path, shape: Shape, settings: &Settings) -> Result<Backing> {
+        open_read_only(path, settings, |page, file_len| {
+            header::decode(page, file_len, path, &shape)
+        })
+    }
+
+    /// Opens any store file read-only, without a lock and without a record type: the
+    /// header is validated on its own ([`header::decode_any`]). For inspection tools.
+    /// Returns the file's length as found when it was opened, with the backing.
+    pub(crate) fn open_reader_any(path: &Path) -> Result<(Backing, u64)> {
+        let mut len = 0;
+        let backing = open_read_only(path, &Settings::default(), |page, file_len| {
+            len = file_len;
+            header::decode_any(page, file_len, path)
+        })?;
+        Ok((backing, len))
+    }
+
+    /// Opens `path` read-only, validates its first page with `decode` and maps the
+    /// header and data area read-only.
+    fn open_read_only(
+        path: &Path,
+        settings: &Settings,
+        decode: impl FnOnce(&[u8], u64) -> Result<HeaderInfo>,
+    ) -> Result<Backing> {
         let file = File::open(path).map_err(io_err(path))?;
-        let info = read_header(&file, path, &shape)?;
+        let (page, file_len) = read_first_page(&file, path)?;
+        let info = decode(&page, file_len)?;
         let mut opts = memmap2::MmapOptions::new();
         opts.len(info.required_len() as usize);
-        if settings.populate {
+        if prefault_at_map(settings) {
             opts.populate();
         }
         let map = opts.map_raw_read_only(&file).map_err(io_err(path))?;
@@ -299,7 +337,7 @@ mod files {
     ) -> io::Result<MappedRegion> {
         let mut opts = memmap2::MmapOptions::new();
         opts.len(info.required_len() as usize);
-        if settings.populate {
+        if prefault_at_map(settings) {
             opts.populate();
         }
         Ok(MappedRegion::new(opts.map_raw(file)?, writable))
@@ -307,6 +345,12 @@ mod files {
 
     /// Reads the first page of `file` and validates it against `shape`.
     pub(crate) fn read_header(file: &File, path: &Path, shape: &Shape) -> Result<HeaderInfo> {
+        let (page, file_len) = read_first_page(file, path)?;
+        header::decode(&page, file_len, path, shape)
+    }
+
+    /// The first page of `file` (fewer bytes if the file is shorter) and the file's length.
+    fn read_first_page(file: &File, path: &Path) -> Result<(Vec<u8>, u64)> {
         let file_len = file.metadata().map_err(io_err(path))?.len();
         let mut buf = vec![0u8; header::MIN_DATA_OFFSET as usize];
         let mut filled = 0;
@@ -318,7 +362,8 @@ mod files {
                 Err(e) => return Err(RodaError::io(path, e)),
             }
         }
-        header::decode(&buf[..filled], file_len, path, shape)
+        buf.truncate(filled);
+        Ok((buf, file_len))
     }
 
     fn read_writer_pid(file: &File) -> u32 {

@@ -207,6 +207,79 @@ pub(crate) fn decode(
     path: &Path,
     expected: &Shape,
 ) -> Result<HeaderInfo> {
+    let info = decode_fields(bytes, file_len, path)?;
+    if info.kind != expected.kind {
+        return Err(RodaError::LayoutMismatch {
+            field: "kind",
+            expected: expected.kind as u64,
+            found: info.kind as u64,
+        });
+    }
+    for (field, expected, found) in [
+        ("record_size", expected.record_size, info.record_size),
+        ("record_align", expected.record_align, info.record_align),
+        ("stride", expected.stride, info.stride),
+        ("schema", expected.schema, info.schema),
+    ] {
+        if expected != found {
+            return Err(RodaError::LayoutMismatch {
+                field,
+                expected,
+                found,
+            });
+        }
+    }
+    check_geometry(&info, file_len, path)?;
+    Ok(info)
+}
+
+/// Reads and validates the header in `bytes` of a file `file_len` bytes long without a
+/// record type: for tools that inspect any store. Where [`decode`] compares the record
+/// fields with the caller's type, this checks that they are consistent with each other
+/// (size not zero, alignment a power of two up to [`MAX_ALIGN`] dividing the size, the
+/// stride the one a writer of that kind lays out), so that every record or slot lies
+/// inside the data area; the remaining checks are `decode`'s.
+pub(crate) fn decode_any(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo> {
+    let info = decode_fields(bytes, file_len, path)?;
+    let corrupted = |detail: String| RodaError::Corrupted {
+        path: path.into(),
+        detail,
+    };
+    if info.record_size == 0 {
+        return Err(corrupted("record size 0".into()));
+    }
+    if !info.record_align.is_power_of_two() || info.record_align > MAX_ALIGN as u64 {
+        return Err(corrupted(format!(
+            "record alignment {} is not a power of two up to {MAX_ALIGN}",
+            info.record_align
+        )));
+    }
+    if info.record_size % info.record_align != 0 {
+        return Err(corrupted(format!(
+            "record size {} is not a multiple of its alignment {}",
+            info.record_size, info.record_align
+        )));
+    }
+    let stride = match info.kind {
+        StoreKind::Journal => Some(info.record_size),
+        StoreKind::Slots => usize::try_from(info.record_size)
+            .ok()
+            .filter(|&size| size <= isize::MAX as usize / 2)
+            .map(|size| crate::seqlock::stride_for(size) as u64),
+    };
+    if stride != Some(info.stride) {
+        return Err(corrupted(format!(
+            "stride {} does not fit records of {} bytes",
+            info.stride, info.record_size
+        )));
+    }
+    check_geometry(&info, file_len, path)?;
+    Ok(info)
+}
+
+/// The type-independent part of decoding: magic, header length, byte order, version and
+/// a known kind; returns the fields as stored, not yet checked against each other.
+fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo> {
     let magic_len = bytes.len().min(MAGIC.len());
     if magic_len == 0 || bytes[..magic_len] != MAGIC[..magic_len] {
         return Err(RodaError::NotARodaFile { path: path.into() });
@@ -238,14 +311,7 @@ pub(crate) fn decode(
         path: path.into(),
         detail: format!("unknown store kind {kind_raw} (1 = journal, 2 = slots)"),
     })?;
-    if kind != expected.kind {
-        return Err(RodaError::LayoutMismatch {
-            field: "kind",
-            expected: expected.kind as u64,
-            found: kind as u64,
-        });
-    }
-    let info = HeaderInfo {
+    Ok(HeaderInfo {
         kind,
         version,
         record_size: get_u64(bytes, OFF_RECORD_SIZE),
@@ -255,21 +321,11 @@ pub(crate) fn decode(
         created_unix_nanos: get_u64(bytes, OFF_CREATED),
         data_offset: get_u64(bytes, OFF_DATA_OFFSET),
         stride: get_u64(bytes, OFF_STRIDE),
-    };
-    for (field, expected, found) in [
-        ("record_size", expected.record_size, info.record_size),
-        ("record_align", expected.record_align, info.record_align),
-        ("stride", expected.stride, info.stride),
-        ("schema", expected.schema, info.schema),
-    ] {
-        if expected != found {
-            return Err(RodaError::LayoutMismatch {
-                field,
-                expected,
-                found,
-            });
-        }
-    }
+    })
+}
+
+/// Checks where the data lies: data offset, capacity, total size and the file's length.
+fn check_geometry(info: &HeaderInfo, file_len: u64, path: &Path) -> Result<()> {
     if info.data_offset < MIN_DATA_OFFSET || info.data_offset % MIN_DATA_OFFSET != 0 {
         return Err(RodaError::Corrupted {
             path: path.into(),
@@ -285,7 +341,7 @@ pub(crate) fn decode(
             detail: "capacity 0".into(),
         });
     }
-    check_size(&info)?;
+    check_size(info)?;
     if file_len < info.required_len() {
         return Err(RodaError::Truncated {
             path: path.into(),
@@ -293,7 +349,7 @@ pub(crate) fn decode(
             found: file_len,
         });
     }
-    Ok(info)
+    Ok(())
 }
 
 fn put_u32(out: &mut [u8], at: usize, v: u32) {
@@ -423,6 +479,65 @@ mod tests {
             } => assert_eq!((expected, found), (len, len - 1)),
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn decode_any_checks_what_decode_checks_without_a_type() {
+        let (info, bytes) = encoded(10);
+        let len = info.required_len();
+        let p = Path::new("f");
+        assert_eq!(decode_any(&bytes, len, p).unwrap(), info);
+        let with = |at: usize, v: u64| {
+            let mut b = bytes.clone();
+            put_u64(&mut b, at, v);
+            b
+        };
+        let err = |b: &[u8], l: u64| decode_any(b, l, p).unwrap_err();
+
+        // The shared checks give the same errors as `decode`.
+        assert!(matches!(err(&[], 0), RodaError::NotARodaFile { .. }));
+        assert!(matches!(
+            err(&bytes[..100], 100),
+            RodaError::Truncated { .. }
+        ));
+        let mut v2 = bytes.clone();
+        put_u32(&mut v2, OFF_VERSION, 2);
+        assert!(matches!(
+            err(&v2, len),
+            RodaError::UnsupportedVersion { found: 2, .. }
+        ));
+        let mut kind = bytes.clone();
+        put_u32(&mut kind, OFF_KIND, 9);
+        assert!(matches!(err(&kind, len), RodaError::Corrupted { .. }));
+        assert!(matches!(err(&bytes, len - 1), RodaError::Truncated { .. }));
+        assert!(matches!(
+            err(&with(OFF_CAPACITY, u64::MAX / 2), u64::MAX),
+            RodaError::InvalidCapacity { .. }
+        ));
+        // Any schema and any consistent record layout are accepted...
+        assert!(decode_any(&with(OFF_SCHEMA, 99), len, p).is_ok());
+        // ...inconsistent ones are not.
+        for (at, v) in [
+            (OFF_RECORD_SIZE, 0),
+            (OFF_RECORD_SIZE, 12),
+            (OFF_RECORD_ALIGN, 3),
+            (OFF_RECORD_ALIGN, 8192),
+            (OFF_STRIDE, 32),
+        ] {
+            assert!(
+                matches!(err(&with(at, v), len), RodaError::Corrupted { .. }),
+                "offset {at} = {v}"
+            );
+        }
+        // A slot store's stride is its slot size (one cache line for 16 bytes).
+        let mut slots = bytes.clone();
+        put_u32(&mut slots, OFF_KIND, StoreKind::Slots as u32);
+        assert!(matches!(err(&slots, len), RodaError::Corrupted { .. }));
+        put_u64(&mut slots, OFF_STRIDE, 64);
+        let info = decode_any(&slots, 4096 + 640, p).unwrap();
+        assert_eq!((info.kind, info.stride), (StoreKind::Slots, 64));
+        put_u64(&mut slots, OFF_RECORD_SIZE, u64::MAX);
+        assert!(matches!(err(&slots, u64::MAX), RodaError::Corrupted { .. }));
     }
 
     #[test]

@@ -60,19 +60,13 @@ impl<T> JournalCore<T> {
     /// The write sequence exactly as stored.
     #[inline]
     pub(crate) fn published_raw(&self) -> u64 {
-        // Relaxed load + Acquire fence pairs with the Release store in `publish`: the
-        // fence makes every record write that preceded that store visible here. (A plain
-        // Acquire load would do the same, but a follower's mapping is read-only, where
-        // only Relaxed atomic loads are allowed.)
-        let published = self.write_seq().load(Ordering::Relaxed);
-        fence(Ordering::Acquire);
-        published
+        load_write_seq(self.write_seq())
     }
 
     /// Makes records below `len` visible to readers.
     #[inline]
     pub(crate) fn publish(&self, len: u64) {
-        // Release pairs with the Relaxed load + Acquire fence in `published`: the record
+        // Release pairs with the Relaxed load + Acquire fence in `load_write_seq`: the record
         // writes before this store happen-before any reader's view of them.
         self.write_seq().store(len, publish_ordering());
     }
@@ -130,6 +124,21 @@ impl<T> JournalCore<T> {
         let offset = self.backing.info.data_offset as usize + index * std::mem::size_of::<T>();
         self.backing.region.track(offset, write);
     }
+}
+
+/// The journal's write sequence word `write_seq` as a reader sees it, exactly as stored
+/// (callers clamp it to the capacity): every record below it is fully written and
+/// visible once this returns. Typed readers (`JournalCore`) and the untyped one
+/// (`StoreFile`) both load it here.
+#[inline(always)]
+pub(crate) fn load_write_seq(write_seq: &AtomicU64) -> u64 {
+    // Relaxed load + Acquire fence pairs with the Release store in `publish`: the
+    // fence makes every record write that preceded that store visible here. (A plain
+    // Acquire load would do the same, but a follower's mapping is read-only, where
+    // only Relaxed atomic loads are allowed.)
+    let published = write_seq.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    published
 }
 
 #[cfg(not(roda_loom))]

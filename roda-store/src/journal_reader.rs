@@ -81,13 +81,18 @@ impl<T: Record> JournalReader<T> {
     }
 
     /// Up to `max` published records from the cursor as one contiguous slice, advancing
-    /// past them; empty when nothing new is published.
+    /// past them; empty only when nothing new is published (or `max` is 0).
+    ///
+    /// Like a short `read`, a batch may hold fewer records than are published by now: the
+    /// reader first hands out what it already knows is published and asks the writer's
+    /// published count again only once that is used up. Each such question moves the
+    /// writer's cache line to the reader's core, so asking once per exhausted batch
+    /// instead of once per call keeps a reader that is behind from slowing the writer.
     #[inline]
     pub fn next_batch(&mut self, max: usize) -> &[T] {
         let start = self.cursor;
         let max = max as u64;
-        // Reload the published count only when the cached one cannot fill the batch.
-        if self.known.saturating_sub(start) < max {
+        if self.known <= start {
             self.refresh();
         }
         let len = self.known.saturating_sub(start).min(max);

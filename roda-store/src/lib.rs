@@ -4,6 +4,7 @@
 //!   any number of readers, each with its own cursor, viewing records in place as `&T`.
 //! * [`SlotStore`] / [`SlotReader`]: a fixed array of slots, each overwritten in place
 //!   by one writer under a per-slot seqlock; readers take consistent snapshots by value.
+//! * [`StoreFile`]: any store file opened read-only without its record type, for tools.
 //!
 //! Stores live in memory-mapped files (or anonymous memory), so a journal survives a
 //! crash of its writer, another process can follow it live, and a run can be replayed.
@@ -17,6 +18,8 @@
 
 mod backing;
 mod header;
+#[cfg(not(roda_loom))]
+mod inspect;
 mod journal;
 mod journal_core;
 mod journal_reader;
@@ -33,6 +36,8 @@ mod sync;
 pub mod loom_hooks;
 
 pub use header::{HeaderInfo, StoreKind};
+#[cfg(not(roda_loom))]
+pub use inspect::{SlotSnapshot, StoreFile};
 pub use journal::{AppendBatch, JournalOptions, JournalStore};
 pub use journal_reader::JournalReader;
 pub use options::StoreOptions;

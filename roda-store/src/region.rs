@@ -50,6 +50,14 @@ pub(crate) trait Region: Send + Sync + 'static {
         ))
     }
 
+    /// Faults every page in now (madvise MADV_POPULATE_WRITE, or _READ when read-only).
+    fn prefault(&self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this memory backend cannot be pre-faulted",
+        ))
+    }
+
     /// Records a plain (non-atomic) access at `offset` for loom's causality checker.
     #[cfg(roda_loom)]
     fn track(&self, offset: usize, write: bool);
@@ -121,6 +129,14 @@ mod mapped {
 
         fn advise_huge_pages(&self) -> io::Result<()> {
             self.map.advise(Advice::HugePage)
+        }
+
+        fn prefault(&self) -> io::Result<()> {
+            self.map.advise(if self.writable {
+                Advice::PopulateWrite
+            } else {
+                Advice::PopulateRead
+            })
         }
     }
 }
@@ -239,6 +255,7 @@ mod tests {
         region.flush().unwrap();
         assert!(region.lock_memory().is_err());
         assert!(region.advise_huge_pages().is_err());
+        assert!(region.prefault().is_err());
     }
 
     #[test]

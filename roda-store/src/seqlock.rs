@@ -140,7 +140,7 @@ impl<T: bytemuck::Pod> SlotCore<T> {
         // Relaxed: the Release fence below orders this store before the payload stores.
         word0.store(start, Ordering::Relaxed);
         // Release fence pairs with the reader's Acquire fence before its second sequence
-        // load (`try_read`): a reader that sees any payload word of this set sees the odd
+        // load (`try_read_bytes`): a reader that sees any payload word of this set sees the odd
         // sequence stored above (or later) and retries.
         if !skip_writer_fence() {
             fence(Ordering::Release);
@@ -163,7 +163,7 @@ impl<T: bytemuck::Pod> SlotCore<T> {
                 .store(u64::from_ne_bytes(last), Ordering::Relaxed);
         }
         // Release pairs with the reader's Relaxed load + Acquire fence of its first
-        // sequence load (`reader_seq`): a reader that sees this even value sees every
+        // sequence load (`load_seq`): a reader that sees this even value sees every
         // payload word stored above.
         word0.store(start + 1, Ordering::Release);
         start + 1
@@ -172,58 +172,20 @@ impl<T: bytemuck::Pod> SlotCore<T> {
     /// The sequence word of slot `index` as a reader sees it, with Acquire semantics.
     #[inline]
     fn reader_seq(&self, index: usize) -> u64 {
-        // Relaxed load + Acquire fence pairs with the Release store that ends `write`:
-        // the payload of the set that stored this value is visible after the fence. (A
-        // follower's mapping is read-only, where only Relaxed atomic loads are allowed.)
-        let seq = self.word(index, 0).load(Ordering::Relaxed);
-        fence(Ordering::Acquire);
-        seq
+        load_seq(self.word(index, 0))
     }
 
     /// One attempt at a snapshot of slot `index` (`< len()`): `Ok` with what was found,
     /// or `Err(seq)` when the slot was odd (`seq`) or changed under the read.
     #[inline]
     pub(crate) fn try_read(&self, index: usize) -> Result<Read<T>, u64> {
-        let s1 = self.reader_seq(index);
-        if s1 & TORN != 0 {
-            return Ok(Read::Torn);
-        }
-        if s1 & 1 == 1 {
-            return Err(s1);
-        }
-        if s1 == 0 {
-            return Ok(Read::Empty);
-        }
         let mut out = T::zeroed();
-        let bytes = bytemuck::bytes_of_mut(&mut out);
-        let mut chunks = bytes.chunks_exact_mut(8);
-        let mut w = 1;
-        for chunk in &mut chunks {
-            // Relaxed: validated by the sequence check below.
-            let value = self.word(index, w).load(Ordering::Relaxed);
-            chunk.copy_from_slice(&value.to_ne_bytes());
-            w += 1;
-        }
-        let tail = chunks.into_remainder();
-        if !tail.is_empty() {
-            // Relaxed: as above.
-            let value = self.word(index, w).load(Ordering::Relaxed);
-            let n = tail.len();
-            tail.copy_from_slice(&value.to_ne_bytes()[..n]);
-        }
-        // Acquire fence pairs with the writer's Release fence after its odd store
-        // (`write`): if any payload load above saw a later set's word, the load below
-        // sees that set's odd sequence (or later) and the snapshot is discarded.
-        if !skip_reader_fence() {
-            fence(Ordering::Acquire);
-        }
-        // Relaxed: ordered by the fence above.
-        let s2 = self.word(index, 0).load(Ordering::Relaxed);
-        if s1 == s2 {
-            Ok(Read::Value(out))
-        } else {
-            Err(s2)
-        }
+        let found = try_read_bytes(|w| self.word(index, w), bytemuck::bytes_of_mut(&mut out))?;
+        Ok(match found {
+            Found::Value(_) => Read::Value(out),
+            Found::Empty => Read::Empty,
+            Found::Torn => Read::Torn,
+        })
     }
 
     /// A consistent snapshot of slot `index` (`< len()`): retries while a `set` is under
@@ -231,34 +193,24 @@ impl<T: bytemuck::Pod> SlotCore<T> {
     /// [`Read::Torn`]. Never blocks the writer.
     #[inline]
     pub(crate) fn read(&self, index: usize) -> Read<T> {
+        self.read_counted(index).0
+    }
+
+    /// [`read`](Self::read), with the number of retries it took (0 when the first
+    /// attempt found a stable slot).
+    #[inline]
+    pub(crate) fn read_counted(&self, index: usize) -> (Read<T>, u32) {
         match self.try_read(index) {
-            Ok(read) => read,
+            Ok(read) => (read, 0),
             Err(_) => self.read_contended(index),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn read_contended(&self, index: usize) -> Read<T> {
-        let mut attempts: u32 = 0;
-        loop {
-            attempts = attempts.saturating_add(1);
-            backoff(attempts);
-            match self.try_read(index) {
-                Ok(read) => return read,
-                // Odd: check the writer after the spin phase, then every so often.
-                Err(seq) if seq & 1 == 1 => {
-                    if attempts >= SPIN_ATTEMPTS
-                        && (attempts - SPIN_ATTEMPTS) % YIELDS_PER_CHECK == 0
-                        && !self.writer_alive()
-                    {
-                        return Read::Torn;
-                    }
-                }
-                // Changed under the read: a live writer moved on; try again.
-                Err(_) => {}
-            }
-        }
+    fn read_contended(&self, index: usize) -> (Read<T>, u32) {
+        let (read, retries) = retry_read(|| self.try_read(index), || self.writer_alive());
+        (read.unwrap_or(Read::Torn), retries)
     }
 
     /// Sets completed on slot `index` (`< len()`).
@@ -305,9 +257,116 @@ impl<T: bytemuck::Pod> SlotCore<T> {
     }
 }
 
+/// The slot sequence word `seq` as a reader sees it, with Acquire semantics.
+#[inline(always)]
+pub(crate) fn load_seq(seq: &AtomicU64) -> u64 {
+    // Relaxed load + Acquire fence pairs with the Release store that ends
+    // `SlotCore::write`: the payload of the set that stored this value is visible after
+    // the fence. (A follower's mapping is read-only, where only Relaxed atomic loads are
+    // allowed.)
+    let value = seq.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    value
+}
+
+/// What one attempt at a slot found; a value's bytes went to the caller's buffer.
+pub(crate) enum Found {
+    /// A consistent copy of the set that left this (even, untorn) sequence word.
+    Value(u64),
+    /// The slot was never set.
+    Empty,
+    /// The slot is flagged torn.
+    Torn,
+}
+
+/// The reader's half of the seqlock, once, at the byte level: one attempt at a
+/// consistent copy of a slot's payload into `out` (the record's `out.len()` bytes).
+/// `word(0)` is the slot's sequence word and `word(1..)` its payload words; every word
+/// is read only as an `AtomicU64`. Returns `Ok` with what was found, or `Err(seq)` when
+/// the slot was odd (`seq`) or changed under the read (`out` then holds garbage).
+///
+/// The typed reader (`SlotCore::try_read`) and the untyped one (`StoreFile`) both call
+/// this, so there is one implementation of the protocol to check.
+#[inline(always)]
+pub(crate) fn try_read_bytes<'a>(
+    word: impl Fn(usize) -> &'a AtomicU64,
+    out: &mut [u8],
+) -> Result<Found, u64> {
+    let s1 = load_seq(word(0));
+    if s1 & TORN != 0 {
+        return Ok(Found::Torn);
+    }
+    if s1 & 1 == 1 {
+        return Err(s1);
+    }
+    if s1 == 0 {
+        return Ok(Found::Empty);
+    }
+    let mut chunks = out.chunks_exact_mut(8);
+    let mut w = 1;
+    for chunk in &mut chunks {
+        // Relaxed: validated by the sequence check below.
+        let value = word(w).load(Ordering::Relaxed);
+        chunk.copy_from_slice(&value.to_ne_bytes());
+        w += 1;
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        // Relaxed: as above.
+        let value = word(w).load(Ordering::Relaxed);
+        let n = tail.len();
+        tail.copy_from_slice(&value.to_ne_bytes()[..n]);
+    }
+    // Acquire fence pairs with the writer's Release fence after its odd store
+    // (`SlotCore::write`): if any payload load above saw a later set's word, the load
+    // below sees that set's odd sequence (or later) and the snapshot is discarded.
+    if !skip_reader_fence() {
+        fence(Ordering::Acquire);
+    }
+    // Relaxed: ordered by the fence above.
+    let s2 = word(0).load(Ordering::Relaxed);
+    if s1 == s2 {
+        Ok(Found::Value(s1))
+    } else {
+        Err(s2)
+    }
+}
+
+/// Retries `attempt` (one [`try_read_bytes`] or a wrapper of it) until it finds
+/// something: spinning at first, then yielding. While the slot stays odd it asks
+/// `writer_alive` after the spin phase and then every so often; `None` when the writer
+/// is gone (the slot is torn). Never blocks the writer. Also returns how many
+/// attempts it made (the reader's retries).
+#[cold]
+#[inline(never)]
+pub(crate) fn retry_read<R>(
+    mut attempt: impl FnMut() -> Result<R, u64>,
+    writer_alive: impl Fn() -> bool,
+) -> (Option<R>, u32) {
+    let mut attempts: u32 = 0;
+    loop {
+        attempts = attempts.saturating_add(1);
+        backoff(attempts);
+        match attempt() {
+            Ok(read) => return (Some(read), attempts),
+            // Odd: check the writer after the spin phase, then every so often.
+            Err(seq) if seq & 1 == 1 => {
+                if attempts >= SPIN_ATTEMPTS
+                    && (attempts - SPIN_ATTEMPTS) % YIELDS_PER_CHECK == 0
+                    && !writer_alive()
+                {
+                    return (None, attempts);
+                }
+            }
+            // Changed under the read: a live writer moved on; try again.
+            Err(_) => {}
+        }
+    }
+}
+
 /// Whether process `pid` may still be running: 0 means no writer, our own pid means a
 /// writer in this process (which never stops mid-set), else ask the kernel.
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }

@@ -72,6 +72,28 @@ impl<T: Record> SlotReader<T> {
         }
     }
 
+    /// [`get`](Self::get), also returning how many times the read was retried because a
+    /// `set` of the same slot raced it (0 almost always). For diagnostics and
+    /// benchmarks: a high count means readers and the writer fight over hot slots.
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut slots = roda_store::SlotStore::<u64>::in_memory(4)?;
+    /// slots.set(1, &7);
+    /// assert_eq!(slots.reader().get_with_retries(1), (Some(7), 0));
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn get_with_retries(&self, index: usize) -> (Option<T>, u32) {
+        if index >= self.core.len() {
+            return (None, 0);
+        }
+        match self.core.read_counted(index) {
+            (Read::Value(value), retries) => (Some(value), retries),
+            (Read::Empty | Read::Torn, retries) => (None, retries),
+        }
+    }
+
     /// The number of completed `set`s of slot `index` (0 if never set or out of range).
     #[inline]
     pub fn version(&self, index: usize) -> u64 {

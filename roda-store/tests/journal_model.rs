@@ -46,6 +46,7 @@ proptest! {
         let mut follower = JournalReader::<u64>::open(&path).unwrap();
         let mut model: Vec<u64> = Vec::new();
         let mut cursor: u64 = 0;
+        let mut fcursor: u64 = 0;
 
         for op in ops {
             match op {
@@ -75,25 +76,33 @@ proptest! {
                     Err(e) => return Err(TestCaseError::fail(e.to_string())),
                 },
                 Op::Next => {
-                    let expected = model.get(cursor as usize).copied();
-                    prop_assert_eq!(reader.next().copied(), expected);
-                    prop_assert_eq!(follower.next().copied(), expected);
-                    if expected.is_some() {
-                        cursor += 1;
+                    for (r, c) in [(&mut reader, &mut cursor), (&mut follower, &mut fcursor)] {
+                        let expected = model.get(*c as usize).copied();
+                        prop_assert_eq!(r.next().copied(), expected);
+                        if expected.is_some() {
+                            *c += 1;
+                        }
                     }
                 }
                 Op::NextBatch(max) => {
-                    let start = (cursor as usize).min(model.len());
-                    let end = (start + max).min(model.len());
-                    let expected = if (cursor as usize) < model.len() { &model[start..end] } else { &[][..] };
-                    prop_assert_eq!(reader.next_batch(max), expected);
-                    prop_assert_eq!(follower.next_batch(max), expected);
-                    cursor += expected.len() as u64;
+                    for (r, c) in [(&mut reader, &mut cursor), (&mut follower, &mut fcursor)] {
+                        let start = (*c as usize).min(model.len());
+                        let end = (start + max).min(model.len());
+                        let available = if (*c as usize) < model.len() { &model[start..end] } else { &[][..] };
+                        // A batch is a non-empty prefix of what is available (a short
+                        // read is allowed), and empty only when nothing is.
+                        let got = r.next_batch(max);
+                        prop_assert!(got.len() <= available.len());
+                        prop_assert_eq!(got.is_empty(), available.is_empty());
+                        prop_assert_eq!(got, &available[..got.len()]);
+                        *c += got.len() as u64;
+                    }
                 }
                 Op::Seek(s) => {
                     reader.seek(s);
                     follower.seek(s);
                     cursor = s;
+                    fcursor = s;
                 }
                 Op::GetAt(s) => {
                     let expected = model.get(s as usize).copied();
@@ -112,6 +121,7 @@ proptest! {
             let expected_get = cursor.checked_sub(1).and_then(|s| model.get(s as usize)).copied();
             prop_assert_eq!(reader.get().copied(), expected_get);
             prop_assert_eq!(reader.get_index(), cursor);
+            prop_assert_eq!(follower.get_index(), fcursor);
             prop_assert_eq!(journal.len(), model.len());
             prop_assert_eq!(journal.remaining(), CAPACITY - model.len());
             prop_assert_eq!(reader.published(), model.len() as u64);

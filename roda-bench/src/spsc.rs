@@ -1,0 +1,237 @@
+//! One producer thread, one consumer thread, 24-byte records: Roda's journal against
+//! peer queues, a hand-written atomic ring (the protocol floor) and a single-thread
+//! memcpy of the same bytes (the bandwidth bound). Threads pinned to distinct cores.
+//! The clock runs from the start barrier until the consumer has every record. Every
+//! spinning consumer pauses briefly (32 `spin_loop`s) after an empty poll and every
+//! spinning producer issues a `spin_loop` after a full push, as real code would, so no
+//! implementation is measured hammering a shared line.
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crate::measure::{pin, two_cores};
+
+pub type Msg = [u64; 3];
+
+/// Ring capacity of the bounded peers.
+const RING: usize = 1 << 16;
+
+pub const IMPLS: [&str; 8] = [
+    "roda-journal-next",
+    "roda-journal-batch",
+    "rtrb",
+    "crossbeam-channel",
+    "std-sync-channel",
+    "disruptor",
+    "atomic-ring",
+    "memcpy",
+];
+
+/// What every spinning consumer does after an empty poll: a short pause, so that it
+/// does not pull the producer's cache line back on every iteration.
+#[inline]
+fn idle() {
+    for _ in 0..32 {
+        std::hint::spin_loop();
+    }
+}
+
+fn msg(i: u64) -> Msg {
+    [i, i ^ 0x5555, i.wrapping_mul(3)]
+}
+
+/// Runs the producer body on one pinned thread and the consumer body on another;
+/// returns the consumer's checksum and the time from the barrier to its end.
+fn pair<P, C>(producer: P, consumer: C) -> (u64, Duration)
+where
+    P: FnOnce() + Send + 'static,
+    C: FnOnce() -> u64 + Send + 'static,
+{
+    let (pc, cc) = two_cores();
+    let barrier = Arc::new(Barrier::new(2));
+    let b = barrier.clone();
+    let prod = std::thread::spawn(move || {
+        pin(pc);
+        b.wait();
+        producer();
+    });
+    let cons = std::thread::spawn(move || {
+        pin(cc);
+        barrier.wait();
+        let start = Instant::now();
+        let sum = consumer();
+        (sum, start.elapsed())
+    });
+    prod.join().expect("producer");
+    cons.join().expect("consumer")
+}
+
+fn expected_sum(n: u64) -> u64 {
+    (0..n).fold(0u64, |s, i| s.wrapping_add(msg(i)[2]))
+}
+
+/// Runs `name` over `n` messages: (messages, elapsed). Panics if a message is lost.
+pub fn run(name: &str, n: u64) -> (u64, Duration) {
+    let (sum, elapsed) = match name {
+        "roda-journal-next" | "roda-journal-batch" => {
+            // Pre-faulted (on huge pages where the kernel has them, as the engine's
+            // journals are) outside the clock: this measures the protocol, not page faults.
+            let mut journal = roda::JournalStore::<Msg>::options()
+                .populate(true)
+                .huge_pages(true)
+                .in_memory(n as usize)
+                .expect("journal");
+            let mut reader = journal.reader();
+            let batch = name.ends_with("batch");
+            pair(
+                move || {
+                    for i in 0..n {
+                        journal.append(&msg(i));
+                    }
+                },
+                move || {
+                    let mut sum = 0u64;
+                    let mut seen = 0;
+                    while seen < n {
+                        if batch {
+                            let b = reader.next_batch(4096);
+                            for m in b {
+                                sum = sum.wrapping_add(m[2]);
+                            }
+                            seen += b.len() as u64;
+                            if b.is_empty() {
+                                idle();
+                            }
+                        } else if let Some(m) = reader.next() {
+                            sum = sum.wrapping_add(m[2]);
+                            seen += 1;
+                        } else {
+                            idle();
+                        }
+                    }
+                    sum
+                },
+            )
+        }
+        "rtrb" => {
+            let (mut p, mut c) = rtrb::RingBuffer::<Msg>::new(RING);
+            pair(
+                move || {
+                    for i in 0..n {
+                        let mut m = msg(i);
+                        while let Err(rtrb::PushError::Full(back)) = p.push(m) {
+                            m = back;
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut sum = 0u64;
+                    let mut seen = 0;
+                    while seen < n {
+                        if let Ok(m) = c.pop() {
+                            sum = sum.wrapping_add(m[2]);
+                            seen += 1;
+                        } else {
+                            idle();
+                        }
+                    }
+                    sum
+                },
+            )
+        }
+        "crossbeam-channel" => {
+            let (tx, rx) = crossbeam_channel::bounded::<Msg>(RING);
+            pair(
+                move || {
+                    for i in 0..n {
+                        tx.send(msg(i)).expect("send");
+                    }
+                },
+                move || (0..n).fold(0u64, |s, _| s.wrapping_add(rx.recv().expect("recv")[2])),
+            )
+        }
+        "std-sync-channel" => {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(RING);
+            pair(
+                move || {
+                    for i in 0..n {
+                        tx.send(msg(i)).expect("send");
+                    }
+                },
+                move || (0..n).fold(0u64, |s, _| s.wrapping_add(rx.recv().expect("recv")[2])),
+            )
+        }
+        "disruptor" => {
+            use disruptor::{build_single_producer, BusySpin, ProcessorSettings, Producer};
+            use std::sync::atomic::{AtomicU64, Ordering};
+            let (pc, cc) = two_cores();
+            let total = Arc::new(AtomicU64::new(0));
+            let t = total.clone();
+            let mut sum = 0u64;
+            let processor = move |e: &Msg, _seq: i64, end_of_batch: bool| {
+                sum = sum.wrapping_add(e[2]);
+                if end_of_batch {
+                    // Relaxed: read after the disruptor joins its thread.
+                    t.store(sum, Ordering::Relaxed);
+                }
+            };
+            // The producer thread builds the disruptor before pinning itself: the
+            // library checks the consumer's core against this thread's affinity.
+            std::thread::spawn(move || {
+                let mut producer = build_single_producer(RING, || [0u64; 3], BusySpin)
+                    .pin_at_core(cc)
+                    .handle_events_with(processor)
+                    .build();
+                pin(pc);
+                let start = Instant::now();
+                for i in 0..n {
+                    producer.publish(|e| *e = msg(i));
+                }
+                // Dropping the producer waits until every event is processed.
+                drop(producer);
+                let elapsed = start.elapsed();
+                (total.load(Ordering::Relaxed), elapsed)
+            })
+            .join()
+            .expect("disruptor producer")
+        }
+        "atomic-ring" => {
+            let (mut p, mut c) = crate::ring::ring::<Msg>(RING);
+            pair(
+                move || {
+                    for i in 0..n {
+                        while !p.push(msg(i)) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut sum = 0u64;
+                    let mut seen = 0;
+                    while seen < n {
+                        if let Some(m) = c.pop() {
+                            sum = sum.wrapping_add(m[2]);
+                            seen += 1;
+                        } else {
+                            idle();
+                        }
+                    }
+                    sum
+                },
+            )
+        }
+        "memcpy" => {
+            let src: Vec<Msg> = (0..n).map(msg).collect();
+            let mut dst: Vec<Msg> = vec![[1u64; 3]; n as usize];
+            let start = Instant::now();
+            dst.copy_from_slice(&src);
+            let elapsed = start.elapsed();
+            let sum = dst.iter().fold(0u64, |s, m| s.wrapping_add(m[2]));
+            (sum, elapsed)
+        }
+        other => panic!("unknown spsc implementation {other}"),
+    };
+    assert_eq!(sum, expected_sum(n), "{name} lost or corrupted messages");
+    (n, elapsed)
+}

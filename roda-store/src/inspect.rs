@@ -1,0 +1,203 @@
+//! [`StoreFile`]: untyped, read-only access to any Roda store file, for tools that do
+//! not know the record type (the `roda` command line tool, monitoring, debugging).
+//!
+//! The header is validated without a record type: everything a typed open checks
+//! except the comparison with `T`, which is replaced by checks that the record fields
+//! are consistent with each other (see `header::decode_any`). Records and slots come
+//! out as bytes, read with the same protocols as the typed readers: the journal's
+//! published count through `journal_core::load_write_seq`, slots through the seqlock's
+//! byte-level read `seqlock::try_read_bytes`.
+
+use std::path::{Path, PathBuf};
+
+use roda_core::Result;
+
+use crate::backing::{self, Backing};
+use crate::header::{HeaderInfo, StoreKind, OFF_WRITER_PID, OFF_WRITE_SEQ};
+use crate::journal_core::load_write_seq;
+use crate::seqlock::{self, Found, TORN};
+use crate::sync::{AtomicU64, Ordering};
+
+/// A store file opened read-only without a record type: header fields, the writer's
+/// pid, a journal's records as bytes and a slot store's slots as byte snapshots.
+///
+/// Like every reader it takes no lock and never disturbs the writer, which may keep
+/// writing while the file is inspected.
+///
+/// ```
+/// # fn main() -> roda_core::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("ticks.roda");
+/// let mut journal = roda_store::JournalStore::<[u64; 2]>::create(&path, 100)?;
+/// journal.append(&[7, 8]);
+///
+/// let file = roda_store::StoreFile::open(&path)?;
+/// assert_eq!(file.header().kind, roda_store::StoreKind::Journal);
+/// assert_eq!((file.header().record_size, file.published()), (16, 1));
+/// assert_eq!(file.record_bytes(0).unwrap()[..8], 7u64.to_ne_bytes());
+/// assert!(file.writer_alive()); // this process holds the journal
+/// # Ok(()) }
+/// ```
+pub struct StoreFile {
+    backing: Backing,
+    path: PathBuf,
+    file_len: u64,
+}
+
+/// What [`StoreFile::read_slot`] found in a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotSnapshot {
+    /// The slot was never set.
+    Empty,
+    /// The slot was left mid-write by a writer that is gone (or is flagged so).
+    Torn,
+    /// A consistent copy of the slot's last completed `set`, the `version`-th one; its
+    /// record bytes are in the caller's buffer.
+    Value {
+        /// Completed sets of the slot.
+        version: u64,
+    },
+}
+
+impl StoreFile {
+    /// Opens the store file at `path` read-only and validates its header: magic, version,
+    /// byte order, kind, record layout, data offset, capacity and the file's length. The
+    /// errors are the typed opens' (`NotARodaFile`, `Truncated`, `UnsupportedVersion`,
+    /// `LayoutMismatch { field: "byte_order" }`, `Corrupted`, `InvalidCapacity`, `Io`).
+    pub fn open(path: impl AsRef<Path>) -> Result<StoreFile> {
+        let path = path.as_ref();
+        let (backing, file_len) = backing::open_reader_any(path)?;
+        Ok(StoreFile {
+            backing,
+            path: path.into(),
+            file_len,
+        })
+    }
+
+    /// The path the file was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The header fields.
+    pub fn header(&self) -> HeaderInfo {
+        self.backing.info
+    }
+
+    /// The file's length in bytes when it was opened (at least the header's
+    /// `data_offset + capacity * stride`).
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// The pid the current (or last) writer recorded; 0 after a clean close.
+    pub fn writer_pid(&self) -> u32 {
+        // Relaxed: the pid is advisory (see `Backing::mark_writer`); nothing is read
+        // through it.
+        self.backing.atomic(OFF_WRITER_PID).load(Ordering::Relaxed) as u32
+    }
+
+    /// Whether the recorded writer may still be running: its pid is not 0 and the
+    /// kernel knows a process with that pid (possibly of another user). A writer that
+    /// closed cleanly left 0; one that crashed left a pid no longer running (unless the
+    /// system reused it).
+    pub fn writer_alive(&self) -> bool {
+        seqlock::process_alive(self.writer_pid())
+    }
+
+    /// The journal's write sequence exactly as stored, not clamped: above the capacity
+    /// only in a damaged file. Loaded like [`published`](Self::published). 0 for slot
+    /// stores, which do not use it.
+    pub fn write_sequence(&self) -> u64 {
+        load_write_seq(self.backing.atomic(OFF_WRITE_SEQ))
+    }
+
+    /// Records a journal's writer has published (clamped to the capacity, so a damaged
+    /// file never makes a read leave the data area); every record below it is complete
+    /// and visible. 0 for slot stores.
+    pub fn published(&self) -> u64 {
+        match self.backing.info.kind {
+            StoreKind::Journal => self.write_sequence().min(self.backing.info.capacity),
+            StoreKind::Slots => 0,
+        }
+    }
+
+    /// The bytes of journal record `seq` (`record_size` of them), if it is published;
+    /// `None` for slot stores.
+    pub fn record_bytes(&self, seq: u64) -> Option<&[u8]> {
+        let info = &self.backing.info;
+        if info.kind != StoreKind::Journal || seq >= self.published() {
+            return None;
+        }
+        // SAFETY: `seq < published <= capacity` and `stride == record_size` (checked by
+        // `decode_any`), so the record lies inside the data area, which was checked to
+        // fit the mapping (`required_len`) and lives as long as `self`. It is published:
+        // the load in `published` ordered the writer's record writes before this read,
+        // and a published record is never written again, so no write races the borrow.
+        Some(unsafe {
+            std::slice::from_raw_parts(
+                self.backing
+                    .data()
+                    .as_ptr()
+                    .add((seq * info.stride) as usize),
+                info.record_size as usize,
+            )
+        })
+    }
+
+    /// Slot `index`'s sequence word, with Acquire semantics: 0 never set, odd while a
+    /// set is under way (or left torn), bit 63 flagged torn; `(sequence & !(1 << 63)) / 2`
+    /// is the slot's version. `None` out of range or for a journal.
+    pub fn slot_sequence(&self, index: u64) -> Option<u64> {
+        Some(seqlock::load_seq(self.slot_word(index, 0)?))
+    }
+
+    /// A consistent snapshot of slot `index`, read under the slot's seqlock exactly as
+    /// `SlotReader::get` does (retrying while a live writer is setting the slot; a slot
+    /// that stays odd after its writer is gone is torn). On `Value` the record's bytes
+    /// (`record_size`) are in `out`, which is resized to fit. `None` out of range or
+    /// for a journal.
+    pub fn read_slot(&self, index: u64, out: &mut Vec<u8>) -> Option<SlotSnapshot> {
+        self.slot_word(index, 0)?;
+        out.resize(self.backing.info.record_size as usize, 0);
+        let word = |w: usize| {
+            self.slot_word(index, w as u64)
+                .expect("payload words lie inside the slot")
+        };
+        let mut attempt = || seqlock::try_read_bytes(word, out);
+        let found = match attempt() {
+            Ok(found) => Some(found),
+            Err(_) => seqlock::retry_read(attempt, || self.writer_alive()).0,
+        };
+        Some(match found {
+            Some(Found::Value(seq)) => SlotSnapshot::Value {
+                version: (seq & !TORN) / 2,
+            },
+            Some(Found::Empty) => SlotSnapshot::Empty,
+            Some(Found::Torn) | None => SlotSnapshot::Torn,
+        })
+    }
+
+    /// Word `word` of slot `index` (0 is the sequence word, 1.. the payload).
+    fn slot_word(&self, index: u64, word: u64) -> Option<&AtomicU64> {
+        let info = &self.backing.info;
+        if info.kind != StoreKind::Slots || index >= info.capacity {
+            return None;
+        }
+        // `decode_any` checked stride == stride_for(record_size), so the payload words
+        // (1 ..= ceil(record_size / 8)) fit in the stride; `Region::atomic` checks the
+        // bounds again and the data offset and stride are multiples of 8.
+        debug_assert!(8 * word < info.stride);
+        let offset = info.data_offset + index * info.stride + 8 * word;
+        Some(self.backing.atomic(offset as usize))
+    }
+}
+
+impl std::fmt::Debug for StoreFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreFile")
+            .field("path", &self.path)
+            .field("header", &self.backing.info)
+            .finish()
+    }
+}
