@@ -8,11 +8,12 @@ use hdrhistogram::Histogram;
 
 use crate::measure::{pin, two_cores};
 
-pub const IMPLS: [&str; 5] = [
+pub const IMPLS: [&str; 6] = [
     "roda-journal",
     "rtrb",
     "crossbeam-channel",
     "std-sync-channel",
+    "disruptor",
     "atomic-ring",
 ];
 
@@ -90,6 +91,36 @@ impl Link for Ring {
     }
 }
 
+/// The disruptor crate with user-driven event pollers on both sides (busy-spin), so
+/// each thread publishes into one ring and polls the other.
+struct Disruptor(
+    disruptor::SingleProducer<u64, disruptor::SingleConsumerBarrier>,
+    disruptor::EventPoller<u64, disruptor::SingleProducerBarrier>,
+);
+impl Link for Disruptor {
+    #[inline]
+    fn send(&mut self, v: u64) {
+        use disruptor::Producer;
+        self.0.publish(|e| *e = v);
+    }
+    #[inline]
+    fn recv(&mut self) -> Option<u64> {
+        match self.1.poll() {
+            Ok(mut events) => (&mut events).next().copied(),
+            Err(_) => None,
+        }
+    }
+}
+
+fn disruptor_ring() -> (
+    disruptor::SingleProducer<u64, disruptor::SingleConsumerBarrier>,
+    disruptor::EventPoller<u64, disruptor::SingleProducerBarrier>,
+) {
+    let (poller, builder) =
+        disruptor::build_single_producer(1024, || 0u64, disruptor::BusySpin).new_event_poller();
+    (builder.build(), poller)
+}
+
 fn ping_pong<L: Link>(mut a: L, mut b: L, rounds: u64) -> Histogram<u64> {
     let total = rounds + WARM_UP;
     let (ca, cb) = two_cores();
@@ -152,6 +183,11 @@ pub fn run(name: &str, rounds: u64) -> Histogram<u64> {
             let (s1, r1) = std::sync::mpsc::sync_channel(1024);
             let (s2, r2) = std::sync::mpsc::sync_channel(1024);
             ping_pong(StdChannel(s1, r2), StdChannel(s2, r1), rounds)
+        }
+        "disruptor" => {
+            let (p1, c1) = disruptor_ring();
+            let (p2, c2) = disruptor_ring();
+            ping_pong(Disruptor(p1, c2), Disruptor(p2, c1), rounds)
         }
         "atomic-ring" => {
             let (p1, c1) = crate::ring::ring(1024);

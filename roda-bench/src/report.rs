@@ -180,9 +180,8 @@ fn markdown(
         "Two pinned threads; A sends a sequence number, B echoes it on a second queue; one-way \
          = round trip / 2, measured with `Instant` around each round trip (its own cost, some \
          tens of ns, is included for every implementation). Median over runs of each \
-         percentile. The disruptor crate is left out here: its consumers run inside threads \
-         it owns, so an echo needs a second disruptor driven from a handler, which measures \
-         something else.\n"
+         percentile. The disruptor runs with event pollers on both sides (busy-spin), so each \
+         thread publishes into one ring and polls the other, like the rest.\n"
     );
     let _ = writeln!(
         md,
