@@ -93,6 +93,22 @@ pub enum RodaError {
         /// The largest alignment a store supports.
         max: usize,
     },
+    /// A bounded (segmented) journal cannot take a record now: its readers still hold
+    /// every segment. Retry after they move on.
+    WouldBlock {
+        /// Records the journal holds in memory.
+        capacity: usize,
+    },
+    /// A reader asked for records that are no longer retained.
+    Lagged {
+        /// How many records it missed.
+        missed: u64,
+    },
+    /// The store has as many readers as it can track.
+    TooManyReaders {
+        /// The limit.
+        max: usize,
+    },
     /// A worker thread (an engine worker or a pipeline stage) panicked.
     WorkerPanicked {
         /// The worker's name.
@@ -198,6 +214,20 @@ impl fmt::Display for RodaError {
                 f,
                 "record alignment {align} exceeds the supported maximum {max}; lower the type's #[repr(align)]"
             ),
+            RodaError::WouldBlock { capacity } => write!(
+                f,
+                "the journal's {capacity} records in memory are all held by readers; \
+                 retry once they move on (readers must keep up, or be dropped)"
+            ),
+            RodaError::Lagged { missed } => write!(
+                f,
+                "the reader lagged behind: {missed} records are no longer retained; \
+                 seek to the oldest retained sequence to continue"
+            ),
+            RodaError::TooManyReaders { max } => write!(
+                f,
+                "the store already has {max} readers; drop readers that are no longer used"
+            ),
             RodaError::WorkerPanicked { worker, message } => write!(
                 f,
                 "worker '{worker}' panicked: {message}; fix the panic in that worker's code \
@@ -274,6 +304,9 @@ mod tests {
                 worker: "stage 1".into(),
                 message: "boom".into(),
             },
+            RodaError::WouldBlock { capacity: 8 },
+            RodaError::Lagged { missed: 3 },
+            RodaError::TooManyReaders { max: 64 },
         ];
         for e in &all {
             let msg = e.to_string();

@@ -26,6 +26,8 @@ mod journal_reader;
 mod lock;
 mod options;
 mod region;
+mod segmented;
+mod segmented_reader;
 mod seqlock;
 mod slot_reader;
 mod slots;
@@ -42,5 +44,9 @@ pub use journal::{AppendBatch, JournalOptions, JournalStore};
 pub use journal_reader::JournalReader;
 pub use options::StoreOptions;
 pub use roda_core::{Appendable, IterativeReadable, Record, Result, RodaError, Settable};
+pub use segmented::{
+    SegmentedBatch, SegmentedJournal, SegmentedOptions, SegmentedWatch, MAX_READERS,
+};
+pub use segmented_reader::SegmentedReader;
 pub use slot_reader::SlotReader;
 pub use slots::{SlotOptions, SlotStore};

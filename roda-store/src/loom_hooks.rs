@@ -40,3 +40,17 @@ pub fn set_skip_reader_fence(on: bool) {
 pub(crate) fn skip_reader_fence() -> bool {
     SKIP_READER_FENCE.with(|c| c.get())
 }
+
+std::thread_local! {
+    static SKIP_GATE_CHECK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the segmented journal's writer recycle segments without checking the readers'
+/// gates.
+pub fn set_skip_gate_check(on: bool) {
+    SKIP_GATE_CHECK.with(|c| c.set(on));
+}
+
+pub(crate) fn skip_gate_check() -> bool {
+    SKIP_GATE_CHECK.with(|c| c.get())
+}

@@ -1,0 +1,447 @@
+//! [`SegmentedJournal`]: an unbounded stream in bounded memory. Records live in a ring
+//! of fixed-size segments sharing one `u64` sequence space; when the writer fills a
+//! segment it rolls into the next, reusing (recycling) the oldest one in place, without
+//! unmapping it, so a long-running stream keeps the same hot pages and takes no page
+//! faults once every segment has been used once.
+//!
+//! Back-pressure: every reader is a gating reader. The writer never recycles a segment
+//! that a reader has not left; when it would have to, `try_append` returns
+//! `Err(WouldBlock)` and `append` waits. Publishing and gating are lock-free: one Release
+//! store per append (or per batch), one Release store per segment a reader leaves, and the
+//! writer reads the readers' positions only when it rolls into a segment.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use roda_core::{Record, Result, RodaError};
+
+use crate::backing::Backing;
+use crate::header::{self, Shape, StoreKind};
+use crate::journal_core::JournalCore;
+use crate::options::Settings;
+use crate::segmented_reader::SegmentedReader;
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+
+/// A counter alone on its cache lines (so a reader's gate never shares a line with
+/// another reader's or with the writer's count).
+#[repr(align(128))]
+pub(crate) struct Padded(pub(crate) AtomicU64);
+
+impl Padded {
+    fn new() -> Self {
+        Padded(AtomicU64::new(0))
+    }
+}
+
+/// Most readers one segmented journal can have at once.
+pub const MAX_READERS: usize = 64;
+
+/// Gates allocated per journal: under loom every atomic is a modelled object, so the
+/// models get a handful instead of [`MAX_READERS`].
+fn max_readers() -> usize {
+    if cfg!(roda_loom) {
+        2
+    } else {
+        MAX_READERS
+    }
+}
+
+/// One reader's gate: every record below `released` is released by that reader (it will
+/// never view it again). Values are segment starts.
+pub(crate) struct Gate {
+    pub(crate) released: Padded,
+    /// A reader owns this gate; free gates do not hold the writer back.
+    pub(crate) in_use: AtomicBool,
+}
+
+impl Gate {
+    fn new() -> Self {
+        Gate {
+            released: Padded::new(),
+            in_use: AtomicBool::new(false),
+        }
+    }
+}
+
+/// State shared by the writer and its readers.
+pub(crate) struct SegmentedCore<T> {
+    pub(crate) segments: Box<[JournalCore<T>]>,
+    /// Records per segment.
+    pub(crate) segment_records: u64,
+    /// Records published: every record below it is fully written.
+    pub(crate) published: Padded,
+    /// Gates of the readers (the writer reads them only when it rolls). A fixed array
+    /// claimed with compare-and-swap, so registering a reader takes no lock either.
+    pub(crate) gates: Box<[Gate]>,
+}
+
+impl<T: Record> SegmentedCore<T> {
+    /// The segment that holds sequence `seq`.
+    #[inline]
+    pub(crate) fn segment_of(&self, seq: u64) -> &JournalCore<T> {
+        &self.segments[((seq / self.segment_records) % self.segments.len() as u64) as usize]
+    }
+
+    /// Records readers may view (Acquire: pairs with the writer's Release in `publish`).
+    #[inline]
+    pub(crate) fn published(&self) -> u64 {
+        // Acquire pairs with the Release store in `SegmentedJournal::publish`: every
+        // record below the loaded count is fully written.
+        self.published.0.load(Ordering::Acquire)
+    }
+
+    /// Claims a free gate set to `released`; its index.
+    pub(crate) fn claim_gate(&self, released: u64) -> Option<usize> {
+        self.gates.iter().position(|gate| {
+            // Relaxed: the value is published with the Release of the claim below.
+            let free = !gate.in_use.load(Ordering::Relaxed);
+            if free {
+                gate.released.0.store(released, Ordering::Relaxed);
+            }
+            // AcqRel: the claim pairs with the Acquire load of `in_use` in `roll` (which
+            // then sees `released`) and with the Release store in `release_gate`.
+            free && gate
+                .in_use
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
+    /// Frees gate `index` (its reader is gone).
+    pub(crate) fn release_gate(&self, index: usize) {
+        // Release pairs with the Acquire of the next claim.
+        self.gates[index].in_use.store(false, Ordering::Release);
+    }
+
+    /// The oldest sequence still held in memory, given `published` records.
+    pub(crate) fn oldest_retained(&self, published: u64) -> u64 {
+        let window = self.segment_records * self.segments.len() as u64;
+        // Segments still holding data: the one being filled and the ones before it.
+        let current_start = published / self.segment_records * self.segment_records;
+        (current_start + self.segment_records).saturating_sub(window)
+    }
+}
+
+/// Options of a [`SegmentedJournal`]: see [`SegmentedJournal::options`].
+pub type SegmentedOptions<T> = crate::options::StoreOptions<SegmentedJournal<T>>;
+
+impl<T: Record> SegmentedOptions<T> {
+    /// A segmented journal in anonymous memory: `segments` segments of
+    /// `segment_records` records each, recycled in turn.
+    pub fn in_memory(self, segment_records: usize, segments: usize) -> Result<SegmentedJournal<T>> {
+        SegmentedJournal::build(&self.settings, segment_records, segments)
+    }
+}
+
+/// The writer of a segmented journal; see the [module docs](self) for the model.
+///
+/// ```
+/// use roda_store::SegmentedJournal;
+///
+/// # fn main() -> roda_core::Result<()> {
+/// // 4 segments of 1,024 records: at most 4,096 records in memory, an unbounded stream.
+/// let mut journal = SegmentedJournal::<u64>::in_memory(1024, 4)?;
+/// let mut reader = journal.reader();
+/// let mut expected = 0;
+/// for i in 0..100_000u64 {
+///     // The reader holds the writer back: drain it before the ring is full.
+///     while journal.try_append(&i).is_err() {
+///         while let Some(x) = reader.next() {
+///             assert_eq!(*x, expected);
+///             expected += 1;
+///         }
+///     }
+/// }
+/// while let Some(x) = reader.next() {
+///     assert_eq!(*x, expected);
+///     expected += 1;
+/// }
+/// assert_eq!(expected, 100_000);
+/// # Ok(()) }
+/// ```
+pub struct SegmentedJournal<T: Record> {
+    core: Arc<SegmentedCore<T>>,
+    /// Next sequence to write.
+    seq: u64,
+    /// First sequence of the segment being written, and one past its last.
+    segment_start: u64,
+    segment_end: u64,
+}
+
+impl<T: Record> SegmentedJournal<T> {
+    /// A builder for the memory settings (huge pages, populate, lock, schema).
+    pub fn options() -> SegmentedOptions<T> {
+        crate::options::StoreOptions::default()
+    }
+
+    /// `segments` segments of `segment_records` records in anonymous memory.
+    pub fn in_memory(segment_records: usize, segments: usize) -> Result<Self> {
+        Self::options().in_memory(segment_records, segments)
+    }
+
+    fn build(settings: &Settings, segment_records: usize, segments: usize) -> Result<Self> {
+        header::check_record::<T>()?;
+        if segments < 2 {
+            return Err(RodaError::InvalidCapacity {
+                capacity: segments as u64,
+                reason: "a segmented journal needs at least 2 segments (one to write, one to read)",
+            });
+        }
+        let shape = Shape {
+            kind: StoreKind::Journal,
+            record_size: std::mem::size_of::<T>() as u64,
+            record_align: std::mem::align_of::<T>() as u64,
+            stride: std::mem::size_of::<T>() as u64,
+            schema: settings.schema,
+        };
+        let segments = (0..segments)
+            .map(|_| {
+                Ok(JournalCore::new(
+                    Backing::in_memory(shape, segment_records, settings)?.backing,
+                ))
+            })
+            .collect::<Result<Box<[_]>>>()?;
+        let segment_records = segment_records as u64;
+        Ok(SegmentedJournal {
+            core: Arc::new(SegmentedCore {
+                segments,
+                segment_records,
+                published: Padded::new(),
+                gates: (0..max_readers()).map(|_| Gate::new()).collect(),
+            }),
+            seq: 0,
+            segment_start: 0,
+            segment_end: segment_records,
+        })
+    }
+
+    /// A new gating reader starting at the oldest record still in memory. Until it is
+    /// dropped, the writer never recycles a segment this reader has not left.
+    ///
+    /// # Panics
+    /// When [`MAX_READERS`] readers exist already; see [`try_reader`](Self::try_reader).
+    pub fn reader(&self) -> SegmentedReader<T> {
+        self.try_reader()
+            .unwrap_or_else(|e| panic!("SegmentedJournal::reader: {e}"))
+    }
+
+    /// Like [`reader`](Self::reader), returning `Err(TooManyReaders)` instead of panicking.
+    pub fn try_reader(&self) -> Result<SegmentedReader<T>> {
+        let start = self.core.oldest_retained(self.seq) / self.core.segment_records
+            * self.core.segment_records;
+        SegmentedReader::register(self.core.clone(), start)
+    }
+
+    /// Appends `item`, waiting (spin, then yield) while the readers hold every segment;
+    /// returns its sequence. Pipelines wait with their own strategy through
+    /// [`try_append`](Self::try_append) instead.
+    #[inline]
+    pub fn append(&mut self, item: &T) -> u64 {
+        loop {
+            match self.try_append(item) {
+                Ok(seq) => return seq,
+                Err(_) => wait_a_little(),
+            }
+        }
+    }
+
+    /// Appends `item` and returns its sequence, or `Err(WouldBlock)` when the next segment
+    /// is still held by a reader (nothing is written then).
+    #[inline]
+    pub fn try_append(&mut self, item: &T) -> Result<u64> {
+        let seq = self.seq;
+        if seq == self.segment_end {
+            self.roll()?;
+        }
+        self.write(seq, item);
+        self.publish();
+        Ok(seq)
+    }
+
+    /// Appends as many of `items` as fit without waiting, publishing them with one
+    /// Release store; returns their sequences (possibly empty: then `Err(WouldBlock)`).
+    pub fn try_append_slice(&mut self, items: &[T]) -> Result<Range<u64>> {
+        let start = self.seq;
+        for item in items {
+            if self.seq == self.segment_end && self.roll().is_err() {
+                break;
+            }
+            let seq = self.seq;
+            self.write(seq, item);
+        }
+        if self.seq == start && !items.is_empty() {
+            return Err(self.would_block());
+        }
+        self.publish();
+        Ok(start..self.seq)
+    }
+
+    /// Starts a batch of appends published together (one Release store) when the batch
+    /// is dropped; see [`SegmentedBatch`].
+    #[inline]
+    pub fn batch(&mut self) -> SegmentedBatch<'_, T> {
+        SegmentedBatch { journal: self }
+    }
+
+    /// A handle that reports the journal's published count without holding the writer
+    /// back (it is not a reader).
+    pub fn watch(&self) -> SegmentedWatch<T> {
+        SegmentedWatch {
+            core: self.core.clone(),
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, seq: u64, item: &T) {
+        let segment = self.core.segment_of(seq);
+        // SAFETY: `seq` lies in the current segment (below `segment_end`), whose slot
+        // index is below its capacity; this is the only writer (`&mut self`); the record
+        // is unpublished and, after `roll`, no reader views the recycled segment.
+        unsafe { segment.write((seq - self.segment_start) as usize, item) };
+        self.seq = seq + 1;
+    }
+
+    #[inline]
+    fn publish(&self) {
+        // Release pairs with the Acquire load in `SegmentedCore::published`.
+        self.core.published.0.store(self.seq, Ordering::Release);
+    }
+
+    /// Moves to the next segment, if every reader has left the segment it recycles.
+    #[cold]
+    #[inline(never)]
+    fn roll(&mut self) -> Result<()> {
+        let next_start = self.segment_end;
+        let window = self.core.segment_records * self.core.segments.len() as u64;
+        if next_start >= window && !skip_gate_check() {
+            // The segment to recycle held [next_start - window, next_start - window + S).
+            let must_release = next_start - window + self.core.segment_records;
+            for gate in self.core.gates.iter() {
+                // Acquire pairs with the claim's AcqRel and the reader's Release stores of
+                // `released`: its views of the old records ended before we overwrite them.
+                if gate.in_use.load(Ordering::Acquire)
+                    && gate.released.0.load(Ordering::Acquire) < must_release
+                {
+                    return Err(self.would_block());
+                }
+            }
+        }
+        self.segment_start = next_start;
+        self.segment_end = next_start + self.core.segment_records;
+        Ok(())
+    }
+
+    fn would_block(&self) -> RodaError {
+        RodaError::WouldBlock {
+            capacity: (self.core.segment_records * self.core.segments.len() as u64) as usize,
+        }
+    }
+
+    /// Records appended so far (the stream's length, not what memory holds).
+    pub fn len(&self) -> u64 {
+        self.seq
+    }
+
+    /// Whether nothing was appended yet.
+    pub fn is_empty(&self) -> bool {
+        self.seq == 0
+    }
+
+    /// Records per segment.
+    pub fn segment_records(&self) -> usize {
+        self.core.segment_records as usize
+    }
+
+    /// Number of segments in the ring.
+    pub fn segments(&self) -> usize {
+        self.core.segments.len()
+    }
+
+    /// The oldest sequence still in memory.
+    pub fn oldest_retained(&self) -> u64 {
+        self.core.oldest_retained(self.seq)
+    }
+}
+
+#[cfg(not(roda_loom))]
+#[inline(always)]
+fn skip_gate_check() -> bool {
+    false
+}
+
+#[cfg(roda_loom)]
+fn skip_gate_check() -> bool {
+    crate::loom_hooks::skip_gate_check()
+}
+
+/// Appends to a [`SegmentedJournal`] that readers see together: published with one
+/// Release store when the batch is dropped.
+pub struct SegmentedBatch<'a, T: Record> {
+    journal: &'a mut SegmentedJournal<T>,
+}
+
+impl<T: Record> SegmentedBatch<'_, T> {
+    /// Writes `item` (unpublished until the batch ends), or returns `Err(WouldBlock)`
+    /// when the next segment is still held by a reader.
+    #[inline]
+    pub fn try_push(&mut self, item: &T) -> Result<u64> {
+        let seq = self.journal.seq;
+        if seq == self.journal.segment_end {
+            // Readers may be waiting for what this batch holds so far: publish it first.
+            self.journal.publish();
+            self.journal.roll()?;
+        }
+        self.journal.write(seq, item);
+        Ok(seq)
+    }
+}
+
+impl<T: Record> Drop for SegmentedBatch<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.journal.publish();
+    }
+}
+
+/// The published count of a [`SegmentedJournal`], for monitoring; holds nothing back.
+pub struct SegmentedWatch<T: Record> {
+    core: Arc<SegmentedCore<T>>,
+}
+
+impl<T: Record> SegmentedWatch<T> {
+    /// Records published so far.
+    pub fn published(&self) -> u64 {
+        self.core.published()
+    }
+
+    /// Records the journal holds in memory (segments × records per segment).
+    pub fn capacity(&self) -> usize {
+        self.core.segment_records as usize * self.core.segments.len()
+    }
+}
+
+impl<T: Record> Clone for SegmentedWatch<T> {
+    fn clone(&self) -> Self {
+        SegmentedWatch {
+            core: self.core.clone(),
+        }
+    }
+}
+
+/// The waiting of a plain `append`: a short spin, then a yield.
+fn wait_a_little() {
+    for _ in 0..64 {
+        std::hint::spin_loop();
+    }
+    std::thread::yield_now();
+}
+
+impl<T: Record> std::fmt::Debug for SegmentedJournal<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentedJournal")
+            .field("len", &self.seq)
+            .field("segment_records", &self.core.segment_records)
+            .field("segments", &self.core.segments.len())
+            .finish()
+    }
+}

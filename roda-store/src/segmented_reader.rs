@@ -1,0 +1,190 @@
+//! [`SegmentedReader`]: a gating cursor over a [`SegmentedJournal`](crate::SegmentedJournal).
+
+use std::sync::Arc;
+
+use roda_core::{IterativeReadable, Record, Result, RodaError};
+
+use crate::segmented::{SegmentedCore, MAX_READERS};
+use crate::sync::Ordering;
+
+/// A reader of a segmented journal. It views records in place (`&T`) and holds the
+/// writer back: the writer never recycles a segment this reader has not left, so its
+/// views are never overwritten. Drop readers you no longer use, or the writer waits.
+pub struct SegmentedReader<T: Record> {
+    core: Arc<SegmentedCore<T>>,
+    gate: usize,
+    cursor: u64,
+    known: u64,
+    /// Start of the segment the reader's gate protects.
+    gate_at: u64,
+}
+
+impl<T: Record> SegmentedReader<T> {
+    pub(crate) fn register(core: Arc<SegmentedCore<T>>, start: u64) -> Result<Self> {
+        let gate = core
+            .claim_gate(start)
+            .ok_or(RodaError::TooManyReaders { max: MAX_READERS })?;
+        Ok(SegmentedReader {
+            core,
+            gate,
+            cursor: start,
+            known: 0,
+            gate_at: start,
+        })
+    }
+
+    #[inline]
+    fn segment_start(&self, seq: u64) -> u64 {
+        seq - seq % self.core.segment_records
+    }
+
+    /// Moves the gate to the segment of `seq` once the cursor has left older segments.
+    #[inline]
+    fn advance_gate(&mut self, seq: u64) {
+        let start = self.segment_start(seq);
+        if start != self.gate_at {
+            self.gate_at = start;
+            // Release pairs with the writer's Acquire load in `roll`: every view of the
+            // records below `start` ended before the writer may recycle them.
+            self.core.gates[self.gate]
+                .released
+                .0
+                .store(start, Ordering::Release);
+        }
+    }
+
+    /// The next record, advancing past it; `None` when nothing new is published.
+    #[inline]
+    #[allow(clippy::should_implement_trait)] // lends `&T` from `&mut self`: not an Iterator
+    pub fn next(&mut self) -> Option<&T> {
+        let seq = self.cursor;
+        if seq >= self.known {
+            self.known = self.core.published();
+            if seq >= self.known {
+                return None;
+            }
+        }
+        self.advance_gate(seq);
+        self.cursor = seq + 1;
+        let offset = (seq % self.core.segment_records) as usize;
+        // SAFETY: seq < published, so the record is written; its segment is the one our
+        // gate protects (advanced above), so the writer does not recycle it while the
+        // returned borrow of `self` lives.
+        Some(unsafe { self.core.segment_of(seq).record(offset) })
+    }
+
+    /// Up to `max` published records from the cursor, contiguous (a batch never crosses
+    /// a segment end); empty when nothing new is published.
+    #[inline]
+    pub fn next_batch(&mut self, max: usize) -> &[T] {
+        let start = self.cursor;
+        if start >= self.known {
+            self.known = self.core.published();
+        }
+        let segment_end = self.segment_start(start) + self.core.segment_records;
+        let end = self.known.min(segment_end).min(start + max as u64);
+        if end <= start {
+            return &[];
+        }
+        self.advance_gate(start);
+        self.cursor = end;
+        let offset = (start % self.core.segment_records) as usize;
+        // SAFETY: as in `next`, for every record of the range, which stays inside one
+        // segment.
+        unsafe {
+            self.core
+                .segment_of(start)
+                .records(offset, (end - start) as usize)
+        }
+    }
+
+    /// The cursor: the sequence of the next record to read.
+    #[inline]
+    pub fn get_index(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The record the last read ended on, `None` before the first read.
+    #[inline]
+    pub fn get(&self) -> Option<&T> {
+        let seq = self.cursor.checked_sub(1)?;
+        if seq < self.gate_at || seq >= self.known {
+            return None;
+        }
+        // SAFETY: seq is published (below `known`) and in a segment at or after our gate.
+        Some(unsafe {
+            self.core
+                .segment_of(seq)
+                .record((seq % self.core.segment_records) as usize)
+        })
+    }
+
+    /// Records published and not read yet.
+    #[inline]
+    pub fn available(&self) -> u64 {
+        self.core.published().saturating_sub(self.cursor)
+    }
+
+    /// Records the writer has published.
+    #[inline]
+    pub fn published(&self) -> u64 {
+        self.core.published()
+    }
+
+    /// Moves the cursor forward to `seq` (a reader releases what it skips; it cannot go
+    /// back to records it released). Returns `Err(Lagged)` for a sequence before the
+    /// reader's protected segment.
+    pub fn seek(&mut self, seq: u64) -> Result<()> {
+        if seq < self.gate_at {
+            return Err(RodaError::Lagged {
+                missed: self.gate_at - seq,
+            });
+        }
+        self.cursor = seq;
+        Ok(())
+    }
+}
+
+impl<T: Record> Clone for SegmentedReader<T> {
+    /// An independent reader at the same position, with its own gate.
+    ///
+    /// # Panics
+    /// When [`MAX_READERS`] readers exist already.
+    fn clone(&self) -> Self {
+        let mut reader = SegmentedReader::register(self.core.clone(), self.gate_at)
+            .unwrap_or_else(|e| panic!("SegmentedReader::clone: {e}"));
+        reader.cursor = self.cursor;
+        reader.known = self.known;
+        reader
+    }
+}
+
+impl<T: Record> Drop for SegmentedReader<T> {
+    fn drop(&mut self) {
+        self.core.release_gate(self.gate);
+    }
+}
+
+impl<T: Record> IterativeReadable<T> for SegmentedReader<T> {
+    #[inline]
+    fn next(&mut self) -> Option<&T> {
+        SegmentedReader::next(self)
+    }
+    #[inline]
+    fn get(&self) -> Option<&T> {
+        SegmentedReader::get(self)
+    }
+    #[inline]
+    fn get_index(&self) -> u64 {
+        SegmentedReader::get_index(self)
+    }
+}
+
+impl<T: Record> std::fmt::Debug for SegmentedReader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentedReader")
+            .field("cursor", &self.cursor)
+            .field("gate_at", &self.gate_at)
+            .finish()
+    }
+}

@@ -1,0 +1,180 @@
+//! SegmentedJournal: rolls, recycling, back-pressure, readers, errors, page faults.
+#![cfg(not(roda_loom))]
+
+use roda_store::{RodaError, SegmentedJournal, SegmentedReader, MAX_READERS};
+
+#[test]
+fn a_reader_thread_follows_many_rolls_in_order() {
+    const N: u64 = if cfg!(miri) { 300 } else { 1_000_000 };
+    let mut journal = SegmentedJournal::<[u64; 2]>::in_memory(64, 4).unwrap();
+    let mut reader = journal.reader();
+    let t = std::thread::spawn(move || {
+        let mut expected = 0u64;
+        while expected < N {
+            let batch = reader.next_batch(100);
+            assert!(batch.len() <= 64, "a batch never crosses a segment end");
+            for r in batch {
+                assert_eq!(*r, [expected, !expected]);
+                expected += 1;
+            }
+            if batch.is_empty() {
+                std::thread::yield_now();
+            }
+        }
+        expected
+    });
+    for i in 0..N {
+        assert_eq!(journal.append(&[i, !i]), i);
+    }
+    assert_eq!(t.join().unwrap(), N);
+    assert_eq!(journal.len(), N);
+}
+
+#[test]
+fn a_reader_that_has_not_left_a_segment_blocks_its_recycling() {
+    let mut journal = SegmentedJournal::<u64>::in_memory(4, 2).unwrap();
+    let mut reader = journal.reader();
+    for i in 0..8 {
+        assert_eq!(journal.try_append(&i).unwrap(), i);
+    }
+    // Record 8 would recycle segment 0, which the reader has not left.
+    match journal.try_append(&8) {
+        Err(RodaError::WouldBlock { capacity }) => assert_eq!(capacity, 8),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(journal.len(), 8, "a refused append writes nothing");
+    for i in 0..4 {
+        assert_eq!(reader.next(), Some(&i));
+    }
+    // Still in segment 0 until it reads record 4.
+    assert!(journal.try_append(&8).is_err());
+    assert_eq!(reader.next(), Some(&4));
+    assert_eq!(journal.try_append(&8).unwrap(), 8);
+    assert_eq!(journal.oldest_retained(), 4);
+    // Dropping the reader frees the writer entirely.
+    drop(reader);
+    for i in 9..100 {
+        journal.try_append(&i).unwrap();
+    }
+}
+
+#[test]
+fn try_append_slice_appends_what_fits() {
+    let mut journal = SegmentedJournal::<u64>::in_memory(4, 2).unwrap();
+    let mut reader = journal.reader();
+    let items: Vec<u64> = (0..10).collect();
+    assert_eq!(journal.try_append_slice(&items).unwrap(), 0..8);
+    assert!(matches!(
+        journal.try_append_slice(&items[8..]),
+        Err(RodaError::WouldBlock { .. })
+    ));
+    assert_eq!(journal.try_append_slice(&[]).unwrap(), 8..8);
+    assert_eq!(reader.next_batch(10), &[0, 1, 2, 3]);
+    assert_eq!(reader.next_batch(10), &[4, 5, 6, 7]);
+    assert_eq!(journal.try_append_slice(&items[8..]).unwrap(), 8..10);
+    assert_eq!(reader.next_batch(10), &[8, 9]);
+}
+
+#[test]
+fn cursor_methods_and_lag() {
+    let mut journal = SegmentedJournal::<u64>::in_memory(4, 3).unwrap();
+    let mut reader = journal.reader();
+    assert_eq!((reader.get(), reader.get_index()), (None, 0));
+    for i in 0..10 {
+        journal.append(&(i * 10));
+    }
+    assert_eq!((reader.published(), reader.available()), (10, 10));
+    assert_eq!(reader.next(), Some(&0));
+    assert_eq!(reader.get(), Some(&0));
+    reader.seek(5).unwrap();
+    assert_eq!(reader.next(), Some(&50));
+    // The reader left segment 0 when it read record 5 (segment 1): it cannot go back.
+    match reader.seek(2) {
+        Err(RodaError::Lagged { missed }) => assert_eq!(missed, 2),
+        other => panic!("{other:?}"),
+    }
+    reader.seek(100).unwrap();
+    assert_eq!(reader.next(), None);
+    // A clone is an independent reader at the same place, with its own gate.
+    reader.seek(6).unwrap();
+    let mut other = reader.clone();
+    assert_eq!(other.next(), Some(&60));
+    assert_eq!(reader.get_index(), 6);
+    assert_eq!(roda_store::IterativeReadable::next(&mut reader), Some(&60));
+}
+
+#[test]
+fn new_readers_start_at_the_oldest_retained_record() {
+    let mut journal = SegmentedJournal::<u64>::in_memory(4, 2).unwrap();
+    for i in 0..20 {
+        journal.append(&i);
+    }
+    assert_eq!(journal.oldest_retained(), 16);
+    let mut reader = journal.reader();
+    assert_eq!(reader.get_index(), 16);
+    assert_eq!(reader.next_batch(10), &[16, 17, 18, 19]);
+}
+
+#[test]
+fn bad_shapes_and_too_many_readers_are_errors() {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Empty;
+    assert!(matches!(
+        SegmentedJournal::<Empty>::in_memory(4, 2),
+        Err(RodaError::ZeroSizedRecord)
+    ));
+    assert!(matches!(
+        SegmentedJournal::<u64>::in_memory(4, 1),
+        Err(RodaError::InvalidCapacity { .. })
+    ));
+    assert!(matches!(
+        SegmentedJournal::<u64>::in_memory(0, 2),
+        Err(RodaError::InvalidCapacity { .. })
+    ));
+    let journal = SegmentedJournal::<u64>::in_memory(4, 2).unwrap();
+    let readers: Vec<SegmentedReader<u64>> = (0..MAX_READERS).map(|_| journal.reader()).collect();
+    assert!(matches!(
+        journal.try_reader(),
+        Err(RodaError::TooManyReaders { max: MAX_READERS })
+    ));
+    drop(readers);
+    assert!(
+        journal.try_reader().is_ok(),
+        "dropped readers free their gates"
+    );
+}
+
+fn thread_minor_faults() -> i64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+        .map(|u| u.minor_page_faults())
+        .unwrap_or(0)
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri has no page faults to count")]
+fn steady_state_recycles_memory_without_page_faults() {
+    const SEGMENT: usize = 64 * 1024;
+    let mut journal = SegmentedJournal::<[u64; 3]>::in_memory(SEGMENT, 4).unwrap();
+    let mut reader = journal.reader();
+    let mut pump = |journal: &mut SegmentedJournal<[u64; 3]>, n: u64| {
+        let mut sum = 0u64;
+        for i in 0..n {
+            while journal.try_append(&[i, i, i]).is_err() {
+                while let Some(r) = reader.next() {
+                    sum = sum.wrapping_add(r[0]);
+                }
+            }
+        }
+        sum
+    };
+    // Warm-up: every segment used once.
+    pump(&mut journal, 4 * SEGMENT as u64 + 1);
+    let before = thread_minor_faults();
+    std::hint::black_box(pump(&mut journal, 1_000_000));
+    let faults = thread_minor_faults() - before;
+    assert!(
+        faults < 100,
+        "{faults} minor page faults over 1M recycled appends"
+    );
+}
