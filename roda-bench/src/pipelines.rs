@@ -159,10 +159,9 @@ fn wait_for(counter: &AtomicU64, expected: u64, limit: Duration) -> bool {
 
 const LIMIT: Duration = Duration::from_secs(600);
 
-/// Roda: returns (events, time from engine creation to the last stage's count).
-pub fn run_roda(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
-    use roda::prelude::*;
-    let expected = workload.expected_at_last_stage(inputs);
+/// The body of the counting `inspect` placed first in the last stage, and the counter it
+/// publishes to (one plain store per item, identical for both implementations).
+fn counting_inspect() -> (Arc<AtomicU64>, impl FnMut(&Summary) + Send + 'static) {
     let counter = Arc::new(AtomicU64::new(0));
     let c = counter.clone();
     let mut seen = 0u64;
@@ -171,6 +170,14 @@ pub fn run_roda(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
         // Release pairs with the Acquire load in `wait_for`.
         c.store(seen, Ordering::Release);
     };
+    (counter, count)
+}
+
+/// Roda: returns (events, time from engine creation to the last stage's count).
+pub fn run_roda(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
+    use roda::prelude::*;
+    let expected = workload.expected_at_last_stage(inputs);
+    let (counter, count) = counting_inspect();
     let start = Instant::now();
     let capacity = inputs.len();
     let elapsed = match workload {
@@ -228,14 +235,7 @@ pub fn run_roda(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
 pub fn run_original(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
     use roda_state::{dedup_by, delta, inspect, pipe, stateful, StageEngine};
     let expected = workload.expected_at_last_stage(inputs);
-    let counter = Arc::new(AtomicU64::new(0));
-    let c = counter.clone();
-    let mut seen = 0u64;
-    let count = move |_: &Summary| {
-        seen += 1;
-        // Release pairs with the Acquire load in `wait_for`.
-        c.store(seen, Ordering::Release);
-    };
+    let (counter, count) = counting_inspect();
     let start = Instant::now();
     let capacity = inputs.len();
     let elapsed = match workload {
