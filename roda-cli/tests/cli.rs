@@ -528,7 +528,20 @@ fn bad_files_give_one_line_and_status_2() {
         }
     };
     check(&path, "No such file or directory");
-    check(dir.path(), "Is a directory");
+    // A directory: `inspect` summarises segmented journal directories only.
+    for command in &commands[1..] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = Vec::new();
+        for a in *command {
+            args.push(a);
+        }
+        let dir_path = dir.path();
+        args.push(&dir_path);
+        fails(roda(&args), "Is a directory");
+    }
+    fails(
+        roda(&[&"inspect", &dir.path()]),
+        "not a segmented journal directory",
+    );
     std::fs::write(&path, "").unwrap();
     check(&path, "is not a Roda file");
     std::fs::write(&path, "timestamp,price\n1,2\n").unwrap();
@@ -584,4 +597,51 @@ fn usage_errors_give_one_line_and_status_2() {
     let help = ok(roda(&[&"help"]));
     assert!(help.contains("usage: roda <command> FILE"), "{help}");
     assert!(ok(roda(&[&"--version"])).starts_with("roda "));
+}
+
+#[test]
+fn inspect_segment_file_and_directory() {
+    use roda_store::{Retention, SegmentedJournal};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("segmented");
+    let mut journal =
+        SegmentedJournal::<[u64; 3]>::create(&dir, 10, Retention::KeepLast(3)).unwrap();
+    for i in 0..45 {
+        journal.append(&tick(i));
+    }
+    let segment = dir.join("00000000000000000040.roda");
+    let text = ok(roda(&[&"inspect", &segment]));
+    for needle in [
+        "kind       journal (format version 1)",
+        "length     5 records (50.0% full)",
+        "segment    first sequence 40 (records 40..45), retention KeepLast(3)",
+        "header     valid",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in\n{text}");
+    }
+    let json = ok(roda(&[&"inspect", &"--json", &segment]));
+    for needle in [
+        r#""segment":true"#,
+        r#""first_sequence":40"#,
+        r#""retention":"KeepLast(3)""#,
+    ] {
+        assert!(json.contains(needle), "{needle} in {json}");
+    }
+    let text = ok(roda(&[&"inspect", &dir]));
+    for needle in [
+        "segmented journal, KeepLast(3), 3 segment files of 10 records (24 bytes each)",
+        "records 20..45 retained (25 records)",
+        "00000000000000000020.roda  first 20, 10 records",
+        "00000000000000000040.roda  first 40, 5 records",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in\n{text}");
+    }
+    let json = ok(roda(&[&"inspect", &"--json", &dir]));
+    assert!(json.contains(r#""oldest":20,"published":45"#), "{json}");
+    // A plain journal says so; an empty directory is an error, not a panic.
+    let (_d, plain) = journal_file();
+    assert!(ok(roda(&[&"inspect", &plain])).contains("segment    no (a plain store)"));
+    fails(roda(&[&"inspect", &tmp.path()]), "no segment files");
+    // tail reads plain journals: a segment is refused with a clear message, no panic.
+    fails(roda(&[&"tail", &segment]), "segment of a segmented journal");
 }

@@ -161,6 +161,28 @@ impl fmt::Display for RodaError {
                 path.display()
             ),
             RodaError::LayoutMismatch {
+                field: "segment",
+                expected,
+                ..
+            } => write!(
+                f,
+                "file layout mismatch: {} a segment of a segmented journal; open segment \
+                 directories with SegmentedJournal::open or SegmentedFollower::open, and plain \
+                 journal files with JournalStore or JournalReader",
+                if *expected == 1 { "this file is not" } else { "this file is" }
+            ),
+            RodaError::LayoutMismatch {
+                field: "retention",
+                expected,
+                found,
+            } => write!(
+                f,
+                "retention mismatch: the directory keeps {} but {} was asked for; open it \
+                 without a retention option, or with its own",
+                retention(*found),
+                retention(*expected)
+            ),
+            RodaError::LayoutMismatch {
                 field,
                 expected,
                 found,
@@ -239,6 +261,14 @@ impl fmt::Display for RodaError {
                  or drop require_locked to continue with a warning"
             ),
         }
+    }
+}
+
+/// A segmented journal's retention word, for messages.
+fn retention(word: u64) -> String {
+    match word {
+        0 => "KeepAll".into(),
+        k => format!("KeepLast({k})"),
     }
 }
 

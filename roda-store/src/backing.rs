@@ -106,7 +106,7 @@ fn prefault_at_map(settings: &Settings) -> bool {
 
 /// Applies huge-page advice (then the pre-faulting that must follow it) and mlock;
 /// returns whether the memory is locked.
-fn apply_settings(region: &dyn Region, settings: &Settings, len: usize) -> Result<bool> {
+pub(crate) fn apply_settings(region: &dyn Region, settings: &Settings, len: usize) -> Result<bool> {
     if settings.huge_pages {
         if let Err(e) = region.advise_huge_pages() {
             log::warn!("roda: huge pages not applied ({e}); continuing with normal pages");
@@ -162,11 +162,22 @@ mod files {
         settings: &Settings,
     ) -> Result<Claimed> {
         let info = header::layout(shape, capacity)?;
+        create_with(path, &info, settings, |_| {})
+    }
+
+    /// [`create`] with the header fields of `info`; `init` sets the header's atomic
+    /// words (a segment's first sequence) before the file gets its name.
+    pub(crate) fn create_with(
+        path: &Path,
+        info: &HeaderInfo,
+        settings: &Settings,
+        init: impl FnOnce(&Backing),
+    ) -> Result<Claimed> {
         if path.exists() {
             return Err(RodaError::AlreadyExists { path: path.into() });
         }
         let tmp = temp_path(path);
-        let result = build_and_link(path, &tmp, &info, settings);
+        let result = build_and_link(path, &tmp, info, settings, init);
         // The temporary name is gone whether linking worked or not.
         let _ = std::fs::remove_file(&tmp);
         result
@@ -177,6 +188,7 @@ mod files {
         tmp: &Path,
         info: &HeaderInfo,
         settings: &Settings,
+        init: impl FnOnce(&Backing),
     ) -> Result<Claimed> {
         let file = OpenOptions::new()
             .read(true)
@@ -211,6 +223,7 @@ mod files {
             memory_locked,
         };
         backing.mark_writer();
+        init(&backing);
         match std::fs::hard_link(tmp, path) {
             Ok(()) => Ok(Claimed {
                 backing,
@@ -366,7 +379,18 @@ mod files {
         Ok((buf, file_len))
     }
 
-    fn read_writer_pid(file: &File) -> u32 {
+    /// Reads the native-order u64 at `offset` of `file` (a header word), 0 if the file
+    /// is too short. For cold paths (directory scans): a word the writer is changing is
+    /// read whole or stale (an aligned 8-byte copy by the kernel) and callers validate.
+    pub(crate) fn read_word(file: &File, offset: u64) -> u64 {
+        let mut word = [0u8; 8];
+        match file.read_exact_at(&mut word, offset) {
+            Ok(()) => u64::from_ne_bytes(word),
+            Err(_) => 0,
+        }
+    }
+
+    pub(crate) fn read_writer_pid(file: &File) -> u32 {
         let mut word = [0u8; 8];
         match file.read_exact_at(&mut word, OFF_WRITER_PID as u64) {
             Ok(()) => u64::from_ne_bytes(word) as u32,

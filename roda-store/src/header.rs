@@ -7,7 +7,7 @@
 //!      8     4  version          1
 //!     12     4  kind             1 = journal, 2 = slots
 //!     16     4  byte order mark  0x01020304 in the writer's byte order
-//!     20     4  reserved         0
+//!     20     4  flags            bit 0: a segment of a segmented journal; 0 otherwise
 //!     24     8  record size      size_of::<T>()
 //!     32     8  record align     align_of::<T>()
 //!     40     8  capacity         records (journal) or slots
@@ -16,6 +16,9 @@
 //!     64     8  data offset      bytes from file start to the first record (page multiple)
 //!     72     8  stride           bytes from one record (or slot) to the next
 //!     80     8  writer pid       atomic; pid of the last writer to open the file, 0 after a clean close
+//!     88     8  first sequence   atomic; segment: sequence of its first record, u64::MAX while it
+//!                                holds none (spare, or being recycled); 0 in other files
+//!     96     8  retention        segment: k of `KeepLast(k)`, 0 for `KeepAll`; 0 in other files
 //!    128     8  write sequence   atomic; records committed (journal); alone on its cache line
 //!   4096        data             capacity * stride bytes
 //! ```
@@ -41,6 +44,9 @@ pub(crate) const MAX_ALIGN: usize = 4096;
 const OFF_VERSION: usize = 8;
 const OFF_KIND: usize = 12;
 const OFF_BYTE_ORDER: usize = 16;
+const OFF_FLAGS: usize = 20;
+/// Flags bit 0: the file is one segment of a segmented journal.
+const FLAG_SEGMENT: u32 = 1;
 const OFF_RECORD_SIZE: usize = 24;
 const OFF_RECORD_ALIGN: usize = 32;
 const OFF_CAPACITY: usize = 40;
@@ -50,6 +56,14 @@ const OFF_DATA_OFFSET: usize = 64;
 const OFF_STRIDE: usize = 72;
 /// Atomic: pid of the writer holding the file (0 when closed cleanly).
 pub(crate) const OFF_WRITER_PID: usize = 80;
+/// Atomic: a segment's first sequence ([`NO_RECORDS`] while it holds none). Plain
+/// journals and slot stores keep 0 here, as every version-1 file always did.
+pub(crate) const OFF_FIRST_SEQ: usize = 88;
+/// A segment's retention: k of `KeepLast(k)`, 0 for `KeepAll`.
+const OFF_RETENTION: usize = 96;
+/// The first sequence of a segment that holds no records: a spare not used yet, or one
+/// the writer is recycling (its old records are no longer valid, its new ones not yet).
+pub(crate) const NO_RECORDS: u64 = u64::MAX;
 /// Atomic: the journal's committed record count, alone on its 64-byte line (128..192),
 /// with the next line (192..256) left empty so adjacent-line prefetch shares nothing.
 pub(crate) const OFF_WRITE_SEQ: usize = 128;
@@ -84,6 +98,8 @@ pub(crate) struct Shape {
     pub record_align: u64,
     pub stride: u64,
     pub schema: u64,
+    /// A segment of a segmented journal (or a plain store).
+    pub segment: bool,
 }
 
 /// The header fields of a store file, as read when it was opened.
@@ -107,6 +123,12 @@ pub struct HeaderInfo {
     pub data_offset: u64,
     /// Bytes per record or slot in the data area.
     pub stride: u64,
+    /// Whether the file is one segment of a segmented journal (header flag bit 0). Its
+    /// first sequence is live: read it with `StoreFile::first_sequence`.
+    pub segment: bool,
+    /// A segment's retention policy: `k` for `KeepLast(k)`, 0 for `KeepAll` (and 0 in
+    /// plain stores).
+    pub retention: u64,
 }
 
 impl HeaderInfo {
@@ -162,6 +184,8 @@ pub(crate) fn layout(shape: Shape, capacity: usize) -> Result<HeaderInfo> {
             .unwrap_or(0),
         data_offset,
         stride: shape.stride,
+        segment: shape.segment,
+        retention: 0,
     };
     check_size(&info)?;
     Ok(info)
@@ -190,6 +214,8 @@ pub(crate) fn encode(info: &HeaderInfo, out: &mut [u8]) {
     put_u32(out, OFF_VERSION, info.version);
     put_u32(out, OFF_KIND, info.kind as u32);
     put_u32(out, OFF_BYTE_ORDER, BYTE_ORDER_MARK);
+    put_u32(out, OFF_FLAGS, if info.segment { FLAG_SEGMENT } else { 0 });
+    put_u64(out, OFF_RETENTION, info.retention);
     put_u64(out, OFF_RECORD_SIZE, info.record_size);
     put_u64(out, OFF_RECORD_ALIGN, info.record_align);
     put_u64(out, OFF_CAPACITY, info.capacity);
@@ -213,6 +239,13 @@ pub(crate) fn decode(
             field: "kind",
             expected: expected.kind as u64,
             found: info.kind as u64,
+        });
+    }
+    if info.segment != expected.segment {
+        return Err(RodaError::LayoutMismatch {
+            field: "segment",
+            expected: expected.segment as u64,
+            found: info.segment as u64,
         });
     }
     for (field, expected, found) in [
@@ -311,6 +344,13 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
         path: path.into(),
         detail: format!("unknown store kind {kind_raw} (1 = journal, 2 = slots)"),
     })?;
+    let flags = get_u32(bytes, OFF_FLAGS);
+    if flags & !FLAG_SEGMENT != 0 || (flags & FLAG_SEGMENT != 0 && kind != StoreKind::Journal) {
+        return Err(RodaError::Corrupted {
+            path: path.into(),
+            detail: format!("unknown header flags {flags:#x} for a {kind:?} file"),
+        });
+    }
     Ok(HeaderInfo {
         kind,
         version,
@@ -321,6 +361,8 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
         created_unix_nanos: get_u64(bytes, OFF_CREATED),
         data_offset: get_u64(bytes, OFF_DATA_OFFSET),
         stride: get_u64(bytes, OFF_STRIDE),
+        segment: flags & FLAG_SEGMENT != 0,
+        retention: get_u64(bytes, OFF_RETENTION),
     })
 }
 
@@ -380,6 +422,7 @@ mod tests {
             record_align: 8,
             stride: 16,
             schema: 7,
+            segment: false,
         }
     }
 

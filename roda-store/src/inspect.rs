@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use roda_core::Result;
 
 use crate::backing::{self, Backing};
-use crate::header::{HeaderInfo, StoreKind, OFF_WRITER_PID, OFF_WRITE_SEQ};
+use crate::header::{
+    HeaderInfo, StoreKind, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITER_PID, OFF_WRITE_SEQ,
+};
 use crate::journal_core::load_write_seq;
 use crate::seqlock::{self, Found, TORN};
 use crate::sync::{AtomicU64, Ordering};
@@ -105,6 +107,20 @@ impl StoreFile {
         seqlock::process_alive(self.writer_pid())
     }
 
+    /// For a segment of a segmented journal (`header().segment`), the sequence of its
+    /// first record: its record `i` is the journal's record `first + i`. `None` for
+    /// other files, and for a segment that holds no records (a spare not used yet, or
+    /// one its writer is recycling). Loaded with Acquire semantics.
+    pub fn first_sequence(&self) -> Option<u64> {
+        if !self.backing.info.segment {
+            return None;
+        }
+        // Relaxed load + Acquire fence, as every reader loads a header word it follows
+        // (pairs with the writer's stores of the first sequence before publishing).
+        let first = load_write_seq(self.backing.atomic(OFF_FIRST_SEQ));
+        (first != NO_RECORDS).then_some(first)
+    }
+
     /// The journal's write sequence exactly as stored, not clamped: above the capacity
     /// only in a damaged file. Loaded like [`published`](Self::published). 0 for slot
     /// stores, which do not use it.
@@ -123,10 +139,12 @@ impl StoreFile {
     }
 
     /// The bytes of journal record `seq` (`record_size` of them), if it is published;
-    /// `None` for slot stores.
+    /// `None` for slot stores, and for segments of a segmented journal: a `KeepLast`
+    /// writer recycles a segment in place, so a view into one could be overwritten
+    /// (read segments with `SegmentedFollower`, which copies and validates).
     pub fn record_bytes(&self, seq: u64) -> Option<&[u8]> {
         let info = &self.backing.info;
-        if info.kind != StoreKind::Journal || seq >= self.published() {
+        if info.kind != StoreKind::Journal || info.segment || seq >= self.published() {
             return None;
         }
         // SAFETY: `seq < published <= capacity` and `stride == record_size` (checked by

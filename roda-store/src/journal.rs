@@ -67,6 +67,7 @@ fn shape<T: Record>(settings: &Settings) -> Result<Shape> {
         record_align: std::mem::align_of::<T>() as u64,
         stride: std::mem::size_of::<T>() as u64,
         schema: settings.schema,
+        segment: false,
     })
 }
 

@@ -119,6 +119,96 @@ impl<T> JournalCore<T> {
         unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(start), len) }
     }
 
+    /// Writes `item` into record `index` as aligned atomic words ([`word_size`] bytes
+    /// each, Relaxed), so that a follower copying a record the writer is overwriting
+    /// (a recycled segment) races with atomics only: it reads stale or new words, never
+    /// undefined bytes, and its validation discards the copy. Segmented journals write
+    /// through this; the stores are plain moves on x86-64 and ARM64.
+    ///
+    /// # Safety
+    /// As [`write`](Self::write): the single writer, `index < capacity`, and no `&T`
+    /// view of record `index` is alive (it is unpublished, or no gating reader holds
+    /// its segment).
+    #[inline]
+    pub(crate) unsafe fn write_words(&self, index: usize, item: &T)
+    where
+        T: bytemuck::Pod,
+    {
+        debug_assert!(index < self.capacity);
+        let bytes = bytemuck::bytes_of(item);
+        #[cfg(not(roda_loom))]
+        {
+            // SAFETY: record `index` lies inside the data area (caller: index < capacity);
+            // it starts at a multiple of size_of::<T>() from the page-aligned data, so
+            // at a multiple of `word_size::<T>()`, which divides the size.
+            let dst = unsafe { self.data.as_ptr().add(index).cast::<u8>() };
+            // SAFETY: `dst .. dst + size_of::<T>()` is the record: inside the region,
+            // aligned to the word size, accessed concurrently only through atomics
+            // (followers) or not at all (caller's contract for `&T` views).
+            unsafe { words::store(word_size::<T>(), dst, bytes) }
+        }
+        #[cfg(roda_loom)]
+        {
+            // loom keeps its atomics beside the bytes: store both, the plain write for
+            // gating readers (tracked) and the atomic words for followers.
+            // SAFETY: forwarded contract.
+            unsafe { self.write(index, item) };
+            let base = self.backing.info.data_offset as usize + index * bytes.len();
+            for (k, chunk) in bytes.chunks_exact(8).enumerate() {
+                let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+                // Relaxed: ordered by the generation fence before and the publish after.
+                self.backing
+                    .region
+                    .atomic(base + 8 * k)
+                    .store(word, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Copies records `start .. start + out.len()` into `out` with Relaxed atomic loads
+    /// of aligned words: the copy may race the writer overwriting them (a recycled
+    /// segment), so the caller validates it afterwards (see `SegmentedFollower`), and
+    /// never hands out a reference into the segment.
+    ///
+    /// # Panics
+    /// If the range exceeds the capacity.
+    #[inline]
+    pub(crate) fn copy_words(&self, start: usize, out: &mut [T])
+    where
+        T: bytemuck::Pod,
+    {
+        assert!(start <= self.capacity && out.len() <= self.capacity - start);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+        #[cfg(not(roda_loom))]
+        {
+            // SAFETY: `start` is within the data area (asserted above).
+            let src = unsafe { self.data.as_ptr().add(start).cast::<u8>() };
+            // SAFETY: the range lies inside the data area (asserted above), is aligned to
+            // the word size (as in `write_words`), and the writer accesses it only
+            // through atomics while a follower may copy it (`write_words`).
+            unsafe { words::load(word_size::<T>(), src, bytes) }
+        }
+        #[cfg(roda_loom)]
+        {
+            let base = self.backing.info.data_offset as usize + start * std::mem::size_of::<T>();
+            for (k, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+                // Relaxed: validated by the follower's generation check.
+                let word = self
+                    .backing
+                    .region
+                    .atomic(base + 8 * k)
+                    .load(Ordering::Relaxed);
+                chunk.copy_from_slice(&word.to_ne_bytes());
+            }
+        }
+    }
+
+    /// The segment header word `word` (an atomic at a fixed 8-aligned header offset).
+    #[inline]
+    pub(crate) fn header_word(&self, offset: usize) -> &AtomicU64 {
+        self.backing.atomic(offset)
+    }
+
     #[cfg(roda_loom)]
     fn track(&self, index: usize, write: bool) {
         let offset = self.backing.info.data_offset as usize + index * std::mem::size_of::<T>();
@@ -153,5 +243,107 @@ fn publish_ordering() -> Ordering {
         Ordering::Relaxed
     } else {
         Ordering::Release
+    }
+}
+
+/// The bytes of one atomic word in which segmented journals store and copy records of
+/// `T`: the largest of 8, 4, 2 and 1 that divides `size_of::<T>()`. Every record then is
+/// a whole number of words, each aligned to its size (the data area is page-aligned
+/// and record `i` starts at `i * size_of::<T>()`).
+#[cfg_attr(roda_loom, allow(dead_code))]
+pub(crate) const fn word_size<T>() -> usize {
+    let size = std::mem::size_of::<T>();
+    if size % 8 == 0 {
+        8
+    } else if size % 4 == 0 {
+        4
+    } else if size % 2 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Word-wise atomic copies in and out of shared memory, at the widest width the length
+/// allows (see [`word_size`]).
+#[cfg(not(roda_loom))]
+mod words {
+    use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+    macro_rules! width {
+        ($store:ident, $load:ident, $atomic:ty, $int:ty, $n:expr) => {
+            /// # Safety
+            /// `dst .. dst + src.len()` lies in live memory aligned to the word size,
+            /// accessed concurrently only through atomics of this width.
+            #[inline(always)]
+            unsafe fn $store(dst: *mut u8, src: &[u8]) {
+                for (k, chunk) in src.chunks_exact($n).enumerate() {
+                    let value = <$int>::from_ne_bytes(chunk.try_into().expect("one word"));
+                    // SAFETY: word `k` of the range (caller's contract).
+                    let word = unsafe { &*dst.add(k * $n).cast::<$atomic>() };
+                    // Relaxed: readers that race this store validate with the segment's
+                    // generation, which the writer changed (and fenced with Release)
+                    // before overwriting; readers of published records are ordered by
+                    // the Release store of the published count after it.
+                    word.store(value, Ordering::Relaxed);
+                }
+            }
+
+            /// # Safety
+            /// As for the store.
+            #[inline(always)]
+            unsafe fn $load(src: *const u8, out: &mut [u8]) {
+                for (k, chunk) in out.chunks_exact_mut($n).enumerate() {
+                    // SAFETY: word `k` of the range (caller's contract).
+                    let word = unsafe { &*src.add(k * $n).cast::<$atomic>() };
+                    // Relaxed: the caller validates the copy (generation re-check after
+                    // an Acquire fence that pairs with the writer's Release fence).
+                    chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+                }
+            }
+        };
+    }
+
+    width!(store8, load8, AtomicU64, u64, 8);
+    width!(store4, load4, AtomicU32, u32, 4);
+    width!(store2, load2, AtomicU16, u16, 2);
+    width!(store1, load1, AtomicU8, u8, 1);
+
+    /// Stores `src` at `dst` in atomic words of `width` bytes (8, 4, 2 or 1, dividing
+    /// `src.len()`).
+    ///
+    /// # Safety
+    /// `dst .. dst + src.len()` lies in live memory aligned to `width`, accessed
+    /// concurrently only through atomics of that width.
+    #[inline(always)]
+    pub(super) unsafe fn store(width: usize, dst: *mut u8, src: &[u8]) {
+        debug_assert_eq!(src.len() % width, 0);
+        // SAFETY: the caller's contract, at its width.
+        unsafe {
+            match width {
+                8 => store8(dst, src),
+                4 => store4(dst, src),
+                2 => store2(dst, src),
+                _ => store1(dst, src),
+            }
+        }
+    }
+
+    /// Loads `out.len()` bytes from `src` in atomic words of `width` bytes.
+    ///
+    /// # Safety
+    /// As for [`store`].
+    #[inline(always)]
+    pub(super) unsafe fn load(width: usize, src: *const u8, out: &mut [u8]) {
+        debug_assert_eq!(out.len() % width, 0);
+        // SAFETY: the caller's contract, at its width.
+        unsafe {
+            match width {
+                8 => load8(src, out),
+                4 => load4(src, out),
+                2 => load2(src, out),
+                _ => load1(src, out),
+            }
+        }
     }
 }

@@ -26,7 +26,9 @@ mod journal_reader;
 mod lock;
 mod options;
 mod region;
+mod segment_files;
 mod segmented;
+mod segmented_follower;
 mod segmented_reader;
 mod seqlock;
 mod slot_reader;
@@ -45,8 +47,9 @@ pub use journal_reader::JournalReader;
 pub use options::StoreOptions;
 pub use roda_core::{Appendable, IterativeReadable, Record, Result, RodaError, Settable};
 pub use segmented::{
-    SegmentedBatch, SegmentedJournal, SegmentedOptions, SegmentedWatch, MAX_READERS,
+    Retention, SegmentedBatch, SegmentedJournal, SegmentedOptions, SegmentedWatch, MAX_READERS,
 };
+pub use segmented_follower::SegmentedFollower;
 pub use segmented_reader::SegmentedReader;
 pub use slot_reader::SlotReader;
 pub use slots::{SlotOptions, SlotStore};

@@ -54,3 +54,32 @@ pub fn set_skip_gate_check(on: bool) {
 pub(crate) fn skip_gate_check() -> bool {
     SKIP_GATE_CHECK.with(|c| c.get())
 }
+
+std::thread_local! {
+    static SKIP_GENERATION_FENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the segmented journal's writer overwrite a recycled segment without the
+/// Release fence after it changes the segment's generation (so followers could accept
+/// a copy torn by the overwrite).
+pub fn set_skip_generation_fence(on: bool) {
+    SKIP_GENERATION_FENCE.with(|c| c.set(on));
+}
+
+pub(crate) fn skip_generation_fence() -> bool {
+    SKIP_GENERATION_FENCE.with(|c| c.get())
+}
+
+std::thread_local! {
+    static SKIP_FOLLOWER_FENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes segmented-journal followers skip their Acquire fence before re-checking a
+/// segment's generation.
+pub fn set_skip_follower_fence(on: bool) {
+    SKIP_FOLLOWER_FENCE.with(|c| c.set(on));
+}
+
+pub(crate) fn skip_follower_fence() -> bool {
+    SKIP_FOLLOWER_FENCE.with(|c| c.get())
+}

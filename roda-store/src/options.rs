@@ -11,6 +11,8 @@ pub(crate) struct Settings {
     pub(crate) populate: bool,
     pub(crate) huge_pages: bool,
     pub(crate) schema: u64,
+    /// A segmented journal's retention, when set through its options.
+    pub(crate) retention: Option<crate::segmented::Retention>,
 }
 
 /// A builder for store `S` (`JournalStore<T>` or `SlotStore<T>`) with settings beyond

@@ -1,14 +1,74 @@
-//! [`SegmentedJournal`]: an unbounded stream in bounded memory. Records live in a ring
-//! of fixed-size segments sharing one `u64` sequence space; when the writer fills a
-//! segment it rolls into the next, reusing (recycling) the oldest one in place, without
-//! unmapping it, so a long-running stream keeps the same hot pages and takes no page
-//! faults once every segment has been used once.
+//! [`SegmentedJournal`]: an unbounded stream in bounded memory (and bounded disk, or an
+//! archive). Records live in a ring of fixed-size segments sharing one `u64` sequence
+//! space; when the writer fills a segment it rolls into the next, reusing (recycling)
+//! the oldest one in place, without unmapping it, so a long-running stream keeps the
+//! same hot pages and takes no page faults once every segment has been used once.
 //!
-//! Back-pressure: every reader is a gating reader. The writer never recycles a segment
-//! that a reader has not left; when it would have to, `try_append` returns
-//! `Err(WouldBlock)` and `append` waits. Publishing and gating are lock-free: one Release
-//! store per append (or per batch), one Release store per segment a reader leaves, and the
-//! writer reads the readers' positions only when it rolls into a segment.
+//! Segments live in anonymous memory ([`SegmentedJournal::in_memory`]) or in a directory
+//! of segment files ([`SegmentedJournal::create`] / [`open`](SegmentedJournal::open)) kept
+//! under a [`Retention`] policy: `KeepLast(k)` recycles a ring of k files in place,
+//! `KeepAll` archives every segment as its own file. See `docs/segmented.md` for when
+//! to use which, and `docs/file-format.md` for the directory layout and crash recovery.
+//!
+//! Two kinds of readers:
+//!
+//! * Gating readers ([`SegmentedReader`], from [`reader`](SegmentedJournal::reader)) view
+//!   records in place (`&T`) and hold the writer back: it never recycles a segment a
+//!   reader has not left; when it would have to, `try_append` returns
+//!   `Err(WouldBlock)` and `append` waits (back-pressure, as in a Disruptor ring).
+//! * Followers ([`SegmentedFollower`], from [`follower`](SegmentedJournal::follower) or,
+//!   in any process, [`SegmentedFollower::open`]) never hold the writer back. They return
+//!   copies validated against the segment's generation, and `Err(Lagged)` when the writer
+//!   recycled what they wanted (retention, as in a log).
+//!
+//! Publishing and gating are lock-free: one Release store per append (or per batch; a
+//! file-backed journal also stores the segment's own count), one Release store per
+//! segment a reader leaves, and the writer reads the readers' positions only when it
+//! rolls into a segment.
+//!
+//! Back-pressured, in memory:
+//!
+//! ```
+//! use roda_store::SegmentedJournal;
+//!
+//! # fn main() -> roda_core::Result<()> {
+//! let mut journal = SegmentedJournal::<u64>::in_memory(1024, 4)?;
+//! let mut reader = journal.reader();
+//! let mut sum = 0;
+//! for i in 0..10_000u64 {
+//!     while journal.try_append(&i).is_err() {
+//!         // The ring is full of records the reader has not read: drain it.
+//!         while let Some(x) = reader.next() {
+//!             sum += *x;
+//!         }
+//!     }
+//! }
+//! while let Some(x) = reader.next() {
+//!     sum += *x;
+//! }
+//! assert_eq!(sum, (0..10_000).sum::<u64>());
+//! # Ok(()) }
+//! ```
+//!
+//! Retained on disk, followed from another process (here the same one):
+//!
+//! ```
+//! use roda_store::{Retention, RodaError, SegmentedFollower, SegmentedJournal};
+//!
+//! # fn main() -> roda_core::Result<()> {
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path().join("prices");
+//! let mut journal = SegmentedJournal::<[f64; 2]>::create(&dir, 4096, Retention::KeepLast(4))?;
+//! let mut follower = SegmentedFollower::<[f64; 2]>::open(&dir)?;
+//! for i in 0..100_000 {
+//!     journal.append(&[i as f64, 1.0]); // never waits for the follower
+//! }
+//! // The follower was too slow: the records it wanted are recycled.
+//! assert!(matches!(follower.next(), Err(RodaError::Lagged { .. })));
+//! let oldest = follower.seek_to_oldest();
+//! assert_eq!(follower.next()?, Some([oldest as f64, 1.0]));
+//! # Ok(()) }
+//! ```
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,11 +76,13 @@ use std::sync::Arc;
 use roda_core::{Record, Result, RodaError};
 
 use crate::backing::Backing;
-use crate::header::{self, Shape, StoreKind};
+use crate::header::{self, Shape, StoreKind, NO_RECORDS, OFF_FIRST_SEQ};
 use crate::journal_core::JournalCore;
 use crate::options::Settings;
+use crate::segment_files::SegmentFiles;
+use crate::segmented_follower::SegmentedFollower;
 use crate::segmented_reader::SegmentedReader;
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU64, Ordering};
 
 /// A counter alone on its cache lines (so a reader's gate never shares a line with
 /// another reader's or with the writer's count).
@@ -73,6 +135,9 @@ pub(crate) struct SegmentedCore<T> {
     /// Gates of the readers (the writer reads them only when it rolls). A fixed array
     /// claimed with compare-and-swap, so registering a reader takes no lock either.
     pub(crate) gates: Box<[Gate]>,
+    /// The oldest sequence the segments held when the journal was opened (0 for a new
+    /// one): a reopened directory may have lost its oldest segment to a crash mid-recycle.
+    pub(crate) floor: u64,
 }
 
 impl<T: Record> SegmentedCore<T> {
@@ -118,19 +183,135 @@ impl<T: Record> SegmentedCore<T> {
         let window = self.segment_records * self.segments.len() as u64;
         // Segments still holding data: the one being filled and the ones before it.
         let current_start = published / self.segment_records * self.segment_records;
-        (current_start + self.segment_records).saturating_sub(window)
+        (current_start + self.segment_records)
+            .saturating_sub(window)
+            .max(self.floor)
+            .min(published)
     }
+
+    /// Segment `slot`'s generation word: the first sequence of the records it holds
+    /// ([`NO_RECORDS`] while it holds none), in the segment's header.
+    #[inline]
+    pub(crate) fn generation(&self, slot: usize) -> &AtomicU64 {
+        self.segments[slot].header_word(OFF_FIRST_SEQ)
+    }
+
+    /// The ring slot of the segment holding `seq`.
+    #[inline]
+    pub(crate) fn slot_of(&self, seq: u64) -> usize {
+        ((seq / self.segment_records) % self.segments.len() as u64) as usize
+    }
+}
+
+/// What a file-backed [`SegmentedJournal`] keeps on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// A ring of `k` segment files (k >= 2): on each roll the oldest file is recycled
+    /// in place (renamed and its header rewritten, its mapping kept), so the journal
+    /// takes a fixed amount of disk and, once every file was used, no page faults.
+    KeepLast(usize),
+    /// An archive: every segment stays on disk as its own file; the writer maps a new
+    /// file per segment and keeps only the last few mapped (older ones are read with
+    /// [`SegmentedFollower::open`]).
+    KeepAll,
 }
 
 /// Options of a [`SegmentedJournal`]: see [`SegmentedJournal::options`].
 pub type SegmentedOptions<T> = crate::options::StoreOptions<SegmentedJournal<T>>;
 
 impl<T: Record> SegmentedOptions<T> {
+    /// The retention of a file-backed journal (default `KeepLast(4)` on `create`). On
+    /// `open` the directory's own policy applies; setting a different one here makes
+    /// `open` fail with `LayoutMismatch { field: "retention" }`.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.settings.retention = Some(retention);
+        self
+    }
+
+    /// Creates a file-backed segmented journal in directory `dir` (created if missing)
+    /// with segments of `segment_records` records and the configured retention, and
+    /// takes its writer lock. Fails with `AlreadyExists` if `dir` already holds
+    /// segment files.
+    #[cfg(not(roda_loom))]
+    pub fn create(
+        self,
+        dir: impl AsRef<std::path::Path>,
+        segment_records: usize,
+    ) -> Result<SegmentedJournal<T>> {
+        let shape = segment_shape::<T>(&self.settings, true)?;
+        let retention = self.settings.retention.unwrap_or(Retention::KeepLast(4));
+        let opened = crate::segment_files::create(
+            dir.as_ref(),
+            shape,
+            &self.settings,
+            segment_records,
+            retention,
+        )?;
+        Ok(SegmentedJournal::from_opened(opened))
+    }
+
+    /// Reopens the file-backed segmented journal in `dir` for writing: takes its lock
+    /// (`WriterActive` while another writer holds it), recovers from the segment
+    /// headers and resumes after the last committed record.
+    #[cfg(not(roda_loom))]
+    pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedJournal<T>> {
+        let shape = segment_shape::<T>(&self.settings, true)?;
+        let opened = crate::segment_files::open(dir.as_ref(), shape, &self.settings)?;
+        Ok(SegmentedJournal::from_opened(opened))
+    }
+
+    /// [`open`](Self::open) if `dir` holds segment files, else [`create`](Self::create).
+    #[cfg(not(roda_loom))]
+    pub fn open_or_create(
+        self,
+        dir: impl AsRef<std::path::Path>,
+        segment_records: usize,
+    ) -> Result<SegmentedJournal<T>> {
+        let dir = dir.as_ref();
+        let exists = dir.is_dir() && !crate::segment_files::scan(dir)?.is_empty();
+        if exists {
+            self.open(dir)
+        } else {
+            self.create(dir, segment_records)
+        }
+    }
+
     /// A segmented journal in anonymous memory: `segments` segments of
     /// `segment_records` records each, recycled in turn.
     pub fn in_memory(self, segment_records: usize, segments: usize) -> Result<SegmentedJournal<T>> {
         SegmentedJournal::build(&self.settings, segment_records, segments)
     }
+}
+
+/// The shape of a segmented journal's segments.
+pub(crate) fn segment_shape<T: Record>(settings: &Settings, file: bool) -> Result<Shape> {
+    header::check_record::<T>()?;
+    Ok(Shape {
+        kind: StoreKind::Journal,
+        record_size: std::mem::size_of::<T>() as u64,
+        record_align: std::mem::align_of::<T>() as u64,
+        stride: std::mem::size_of::<T>() as u64,
+        schema: settings.schema,
+        segment: file,
+    })
+}
+
+/// Checks a ring of `segments` segments of `segment_records` records.
+pub(crate) fn check_ring(segment_records: usize, segments: usize) -> Result<()> {
+    if segments < 2 {
+        return Err(RodaError::InvalidCapacity {
+            capacity: segments as u64,
+            reason: "a segmented journal needs at least 2 segments (one to write, one to read)",
+        });
+    }
+    if segment_records == 0 {
+        return Err(RodaError::InvalidCapacity {
+            capacity: 0,
+            reason:
+                "a segment needs room for at least one record; pass segment_records of 1 or more",
+        });
+    }
+    Ok(())
 }
 
 /// The writer of a segmented journal; see the [module docs](self) for the model.
@@ -166,6 +347,8 @@ pub struct SegmentedJournal<T: Record> {
     /// First sequence of the segment being written, and one past its last.
     segment_start: u64,
     segment_end: u64,
+    /// The directory, for a file-backed journal.
+    files: Option<Box<SegmentFiles>>,
 }
 
 impl<T: Record> SegmentedJournal<T> {
@@ -180,20 +363,8 @@ impl<T: Record> SegmentedJournal<T> {
     }
 
     fn build(settings: &Settings, segment_records: usize, segments: usize) -> Result<Self> {
-        header::check_record::<T>()?;
-        if segments < 2 {
-            return Err(RodaError::InvalidCapacity {
-                capacity: segments as u64,
-                reason: "a segmented journal needs at least 2 segments (one to write, one to read)",
-            });
-        }
-        let shape = Shape {
-            kind: StoreKind::Journal,
-            record_size: std::mem::size_of::<T>() as u64,
-            record_align: std::mem::align_of::<T>() as u64,
-            stride: std::mem::size_of::<T>() as u64,
-            schema: settings.schema,
-        };
+        let shape = segment_shape::<T>(settings, false)?;
+        check_ring(segment_records, segments)?;
         let segments = (0..segments)
             .map(|_| {
                 Ok(JournalCore::new(
@@ -201,18 +372,105 @@ impl<T: Record> SegmentedJournal<T> {
                 ))
             })
             .collect::<Result<Box<[_]>>>()?;
-        let segment_records = segment_records as u64;
-        Ok(SegmentedJournal {
+        let journal = Self::assemble(segments, segment_records as u64, 0, 0, None);
+        for slot in 1..journal.core.segments.len() {
+            // Relaxed: nothing is shared yet (the Arc publishes the core).
+            journal
+                .core
+                .generation(slot)
+                .store(NO_RECORDS, Ordering::Relaxed);
+        }
+        Ok(journal)
+    }
+
+    #[cfg(not(roda_loom))]
+    fn from_opened(opened: crate::segment_files::Opened) -> Self {
+        let segments = opened
+            .backings
+            .into_iter()
+            .map(JournalCore::new)
+            .collect::<Box<[_]>>();
+        Self::assemble(
+            segments,
+            opened.segment_records,
+            opened.seq,
+            opened.floor,
+            Some(Box::new(opened.files)),
+        )
+    }
+
+    /// Creates a file-backed segmented journal in `dir`; see
+    /// [`SegmentedOptions::create`].
+    ///
+    /// ```
+    /// use roda_store::{Retention, SegmentedFollower, SegmentedJournal};
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = tmp.path().join("ticks");
+    /// // A ring of 3 files of 1,000 records: the last 2,000 to 3,000 records stay on disk.
+    /// let mut journal = SegmentedJournal::<u64>::create(&dir, 1000, Retention::KeepLast(3))?;
+    /// for i in 0..10_000u64 {
+    ///     journal.append(&i);
+    /// }
+    /// drop(journal);
+    ///
+    /// // A follower (usually in another process) reads what is retained...
+    /// let mut follower = SegmentedFollower::<u64>::open(&dir)?;
+    /// assert_eq!(follower.position(), 7000);
+    /// assert_eq!(follower.next()?, Some(7000));
+    /// // ...and a reopened writer resumes after the last committed record.
+    /// let mut journal = SegmentedJournal::<u64>::open(&dir)?;
+    /// assert_eq!(journal.append(&10_000), 10_000);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(not(roda_loom))]
+    pub fn create(
+        dir: impl AsRef<std::path::Path>,
+        segment_records: usize,
+        retention: Retention,
+    ) -> Result<Self> {
+        Self::options()
+            .retention(retention)
+            .create(dir, segment_records)
+    }
+
+    /// Reopens the file-backed segmented journal in `dir` for writing; see
+    /// [`SegmentedOptions::open`].
+    #[cfg(not(roda_loom))]
+    pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::options().open(dir)
+    }
+
+    /// A writer over `segments` that resumes at `seq`, whose oldest retained record is
+    /// `floor`.
+    pub(crate) fn assemble(
+        segments: Box<[JournalCore<T>]>,
+        segment_records: u64,
+        seq: u64,
+        floor: u64,
+        files: Option<Box<SegmentFiles>>,
+    ) -> Self {
+        let segment_start = seq / segment_records * segment_records;
+        // A full last segment: the next append rolls.
+        let segment_start = if seq > 0 && seq == segment_start {
+            seq - segment_records
+        } else {
+            segment_start
+        };
+        SegmentedJournal {
             core: Arc::new(SegmentedCore {
                 segments,
                 segment_records,
-                published: Padded::new(),
+                published: Padded(AtomicU64::new(seq)),
                 gates: (0..max_readers()).map(|_| Gate::new()).collect(),
+                floor,
             }),
-            seq: 0,
-            segment_start: 0,
-            segment_end: segment_records,
-        })
+            seq,
+            segment_start,
+            segment_end: segment_start + segment_records,
+            files,
+        }
     }
 
     /// A new gating reader starting at the oldest record still in memory. Until it is
@@ -232,15 +490,27 @@ impl<T: Record> SegmentedJournal<T> {
         SegmentedReader::register(self.core.clone(), start)
     }
 
+    /// A non-gating follower starting at the oldest retained record: it never holds the
+    /// writer back and returns copies, or `Err(Lagged)` once the writer has recycled
+    /// the records it wanted; see [`SegmentedFollower`]. Takes no reader gate.
+    pub fn follower(&self) -> SegmentedFollower<T> {
+        SegmentedFollower::local(self.core.clone())
+    }
+
     /// Appends `item`, waiting (spin, then yield) while the readers hold every segment;
     /// returns its sequence. Pipelines wait with their own strategy through
     /// [`try_append`](Self::try_append) instead.
+    ///
+    /// # Panics
+    /// When a file-backed journal cannot roll into its next segment file (an I/O error:
+    /// disk full, permissions); [`try_append`](Self::try_append) returns it instead.
     #[inline]
     pub fn append(&mut self, item: &T) -> u64 {
         loop {
             match self.try_append(item) {
                 Ok(seq) => return seq,
-                Err(_) => wait_a_little(),
+                Err(RodaError::WouldBlock { .. }) => wait_a_little(),
+                Err(e) => panic!("SegmentedJournal::append: {e}"),
             }
         }
     }
@@ -296,8 +566,9 @@ impl<T: Record> SegmentedJournal<T> {
         let segment = self.core.segment_of(seq);
         // SAFETY: `seq` lies in the current segment (below `segment_end`), whose slot
         // index is below its capacity; this is the only writer (`&mut self`); the record
-        // is unpublished and, after `roll`, no reader views the recycled segment.
-        unsafe { segment.write((seq - self.segment_start) as usize, item) };
+        // is unpublished and, after `roll`, no gating reader views the recycled segment
+        // (followers copy through atomics and validate).
+        unsafe { segment.write_words((seq - self.segment_start) as usize, item) };
         self.seq = seq + 1;
     }
 
@@ -305,6 +576,14 @@ impl<T: Record> SegmentedJournal<T> {
     fn publish(&self) {
         // Release pairs with the Acquire load in `SegmentedCore::published`.
         self.core.published.0.store(self.seq, Ordering::Release);
+        if self.files.is_some() {
+            // The segment's own count, for followers in other processes and for
+            // recovery (Release pairs with their Relaxed load + Acquire fence,
+            // `load_write_seq`).
+            self.core
+                .segment_of(self.segment_start)
+                .publish(self.seq - self.segment_start);
+        }
     }
 
     /// Moves to the next segment, if every reader has left the segment it recycles.
@@ -323,6 +602,23 @@ impl<T: Record> SegmentedJournal<T> {
                     && gate.released.0.load(Ordering::Acquire) < must_release
                 {
                     return Err(self.would_block());
+                }
+            }
+        }
+        let slot = self.core.slot_of(next_start);
+        match self.files.as_deref_mut() {
+            Some(files) => files.roll(&self.core, self.segment_start, next_start)?,
+            None => {
+                // Invalidate the segment's old records for followers before overwriting
+                // them. Relaxed store, then a Release fence that pairs with the
+                // follower's Acquire fence before its re-check (`read_validated`): a
+                // follower that copies any word written after this fence sees this
+                // generation (or a later one) on its re-check and discards the copy.
+                self.core
+                    .generation(slot)
+                    .store(next_start, Ordering::Relaxed);
+                if !skip_generation_fence() {
+                    fence(Ordering::Release);
                 }
             }
         }
@@ -361,6 +657,40 @@ impl<T: Record> SegmentedJournal<T> {
     pub fn oldest_retained(&self) -> u64 {
         self.core.oldest_retained(self.seq)
     }
+
+    /// The directory of a file-backed journal; `None` in memory.
+    #[cfg(not(roda_loom))]
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.files.as_deref().map(|files| files.dir())
+    }
+
+    /// The retention of a file-backed journal; `None` in memory (where the ring of
+    /// segments is recycled like `KeepLast`).
+    #[cfg(not(roda_loom))]
+    pub fn retention(&self) -> Option<Retention> {
+        self.files.as_deref().map(|files| files.retention())
+    }
+
+    /// Writes the mapped segments to disk and waits (msync), then syncs the directory:
+    /// what was appended survives power loss. A no-op in memory. Not needed to survive
+    /// a process crash.
+    #[cfg(not(roda_loom))]
+    pub fn flush(&mut self) -> Result<()> {
+        match self.files.as_deref() {
+            Some(files) => files.flush(&self.core),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T: Record> Drop for SegmentedJournal<T> {
+    fn drop(&mut self) {
+        if self.files.is_some() {
+            for segment in self.core.segments.iter() {
+                segment.backing.clear_writer();
+            }
+        }
+    }
 }
 
 #[cfg(not(roda_loom))]
@@ -372,6 +702,17 @@ fn skip_gate_check() -> bool {
 #[cfg(roda_loom)]
 fn skip_gate_check() -> bool {
     crate::loom_hooks::skip_gate_check()
+}
+
+#[cfg(not(roda_loom))]
+#[inline(always)]
+fn skip_generation_fence() -> bool {
+    false
+}
+
+#[cfg(roda_loom)]
+fn skip_generation_fence() -> bool {
+    crate::loom_hooks::skip_generation_fence()
 }
 
 /// Appends to a [`SegmentedJournal`] that readers see together: published with one

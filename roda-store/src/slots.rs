@@ -102,6 +102,7 @@ fn shape<T: Record>(settings: &Settings) -> Result<Shape> {
         record_align: std::mem::align_of::<T>() as u64,
         stride: seqlock::stride_for(std::mem::size_of::<T>()) as u64,
         schema: settings.schema,
+        segment: false,
     })
 }
 

@@ -268,3 +268,45 @@ fn slot_snapshots_racing_a_live_writer_are_consistent() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
+fn segment_files_describe_themselves() {
+    let (_dir, path) = temp("plain.roda");
+    let journal = JournalStore::<u64>::create(&path, 4).unwrap();
+    let plain = StoreFile::open(&path).unwrap();
+    assert!(!plain.header().segment);
+    assert_eq!(
+        (plain.first_sequence(), plain.header().retention),
+        (None, 0)
+    );
+    drop(journal);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut segmented = roda_store::SegmentedJournal::<u64>::create(
+        tmp.path(),
+        4,
+        roda_store::Retention::KeepLast(2),
+    )
+    .unwrap();
+    for i in 0..10 {
+        segmented.append(&i);
+    }
+    let file = StoreFile::open(tmp.path().join(format!("{:020}.roda", 8))).unwrap();
+    let h = file.header();
+    assert!(h.segment);
+    assert_eq!(
+        (h.kind, h.capacity, h.retention),
+        (StoreKind::Journal, 4, 2)
+    );
+    assert_eq!((file.first_sequence(), file.published()), (Some(8), 2));
+    // A plain journal reader or writer refuses a segment (its sequences are not 0-based).
+    let segment = tmp.path().join(format!("{:020}.roda", 4));
+    assert!(matches!(
+        roda_store::JournalReader::<u64>::open(&segment),
+        Err(RodaError::LayoutMismatch {
+            field: "segment",
+            expected: 0,
+            found: 1
+        })
+    ));
+}

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use roda_store::{JournalStore, SlotStore};
+use roda_store::{JournalStore, Retention, SegmentedJournal, SlotStore};
 
 struct Counting;
 
@@ -95,6 +95,70 @@ fn steady_state_append_next_next_batch_allocate_nothing() {
     assert_eq!(allocations, 0, "hot path allocated {allocations} times");
     assert!(checksum > 0);
     assert_eq!(journal.len() as u64, 3 * STEPS + 1);
+}
+
+#[test]
+fn segmented_append_and_follower_reads_allocate_nothing() {
+    const STEPS: u64 = if cfg!(miri) { 200 } else { 100_000 };
+    let r = |i: u64| Reading {
+        sensor: i % 7,
+        value: i as f64,
+        timestamp: i,
+    };
+    let mut journal = SegmentedJournal::<Reading>::in_memory(64, 4).unwrap();
+    let mut follower = journal.follower();
+    let mut batch = [r(0); 8];
+    // Warm-up outside the measurement.
+    journal.append(&r(0));
+    follower.next().unwrap();
+    let mut checksum = 0u64;
+    let allocations = allocations_during(|| {
+        for i in 0..STEPS {
+            journal.append(&r(i));
+            journal.try_append(&r(i)).unwrap();
+            // Lagged is an outcome too: it allocates nothing either.
+            match follower.next() {
+                Ok(Some(x)) => checksum += x.timestamp,
+                Ok(None) => {}
+                Err(_) => checksum += follower.seek_to_oldest(),
+            }
+            checksum += follower.next_batch(&mut batch).unwrap_or(0) as u64;
+        }
+    });
+    assert_eq!(allocations, 0, "in memory: {allocations} allocations");
+    assert!(checksum > 0);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
+fn file_backed_keep_last_append_and_roll_allocate_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut journal =
+        SegmentedJournal::<Reading>::create(tmp.path().join("j"), 1024, Retention::KeepLast(3))
+            .unwrap();
+    let mut follower = journal.follower();
+    let r = |i: u64| Reading {
+        sensor: i % 7,
+        value: i as f64,
+        timestamp: i,
+    };
+    // Warm-up: every file used once (and rolled into again).
+    for i in 0..4 * 1024 {
+        journal.append(&r(i));
+    }
+    follower.seek_to_oldest();
+    let mut checksum = 0u64;
+    let allocations = allocations_during(|| {
+        for i in 0..20_000 {
+            journal.append(&r(i));
+            if let Ok(Some(x)) = follower.next() {
+                checksum += x.sensor;
+            }
+        }
+    });
+    // Including about 20 rolls, each renaming a file.
+    assert_eq!(allocations, 0, "file-backed: {allocations} allocations");
+    assert!(checksum > 0);
 }
 
 /// 20 bytes: two full payload words and a padded tail word.

@@ -178,3 +178,112 @@ fn steady_state_recycles_memory_without_page_faults() {
         "{faults} minor page faults over 1M recycled appends"
     );
 }
+
+// ---- Followers: non-gating, copies validated against the segment's generation -------
+
+#[test]
+fn a_follower_thread_sees_every_record_intact_or_a_clean_lag() {
+    const N: u64 = if cfg!(miri) { 200 } else { 500_000 };
+    // Small segments and a fast writer: the follower is lapped often.
+    let mut journal = SegmentedJournal::<[u64; 2]>::in_memory(8, 2).unwrap();
+    let mut follower = journal.follower();
+    let t = std::thread::spawn(move || {
+        let (mut expected, mut lags, mut read) = (0u64, 0u64, 0u64);
+        let mut batch = [[0u64; 2]; 5];
+        while expected < N {
+            match follower.next_batch(&mut batch) {
+                Ok(n) => {
+                    for r in &batch[..n] {
+                        assert_eq!(*r, [expected, !expected], "torn or out of order");
+                        expected += 1;
+                        read += 1;
+                    }
+                    if n == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                Err(RodaError::Lagged { missed }) => {
+                    assert!(missed > 0);
+                    lags += 1;
+                    let oldest = follower.seek_to_oldest();
+                    assert!(oldest > expected, "lagged, yet {expected} is retained");
+                    expected = oldest;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (read, lags)
+    });
+    for i in 0..N {
+        // Never blocked by the follower.
+        assert_eq!(journal.try_append(&[i, !i]).unwrap(), i);
+        if i % 64 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    let (read, lags) = t.join().unwrap();
+    assert!(read > 0);
+    println!("follower read {read} of {N} records, lagged {lags} times");
+}
+
+#[test]
+fn follower_cursor_methods() {
+    let mut journal = SegmentedJournal::<u32>::in_memory(3, 2).unwrap();
+    let mut follower = journal.follower();
+    assert_eq!((follower.position(), follower.published()), (0, 0));
+    assert_eq!(follower.next().unwrap(), None);
+    assert_eq!(follower.next_batch(&mut []).unwrap(), 0);
+    for i in 0..5u32 {
+        journal.append(&(i * 10));
+    }
+    assert_eq!((follower.available(), follower.oldest_retained()), (5, 0));
+    assert_eq!(follower.next().unwrap(), Some(0));
+    let mut out = [0u32; 10];
+    // A batch ends at the segment end (3 records per segment).
+    assert_eq!(follower.next_batch(&mut out).unwrap(), 2);
+    assert_eq!(out[..2], [10, 20]);
+    follower.seek(1);
+    assert_eq!(follower.next().unwrap(), Some(10));
+    // Seeking ahead of the writer waits there.
+    follower.seek(6);
+    assert_eq!(follower.next().unwrap(), None);
+    journal.append(&50);
+    journal.append(&60);
+    assert_eq!(follower.next().unwrap(), Some(60));
+    // Records 0..3 were recycled by record 6.
+    follower.seek(2);
+    assert!(matches!(
+        follower.next(),
+        Err(RodaError::Lagged { missed: 1 })
+    ));
+    assert_eq!(follower.position(), 2);
+    // A follower never holds the writer back, even with readers' gates all free.
+    for i in 0..100 {
+        journal.try_append(&i).unwrap();
+    }
+    let fresh = journal.follower();
+    assert_eq!(fresh.position(), journal.oldest_retained());
+    assert!(format!("{fresh:?}").contains("in-process"));
+}
+
+#[test]
+fn followers_of_odd_sized_records_copy_them_whole() {
+    // 3, 6 and 12 byte records: copied in 1, 2 and 4 byte atomic words.
+    let mut a = SegmentedJournal::<[u8; 3]>::in_memory(5, 2).unwrap();
+    let mut b = SegmentedJournal::<[u16; 3]>::in_memory(5, 2).unwrap();
+    let mut c = SegmentedJournal::<[u32; 3]>::in_memory(5, 2).unwrap();
+    let (mut fa, mut fb, mut fc) = (a.follower(), b.follower(), c.follower());
+    for i in 0..7u8 {
+        a.append(&[i, i + 1, i + 2]);
+        b.append(&[i.into(), 300, u16::MAX]);
+        c.append(&[i.into(), 70_000, u32::MAX]);
+    }
+    for i in 0..5u8 {
+        assert_eq!(fa.next().unwrap(), Some([i, i + 1, i + 2]));
+        assert_eq!(fb.next().unwrap(), Some([i.into(), 300, u16::MAX]));
+        assert_eq!(fc.next().unwrap(), Some([i.into(), 70_000, u32::MAX]));
+    }
+    let mut out = [[0u32; 3]; 4];
+    assert_eq!(fc.next_batch(&mut out).unwrap(), 2);
+    assert_eq!(out[1], [6, 70_000, u32::MAX]);
+}

@@ -1,15 +1,134 @@
-//! `roda inspect FILE`: the header fields, how full the store is, who writes it.
+//! `roda inspect FILE`: the header fields, how full the store is, who writes it; for a
+//! segment of a segmented journal also its first sequence and retention.
+//! `roda inspect DIR` summarises a segmented journal's directory, one line per segment.
 
 use std::io::Write;
+use std::path::Path;
 
-use roda_store::StoreKind;
+use roda_store::{StoreFile, StoreKind};
 
 use super::{kind_name, open, slot_census};
 use crate::args::Common;
 use crate::{human, json, Failure};
 
+/// `KeepLast(k)` or `KeepAll`, from a segment header's retention word.
+fn retention_name(word: u64) -> String {
+    match word {
+        0 => "KeepAll".into(),
+        k => format!("KeepLast({k})"),
+    }
+}
+
+/// Whether `name` is a segment file name: `{20 digits}.roda`.
+fn is_segment_name(name: &str) -> bool {
+    name.strip_suffix(".roda")
+        .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Summarises the segmented journal in directory `dir`.
+fn run_dir(dir: &Path, json_out: bool, out: &mut dyn Write) -> Result<(), Failure> {
+    let store_err = |error| Failure::Store {
+        path: dir.into(),
+        error,
+    };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| store_err(roda_store::RodaError::io(dir, e)))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_segment_name(n))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(store_err(roda_store::RodaError::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no segment files ({20 digits}.roda): not a segmented journal directory",
+            ),
+        )));
+    }
+    let mut segments = Vec::new();
+    for name in &names {
+        let file = open(&dir.join(name))?;
+        segments.push((name.clone(), file));
+    }
+    let held: Vec<&(String, StoreFile)> = segments
+        .iter()
+        .filter(|(_, f)| f.first_sequence().is_some())
+        .collect();
+    let oldest = held.iter().filter_map(|(_, f)| f.first_sequence()).min();
+    let end = held
+        .iter()
+        .filter_map(|(_, f)| Some(f.first_sequence()? + f.published()))
+        .max();
+    let h = segments[0].1.header();
+    let writer = segments
+        .iter()
+        .map(|(_, f)| (f.writer_pid(), f.writer_alive()))
+        .find(|(pid, _)| *pid != 0);
+    if json_out {
+        let mut o = json::Object::new()
+            .str("path", &dir.to_string_lossy())
+            .str("kind", "segmented journal")
+            .u64("segment_files", segments.len() as u64)
+            .u64("segment_records", h.capacity)
+            .u64("record_size", h.record_size)
+            .u64("schema", h.schema)
+            .str("retention", &retention_name(h.retention));
+        o = match (oldest, end) {
+            (Some(oldest), Some(end)) => o.u64("oldest", oldest).u64("published", end),
+            _ => o.raw("oldest", "null").u64("published", 0),
+        };
+        o = o.bool("writer_alive", writer.is_some_and(|(_, alive)| alive));
+        writeln!(out, "{}", o.finish())?;
+        return Ok(());
+    }
+    writeln!(out, "{:<10} {}", "directory", dir.display())?;
+    writeln!(
+        out,
+        "{:<10} segmented journal, {}, {} segment files of {} records ({} bytes each)",
+        "kind",
+        retention_name(h.retention),
+        segments.len(),
+        human::count(h.capacity),
+        h.record_size
+    )?;
+    let range = match (oldest, end) {
+        (Some(oldest), Some(end)) => format!(
+            "records {}..{} retained ({} records)",
+            human::count(oldest),
+            human::count(end),
+            human::count(end - oldest)
+        ),
+        _ => "no records".into(),
+    };
+    writeln!(out, "{:<10} {range}", "records")?;
+    let writer = match writer {
+        None => "none (closed cleanly)".to_owned(),
+        Some((pid, true)) => format!("pid {pid} (running)"),
+        Some((pid, false)) => format!("pid {pid} (not running)"),
+    };
+    writeln!(out, "{:<10} {writer}", "writer")?;
+    for (name, file) in &segments {
+        let state = match file.first_sequence() {
+            Some(first) => format!(
+                "first {}, {} records",
+                human::count(first),
+                human::count(file.published())
+            ),
+            None => "no records (spare, or being recycled)".into(),
+        };
+        writeln!(out, "  {name}  {state}")?;
+    }
+    Ok(())
+}
+
 /// Prints the header and state of one store file.
 pub fn run(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
+    if common.path.is_dir() {
+        return run_dir(&common.path, common.json, out);
+    }
     let file = open(&common.path)?;
     let h = file.header();
     let pid = file.writer_pid();
@@ -52,8 +171,16 @@ pub fn run(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
             .u64("writer_pid", u64::from(pid))
             .bool("writer_alive", alive)
             .u64("data_offset", h.data_offset)
-            .u64("file_len", file.file_len())
-            .bool("valid", problem.is_none());
+            .u64("file_len", file.file_len());
+        if h.segment {
+            o = o.bool("segment", true).raw(
+                "first_sequence",
+                file.first_sequence()
+                    .map_or_else(|| "null".to_owned(), |f| f.to_string()),
+            );
+            o = o.str("retention", &retention_name(h.retention));
+        }
+        o = o.bool("valid", problem.is_none());
         if let Some(problem) = &problem {
             o = o.str("problem", problem);
         }
@@ -103,6 +230,21 @@ pub fn run(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
         ("capacity", format!("{} {unit}", human::count(h.capacity))),
         ("schema", h.schema.to_string()),
         ("length", length_line),
+        (
+            "segment",
+            match (h.segment, file.first_sequence()) {
+                (false, _) => "no (a plain store)".to_owned(),
+                (true, Some(first)) => format!(
+                    "first sequence {first} (records {first}..{}), retention {}",
+                    first + length,
+                    retention_name(h.retention)
+                ),
+                (true, None) => format!(
+                    "holds no records (a spare, or being recycled), retention {}",
+                    retention_name(h.retention)
+                ),
+            },
+        ),
         ("created", human::utc(h.created_unix_nanos)),
         ("writer", writer),
         (

@@ -103,6 +103,18 @@ fn journal(
     printer: &Printer,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
+    if file.header().segment {
+        // A KeepLast writer recycles segments in place: their records are read with a
+        // validating follower, not viewed as bytes.
+        return Err(Failure::Store {
+            path: file.path().into(),
+            error: roda_store::RodaError::LayoutMismatch {
+                field: "segment",
+                expected: 0,
+                found: 1,
+            },
+        });
+    }
     let published = file.published();
     let mut next = options
         .from

@@ -1,0 +1,583 @@
+//! The directory of a file-backed [`SegmentedJournal`](crate::SegmentedJournal): segment
+//! file names, creation, recovery on open, and the roll into the next segment file.
+//!
+//! A directory holds fixed-size segment files named by the first sequence they were
+//! created or last renamed for, `{first:020}.roda` (20 digits: every `u64`, and names
+//! sort in sequence order). Each file is a plain version-1 journal file whose header
+//! carries the segment flag, its retention and, live, its first sequence
+//! (`NO_RECORDS` while it holds nothing). Recovery trusts those headers, never the
+//! names. `docs/file-format.md` describes the layout and the step order of a roll.
+
+#[cfg(roda_loom)]
+/// Under loom there are no files: nothing can construct this.
+pub(crate) enum SegmentFiles {}
+
+#[cfg(roda_loom)]
+impl SegmentFiles {
+    pub(crate) fn roll<T: roda_core::Record>(
+        &mut self,
+        _core: &crate::segmented::SegmentedCore<T>,
+        _current_start: u64,
+        _next_start: u64,
+    ) -> roda_core::Result<()> {
+        match *self {}
+    }
+}
+
+#[cfg(not(roda_loom))]
+pub(crate) use files::*;
+
+#[cfg(not(roda_loom))]
+mod files {
+    use std::ffi::OsStr;
+    use std::fs::File;
+    use std::io;
+    use std::path::{Path, PathBuf};
+
+    use roda_core::{Record, Result, RodaError};
+
+    use crate::backing::{self, Backing, Claimed};
+    use crate::header::{self, HeaderInfo, Shape, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITE_SEQ};
+    use crate::lock::{LockAttempt, WriterLock};
+    use crate::options::Settings;
+    use crate::segmented::{check_ring, Retention, SegmentedCore};
+    use crate::sync::{fence, Ordering};
+
+    /// Segments a `KeepAll` journal keeps mapped (its in-process window; older segments
+    /// stay on disk, where `SegmentedFollower::open` reads them).
+    pub(crate) const KEEP_ALL_MAPPED: usize = 4;
+
+    /// The file name of the segment whose first sequence is `first`.
+    pub(crate) fn segment_name(first: u64) -> String {
+        format!("{first:020}.roda")
+    }
+
+    /// Sets `path` to `dir/{first:020}.roda` without allocating once `path` has the
+    /// capacity (rolls happen on the append path).
+    fn set_segment_path(path: &mut PathBuf, dir: &Path, first: u64) {
+        let mut name = *b"00000000000000000000.roda";
+        let mut v = first;
+        for digit in name[..20].iter_mut().rev() {
+            *digit = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        let name = std::str::from_utf8(&name).expect("ASCII digits");
+        path.as_mut_os_string().clear();
+        path.push(dir);
+        path.push(name);
+    }
+
+    /// The first sequence a segment file name stands for; `None` for other names.
+    pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
+        let name = name.to_str()?;
+        let digits = name.strip_suffix(".roda")?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// A segment file as a directory scan found it (header words read with `pread`).
+    #[derive(Clone, Debug)]
+    pub(crate) struct Found {
+        /// The first sequence its name stands for.
+        pub(crate) name: u64,
+        pub(crate) path: PathBuf,
+        /// Its header's first sequence (`NO_RECORDS`: holds nothing).
+        pub(crate) first: u64,
+        /// Its header's write sequence: records committed in it.
+        pub(crate) written: u64,
+    }
+
+    /// Every segment file in `dir`, in name order. Other files are ignored.
+    pub(crate) fn scan(dir: &Path) -> Result<Vec<Found>> {
+        let entries = std::fs::read_dir(dir).map_err(|e| RodaError::io(dir, e))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| RodaError::io(dir, e))?;
+            let Some(name) = parse_name(&entry.file_name()) else {
+                continue;
+            };
+            let path = entry.path();
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                // Renamed away since the listing (a recycle): it shows up under its
+                // new name in a later scan.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(RodaError::io(&path, e)),
+            };
+            found.push(Found {
+                name,
+                first: backing::read_word(&file, OFF_FIRST_SEQ as u64),
+                written: backing::read_word(&file, OFF_WRITE_SEQ as u64),
+                path,
+            });
+        }
+        found.sort_by_key(|f| f.name);
+        Ok(found)
+    }
+
+    /// The `retention` header word of a policy.
+    pub(crate) fn retention_word(retention: Retention) -> u64 {
+        match retention {
+            Retention::KeepLast(k) => k as u64,
+            Retention::KeepAll => 0,
+        }
+    }
+
+    /// Segments mapped at once under `retention`.
+    pub(crate) fn mapped_segments(retention: Retention) -> usize {
+        match retention {
+            Retention::KeepLast(k) => k,
+            Retention::KeepAll => KEEP_ALL_MAPPED,
+        }
+    }
+
+    fn lock_dir(dir: &Path) -> Result<WriterLock> {
+        let handle = File::open(dir).map_err(|e| RodaError::io(dir, e))?;
+        match WriterLock::try_lock(handle).map_err(|e| RodaError::io(dir, e))? {
+            LockAttempt::Taken(lock) => Ok(lock),
+            LockAttempt::Held(_) => {
+                // The pid recorded in the newest segment, if any.
+                let pid = scan(dir)
+                    .ok()
+                    .and_then(|found| found.last().cloned())
+                    .and_then(|f| File::open(f.path).ok())
+                    .map_or(0, |file| backing::read_writer_pid(&file));
+                Err(RodaError::WriterActive { pid })
+            }
+        }
+    }
+
+    fn sync_dir(dir: &Path) -> Result<()> {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| RodaError::io(dir, e))
+    }
+
+    /// The writer's hold on a segment directory.
+    pub(crate) struct SegmentFiles {
+        dir: PathBuf,
+        _dir_lock: WriterLock,
+        retention: Retention,
+        /// The first sequence in the name of each ring slot's file.
+        names: Vec<u64>,
+        /// Each slot's file lock (so no plain journal writer opens a segment).
+        locks: Vec<Option<WriterLock>>,
+        /// Header of new segment files.
+        info: HeaderInfo,
+        settings: Settings,
+        /// Path buffers for the rename of a roll, reused so a roll allocates nothing.
+        from: PathBuf,
+        to: PathBuf,
+    }
+
+    fn path_buffer(dir: &Path) -> PathBuf {
+        PathBuf::with_capacity(dir.as_os_str().len() + 64)
+    }
+
+    /// A writer's segment directory, opened or created: the slots' memory, the
+    /// directory state, where to resume and the oldest retained sequence.
+    pub(crate) struct Opened {
+        pub(crate) backings: Vec<Backing>,
+        pub(crate) files: SegmentFiles,
+        pub(crate) seq: u64,
+        pub(crate) floor: u64,
+        pub(crate) segment_records: u64,
+    }
+
+    /// Creates the directory (if needed) and its first segment files: the ring of
+    /// `KeepLast(k)` (k files), or the mapped window of `KeepAll`. Fails with
+    /// `AlreadyExists` if `dir` holds segment files.
+    pub(crate) fn create(
+        dir: &Path,
+        shape: Shape,
+        settings: &Settings,
+        segment_records: usize,
+        retention: Retention,
+    ) -> Result<Opened> {
+        let slots = mapped_segments(retention);
+        check_ring(segment_records, slots)?;
+        let mut info = header::layout(shape, segment_records)?;
+        info.retention = retention_word(retention);
+        let s = segment_records as u64;
+        s.checked_mul(slots as u64)
+            .ok_or(RodaError::InvalidCapacity {
+                capacity: s,
+                reason: "the ring's sequence span overflows u64; use smaller segments",
+            })?;
+        std::fs::create_dir_all(dir).map_err(|e| RodaError::io(dir, e))?;
+        let dir_lock = lock_dir(dir)?;
+        if !scan(dir)?.is_empty() {
+            return Err(RodaError::AlreadyExists { path: dir.into() });
+        }
+        let mut files = SegmentFiles {
+            dir: dir.into(),
+            _dir_lock: dir_lock,
+            retention,
+            names: Vec::with_capacity(slots),
+            locks: Vec::with_capacity(slots),
+            info,
+            settings: *settings,
+            from: path_buffer(dir),
+            to: path_buffer(dir),
+        };
+        let mut backings = Vec::with_capacity(slots);
+        for slot in 0..slots as u64 {
+            let first = if slot == 0 { 0 } else { NO_RECORDS };
+            let claimed = files.create_segment(slot * s, first)?;
+            backings.push(claimed.backing);
+            files.names.push(slot * s);
+            files.locks.push(claimed.lock);
+        }
+        sync_dir(dir)?;
+        Ok(Opened {
+            backings,
+            files,
+            seq: 0,
+            floor: 0,
+            segment_records: s,
+        })
+    }
+
+    /// Opens the segment directory `dir` for writing: takes its lock, reads every
+    /// segment header and resumes after the last committed record (see
+    /// docs/file-format.md, "Recovery").
+    pub(crate) fn open(dir: &Path, shape: Shape, settings: &Settings) -> Result<Opened> {
+        let dir_lock = lock_dir(dir)?;
+        let found = scan(dir)?;
+        let Some(any) = found.first() else {
+            return Err(RodaError::io(
+                dir,
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no segment files ({20 digits}.roda) in this directory; \
+                     create the journal with SegmentedJournal::create",
+                ),
+            ));
+        };
+        // The layout, from one file, type-checked; every file is checked when mapped.
+        let probe = backing::open_reader(&any.path, shape, settings)?;
+        let (s, retention_raw) = (probe.info.capacity, probe.info.retention);
+        drop(probe);
+        let retention = match retention_raw {
+            0 => Retention::KeepAll,
+            k => Retention::KeepLast(k as usize),
+        };
+        if let Some(asked) = settings.retention {
+            if asked != retention {
+                return Err(RodaError::LayoutMismatch {
+                    field: "retention",
+                    expected: retention_word(asked),
+                    found: retention_raw,
+                });
+            }
+        }
+        let slots = mapped_segments(retention);
+        check_ring(s as usize, slots)?;
+        let corrupted = |path: &Path, detail: String| RodaError::Corrupted {
+            path: path.into(),
+            detail,
+        };
+        let valid: Vec<&Found> = found.iter().filter(|f| f.first != NO_RECORDS).collect();
+        for f in &valid {
+            if f.first % s != 0 || f.written > s {
+                return Err(corrupted(
+                    &f.path,
+                    format!(
+                        "segment header says first sequence {} with {} records, \
+                         which does not fit segments of {s} records",
+                        f.first, f.written
+                    ),
+                ));
+            }
+        }
+        let newest = valid.iter().max_by_key(|f| f.first).copied();
+        let (seq, current) = match newest {
+            Some(f) => (f.first + f.written, f.first),
+            None => (0, 0),
+        };
+        // The window of mapped segments ends with the current one.
+        let window_start = (current + s).saturating_sub(s * slots as u64);
+        let mut floor = current;
+        while floor >= s + window_start
+            && valid.iter().any(|f| f.first == floor - s && f.written == s)
+        {
+            floor -= s;
+        }
+        for f in &valid {
+            if f.first >= window_start && f.first < current && f.written != s {
+                return Err(corrupted(
+                    &f.path,
+                    format!(
+                        "segment {} holds {} of {s} records but a newer segment exists",
+                        f.first, f.written
+                    ),
+                ));
+            }
+        }
+        let slot_of = |first: u64| ((first / s) % slots as u64) as usize;
+        let span = s * slots as u64;
+        // Slot `slot` holds the current segment, or one of the window's older ones
+        // (`past`), and holds `future` next.
+        let ahead = |slot: usize| ((slot + slots - slot_of(current)) % slots) as u64;
+        let future = |slot: usize| current + ahead(slot) * s;
+        let past = |slot: usize| match ahead(slot) {
+            0 => Some(current),
+            a => (current + a * s).checked_sub(span),
+        };
+        let mut chosen: Vec<Option<&Found>> = vec![None; slots];
+        match retention {
+            Retention::KeepLast(k) => {
+                if found.len() > k {
+                    return Err(corrupted(
+                        dir,
+                        format!(
+                            "{} segment files for KeepLast({k}); move away the files that \
+                             do not belong to this journal",
+                            found.len()
+                        ),
+                    ));
+                }
+                for f in &valid {
+                    let slot = slot_of(f.first);
+                    if chosen[slot].is_some() {
+                        return Err(corrupted(
+                            &f.path,
+                            format!("two segment files hold ring slot {slot}"),
+                        ));
+                    }
+                    chosen[slot] = Some(f);
+                }
+                let mut spares = found.iter().filter(|f| f.first == NO_RECORDS);
+                for slot in chosen.iter_mut() {
+                    if slot.is_none() {
+                        *slot = spares.next();
+                    }
+                }
+            }
+            Retention::KeepAll => {
+                for (slot, pick) in chosen.iter_mut().enumerate() {
+                    let old = past(slot).filter(|_| newest.is_some());
+                    *pick = valid
+                        .iter()
+                        .copied()
+                        .find(|f| Some(f.first) == old)
+                        .or_else(|| {
+                            found
+                                .iter()
+                                .find(|f| f.first == NO_RECORDS && f.name == future(slot))
+                        });
+                }
+            }
+        }
+        let mut files = SegmentFiles {
+            dir: dir.into(),
+            _dir_lock: dir_lock,
+            retention,
+            names: Vec::with_capacity(slots),
+            locks: Vec::with_capacity(slots),
+            info: header::layout(shape, s as usize).map(|mut info| {
+                info.retention = retention_raw;
+                info
+            })?,
+            settings: *settings,
+            from: path_buffer(dir),
+            to: path_buffer(dir),
+        };
+        let mut backings = Vec::with_capacity(slots);
+        for (slot, pick) in chosen.into_iter().enumerate() {
+            let claimed = match pick {
+                Some(f) => {
+                    let claimed = backing::open_writer(&f.path, shape, settings)?;
+                    if claimed.backing.info.capacity != s
+                        || claimed.backing.info.retention != retention_raw
+                    {
+                        return Err(corrupted(
+                            &f.path,
+                            format!(
+                                "segment of {} records (retention {}) in a journal of {s} \
+                                 (retention {retention_raw})",
+                                claimed.backing.info.capacity, claimed.backing.info.retention
+                            ),
+                        ));
+                    }
+                    files.names.push(f.name);
+                    claimed
+                }
+                None => {
+                    // A slot without a file (a create cut short): a new spare.
+                    let name = future(slot);
+                    let claimed = files.create_segment(name, NO_RECORDS)?;
+                    files.names.push(name);
+                    claimed
+                }
+            };
+            files.locks.push(claimed.lock);
+            backings.push(claimed.backing);
+        }
+        if newest.is_none() {
+            // Nothing committed: slot 0 holds segment 0 (it has no roll to prepare it).
+            files.prepare(&backings[0], 0, 0)?;
+        }
+        Ok(Opened {
+            backings,
+            files,
+            seq,
+            floor: floor.min(seq),
+            segment_records: s,
+        })
+    }
+
+    impl SegmentFiles {
+        /// Creates segment file `{name}` whose header says `first`, locked and mapped.
+        fn create_segment(&self, name: u64, first: u64) -> Result<Claimed> {
+            let path = self.dir.join(segment_name(name));
+            backing::create_with(&path, &self.info, &self.settings, |b| {
+                // Relaxed: the file is not visible yet (linked into place after this).
+                b.atomic(OFF_FIRST_SEQ).store(first, Ordering::Relaxed);
+            })
+        }
+
+        /// Prepares ring slot `slot`'s file (`backing`) to hold segment `next`: the
+        /// recycle steps 2 to 5 of docs/file-format.md.
+        fn prepare(&mut self, backing: &Backing, slot: usize, next: u64) -> Result<()> {
+            let first = backing.atomic(OFF_FIRST_SEQ);
+            // 2. Invalidate: Relaxed store, then a Release fence pairing with a
+            // follower's Acquire fence before its re-check (`read_validated`): a
+            // follower that sees any later store of this recycle discards its copy.
+            first.store(NO_RECORDS, Ordering::Relaxed);
+            fence(Ordering::Release);
+            // 3. Empty it. Relaxed: ordered after the fence above; the records that
+            // follow are published by Release stores of this word.
+            backing.atomic(OFF_WRITE_SEQ).store(0, Ordering::Relaxed);
+            // 4. Its new name (recovery does not depend on it: headers decide).
+            if self.names[slot] != next {
+                set_segment_path(&mut self.from, &self.dir, self.names[slot]);
+                set_segment_path(&mut self.to, &self.dir, next);
+                std::fs::rename(&self.from, &self.to).map_err(|e| RodaError::io(&self.from, e))?;
+                self.names[slot] = next;
+            }
+            // 5. Holds segment `next` from now on. Relaxed: followers read its records
+            // only below a write sequence published (Release) after this store.
+            first.store(next, Ordering::Relaxed);
+            Ok(())
+        }
+
+        /// Moves the writer from the segment starting at `current_start` (full) to the
+        /// one starting at `next_start`, in ring slot `core.slot_of(next_start)`, which
+        /// no gating reader holds.
+        pub(crate) fn roll<T: Record>(
+            &mut self,
+            core: &SegmentedCore<T>,
+            current_start: u64,
+            next_start: u64,
+        ) -> Result<()> {
+            // 1. Seal the full segment (a batch may not have published it yet).
+            core.segment_of(current_start).publish(core.segment_records);
+            let slot = core.slot_of(next_start);
+            let backing = &core.segments[slot].backing;
+            let holds_nothing = {
+                // Relaxed: only this writer stores the word.
+                backing.atomic(OFF_FIRST_SEQ).load(Ordering::Relaxed) == NO_RECORDS
+            };
+            match self.retention {
+                Retention::KeepAll if !(holds_nothing && self.names[slot] == next_start) => {
+                    self.replace(backing, slot, next_start)
+                }
+                _ => self.prepare(backing, slot, next_start),
+            }
+        }
+
+        /// `KeepAll`: archives slot `slot`'s file as it is and maps a new segment file
+        /// for `next` over the slot's memory. The slot's addresses stay mapped all
+        /// along: gating readers have left the segment (checked by the caller) and
+        /// followers see the new file's first sequence on their re-check.
+        fn replace(&mut self, backing: &Backing, slot: usize, next: u64) -> Result<()> {
+            let path = self.dir.join(segment_name(next));
+            let claimed = match self.create_segment(next, next) {
+                // A previous attempt created it and then failed to map it.
+                Err(RodaError::AlreadyExists { .. }) => {
+                    let shape = Shape {
+                        kind: self.info.kind,
+                        record_size: self.info.record_size,
+                        record_align: self.info.record_align,
+                        stride: self.info.stride,
+                        schema: self.info.schema,
+                        segment: true,
+                    };
+                    backing::open_writer(&path, shape, &self.settings)?
+                }
+                other => other?,
+            };
+            let lock = claimed
+                .lock
+                .ok_or_else(|| RodaError::io(&path, io::Error::other("segment without a lock")))?;
+            drop(claimed.backing);
+            // The archived file has no writer any more.
+            backing.clear_writer();
+            backing
+                .region
+                .replace_file(lock.file())
+                .map_err(|e| RodaError::io(&path, e))?;
+            backing::apply_settings(
+                backing.region.as_ref(),
+                &self.settings,
+                backing.region.len(),
+            )?;
+            self.locks[slot] = Some(lock);
+            self.names[slot] = next;
+            Ok(())
+        }
+
+        /// msync of every mapped segment, then the directory.
+        pub(crate) fn flush<T: Record>(&self, core: &SegmentedCore<T>) -> Result<()> {
+            for (slot, segment) in core.segments.iter().enumerate() {
+                segment
+                    .backing
+                    .region
+                    .flush()
+                    .map_err(|e| RodaError::io(self.dir.join(segment_name(self.names[slot])), e))?;
+            }
+            sync_dir(&self.dir)
+        }
+
+        /// The directory.
+        pub(crate) fn dir(&self) -> &Path {
+            &self.dir
+        }
+
+        /// The retention policy.
+        pub(crate) fn retention(&self) -> Retention {
+            self.retention
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_round_trip_and_sort() {
+            assert_eq!(segment_name(0), "00000000000000000000.roda");
+            assert_eq!(segment_name(u64::MAX), "18446744073709551615.roda");
+            for v in [0, 1, 4096, u64::MAX] {
+                assert_eq!(parse_name(OsStr::new(&segment_name(v))), Some(v));
+            }
+            for bad in [
+                "1.roda",
+                "0000000000000000000a.roda",
+                "00000000000000000000.rod",
+                ".00000000000000000000.roda-tmp",
+            ] {
+                assert_eq!(parse_name(OsStr::new(bad)), None, "{bad}");
+            }
+            assert!(segment_name(9) < segment_name(10));
+            let mut path = PathBuf::new();
+            for v in [0, 42, u64::MAX] {
+                set_segment_path(&mut path, Path::new("/d"), v);
+                assert_eq!(path, Path::new("/d").join(segment_name(v)));
+            }
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! [`SegmentedFollower`]: a non-gating reader of a segmented journal that returns
+//! validated copies, in the writer's process or (from the segment directory) another.
+
+use std::sync::Arc;
+
+use roda_core::{Record, Result, RodaError};
+
+use crate::header::{NO_RECORDS, OFF_FIRST_SEQ};
+use crate::journal_core::{load_write_seq, JournalCore};
+use crate::segmented::SegmentedCore;
+use crate::sync::{fence, Ordering};
+
+/// A reader of a segmented journal that never holds the writer back.
+///
+/// Unlike a gating [`SegmentedReader`](crate::SegmentedReader), a follower does not stop
+/// the writer from recycling the segment it reads, so it never hands out references
+/// into a segment: [`next`](Self::next) and [`next_batch`](Self::next_batch) return
+/// copies, validated against the segment's generation (its first sequence) the way a
+/// seqlock validates a slot. A follower that fell behind the retained window gets
+/// `Err(Lagged { missed })`, never a torn or recycled record, and continues with
+/// [`seek_to_oldest`](Self::seek_to_oldest) (or [`seek`](Self::seek)).
+///
+/// Get one in the writer's process with
+/// [`SegmentedJournal::follower`](crate::SegmentedJournal::follower), or in any process
+/// with [`SegmentedFollower::open`] on a file-backed journal's directory.
+///
+/// ```
+/// use roda_store::{RodaError, SegmentedJournal};
+///
+/// # fn main() -> roda_core::Result<()> {
+/// // 2 segments of 4 records: the writer keeps the last 4 to 8 records.
+/// let mut journal = SegmentedJournal::<u64>::in_memory(4, 2)?;
+/// let mut follower = journal.follower();
+/// journal.append(&0);
+/// assert_eq!(follower.next()?, Some(0));
+/// assert_eq!(follower.next()?, None);
+/// for i in 1..22u64 {
+///     journal.append(&i); // never waits for the follower
+/// }
+/// // Records 1 to 15 were recycled before the follower got to them.
+/// match follower.next() {
+///     Err(RodaError::Lagged { missed }) => assert_eq!(missed, 15),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(follower.seek_to_oldest(), 16);
+/// let mut batch = [0u64; 8];
+/// assert_eq!(follower.next_batch(&mut batch)?, 4); // a batch ends at a segment end
+/// assert_eq!(batch[..4], [16, 17, 18, 19]);
+/// assert_eq!(follower.next_batch(&mut batch)?, 2);
+/// assert_eq!(batch[..2], [20, 21]);
+/// # Ok(()) }
+/// ```
+pub struct SegmentedFollower<T: Record> {
+    source: Source<T>,
+    /// Sequence of the next record to read.
+    cursor: u64,
+    /// The published count as last loaded.
+    known: u64,
+    /// Records below this are known to be recycled (a read found their segment
+    /// reused): the oldest retained record is at least this, even when the published
+    /// count this follower loads lags behind the generation it saw.
+    lost_below: u64,
+}
+
+enum Source<T> {
+    /// In the writer's process: its segments and published count.
+    Local(Arc<SegmentedCore<T>>),
+    /// From the directory, in any process.
+    #[cfg(not(roda_loom))]
+    Dir(Box<dir::DirSource<T>>),
+}
+
+/// What one validated read found.
+enum Got {
+    /// `n` records copied, all valid.
+    Records(usize),
+    /// The record at the cursor is not published (yet).
+    Nothing,
+    /// The segment no longer holds the cursor's records.
+    Gone,
+}
+
+/// Copies records `offset ..` of `segment` (which should hold the segment starting at
+/// `first`) into `out`, limited to its write sequence when `count_in_segment` is set
+/// (a follower without the writer's published count), and validates the copy against
+/// the segment's generation: a copy is returned only if the segment held `first`
+/// before and after it.
+#[inline]
+fn read_validated<T: Record>(
+    segment: &JournalCore<T>,
+    first: u64,
+    offset: usize,
+    out: &mut [T],
+    count_in_segment: bool,
+) -> Got {
+    let generation = segment.header_word(OFF_FIRST_SEQ);
+    // Relaxed load + Acquire fence (`load_write_seq`) pairs with the writer's Release
+    // store of a published count after it set this generation: the records below that
+    // count were written for this generation. (Read-only mappings allow only Relaxed
+    // loads, hence the fence.)
+    if load_write_seq(generation) != first {
+        return Got::Gone;
+    }
+    let mut n = out.len();
+    if count_in_segment {
+        // Relaxed load + Acquire fence pairs with the writer's Release store of the
+        // segment's write sequence (`JournalCore::publish`): records below it are written.
+        let written = load_write_seq(segment.header_word(crate::header::OFF_WRITE_SEQ))
+            .min(segment.capacity() as u64) as usize;
+        n = n.min(written.saturating_sub(offset));
+    }
+    if n > 0 {
+        segment.copy_words(offset, &mut out[..n]);
+    }
+    // Acquire fence pairs with the writer's Release fence after it changed the
+    // generation (`SegmentedJournal::roll`, `SegmentFiles::prepare`): if any load
+    // above saw a store made after that fence (a recycled record, a reset write
+    // sequence), the load below sees the new generation and the copy is discarded.
+    if !skip_follower_fence() {
+        fence(Ordering::Acquire);
+    }
+    // Relaxed: ordered by the fence above.
+    if generation.load(Ordering::Relaxed) != first {
+        return Got::Gone;
+    }
+    if n == 0 {
+        Got::Nothing
+    } else {
+        Got::Records(n)
+    }
+}
+
+#[cfg(not(roda_loom))]
+#[inline(always)]
+fn skip_follower_fence() -> bool {
+    false
+}
+
+#[cfg(roda_loom)]
+fn skip_follower_fence() -> bool {
+    crate::loom_hooks::skip_follower_fence()
+}
+
+impl<T: Record> SegmentedFollower<T> {
+    pub(crate) fn local(core: Arc<SegmentedCore<T>>) -> Self {
+        let known = core.published();
+        let cursor = core.oldest_retained(known);
+        SegmentedFollower {
+            source: Source::Local(core),
+            cursor,
+            known,
+            lost_below: 0,
+        }
+    }
+
+    /// The next record (a copy), advancing past it; `Ok(None)` when nothing new is
+    /// published; `Err(Lagged)` when the writer no longer retains it (the cursor stays:
+    /// [`seek_to_oldest`](Self::seek_to_oldest) to continue).
+    #[inline]
+    #[allow(clippy::should_implement_trait)] // fallible: not an Iterator
+    pub fn next(&mut self) -> Result<Option<T>> {
+        let mut one = [T::zeroed()];
+        match self.read(&mut one)? {
+            0 => Ok(None),
+            _ => Ok(Some(one[0])),
+        }
+    }
+
+    /// Copies up to `out.len()` records from the cursor into `out` (never crossing a
+    /// segment end) and advances past them; returns how many (0 when nothing new is
+    /// published). `Err(Lagged)` as for [`next`](Self::next): then nothing is copied.
+    #[inline]
+    pub fn next_batch(&mut self, out: &mut [T]) -> Result<usize> {
+        self.read(out)
+    }
+
+    #[inline]
+    fn read(&mut self, out: &mut [T]) -> Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let seq = self.cursor;
+        let got = match &mut self.source {
+            Source::Local(core) => {
+                if seq >= self.known {
+                    self.known = core.published();
+                    if seq >= self.known {
+                        return Ok(0);
+                    }
+                }
+                let s = core.segment_records;
+                let first = seq - seq % s;
+                let end = self.known.min(first + s).min(seq + out.len() as u64);
+                let n = (end - seq) as usize;
+                read_validated(
+                    core.segment_of(seq),
+                    first,
+                    (seq - first) as usize,
+                    &mut out[..n],
+                    false,
+                )
+            }
+            #[cfg(not(roda_loom))]
+            Source::Dir(source) => source.read(seq, out)?,
+        };
+        match got {
+            Got::Records(n) => {
+                self.cursor = seq + n as u64;
+                Ok(n)
+            }
+            Got::Nothing => Ok(0),
+            Got::Gone => Err(self.lagged(seq)),
+        }
+    }
+
+    #[cold]
+    fn lagged(&mut self, seq: u64) -> RodaError {
+        // The segment holding `seq` was reused: all of it is gone.
+        let s = match &self.source {
+            Source::Local(core) => core.segment_records,
+            #[cfg(not(roda_loom))]
+            Source::Dir(source) => source.segment_records(),
+        };
+        self.lost_below = self.lost_below.max(seq - seq % s + s);
+        let oldest = self.oldest_retained();
+        RodaError::Lagged {
+            missed: oldest.saturating_sub(seq).max(1),
+        }
+    }
+
+    /// The cursor: the sequence of the next record to read.
+    #[inline]
+    pub fn position(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Records the writer has published. In the writer's process one atomic load; from
+    /// a directory it reads the segment headers (a cold call: it may open files).
+    pub fn published(&mut self) -> u64 {
+        match &mut self.source {
+            Source::Local(core) => core.published(),
+            #[cfg(not(roda_loom))]
+            Source::Dir(source) => source.published(),
+        }
+    }
+
+    /// Records published and not read yet (0 when the follower is ahead).
+    pub fn available(&mut self) -> u64 {
+        let cursor = self.cursor;
+        self.published().saturating_sub(cursor)
+    }
+
+    /// The oldest sequence the journal retains now (for a directory: the oldest
+    /// segment file on disk; a cold call).
+    pub fn oldest_retained(&mut self) -> u64 {
+        let oldest = match &mut self.source {
+            Source::Local(core) => core.oldest_retained(core.published()),
+            #[cfg(not(roda_loom))]
+            Source::Dir(source) => source.oldest_retained(),
+        };
+        oldest.max(self.lost_below)
+    }
+
+    /// Moves the cursor to `seq`, forward or back; a read then reports `Lagged` if the
+    /// journal no longer retains it, and waits if it is not published yet.
+    pub fn seek(&mut self, seq: u64) {
+        self.cursor = seq;
+    }
+
+    /// Moves the cursor to the oldest retained record; returns its sequence.
+    pub fn seek_to_oldest(&mut self) -> u64 {
+        self.cursor = self.oldest_retained();
+        self.cursor
+    }
+}
+
+impl<T: Record> std::fmt::Debug for SegmentedFollower<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Local(_) => "in-process",
+            #[cfg(not(roda_loom))]
+            Source::Dir(_) => "directory",
+        };
+        f.debug_struct("SegmentedFollower")
+            .field("source", &source)
+            .field("cursor", &self.cursor)
+            .finish()
+    }
+}
+
+#[cfg(not(roda_loom))]
+impl<T: Record> SegmentedFollower<T> {
+    /// Follows the file-backed segmented journal in directory `dir`, usually from
+    /// another process than the writer's; starts at the oldest retained record. Takes
+    /// no lock and never holds the writer back. Records of `T`, schema 0; see
+    /// [`open_with_schema`](Self::open_with_schema).
+    pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::open_with_schema(dir, 0)
+    }
+
+    /// [`open`](Self::open) for a journal created with `options().schema(schema)`.
+    pub fn open_with_schema(dir: impl AsRef<std::path::Path>, schema: u64) -> Result<Self> {
+        let mut source = dir::DirSource::open(dir.as_ref(), schema)?;
+        let cursor = source.oldest_retained();
+        Ok(SegmentedFollower {
+            source: Source::Dir(Box::new(source)),
+            cursor,
+            known: 0,
+            lost_below: 0,
+        })
+    }
+}
+
+#[cfg(not(roda_loom))]
+mod dir {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::backing;
+    use crate::header::Shape;
+    use crate::options::Settings;
+    use crate::segment_files::{mapped_segments, scan, segment_name, Found};
+    use crate::segmented::{segment_shape, Retention};
+
+    /// A follower's own read-only mappings of a segment directory: a ring of slots
+    /// like the writer's (`KeepLast(k)`: the k ring files, each always in the same
+    /// slot; `KeepAll`: the last few files, replaced as it moves on).
+    pub(super) struct DirSource<T> {
+        dir: PathBuf,
+        shape: Shape,
+        segment_records: u64,
+        retention: Retention,
+        slots: Vec<Option<JournalCore<T>>>,
+    }
+
+    impl<T: Record> DirSource<T> {
+        pub(super) fn open(dir: &Path, schema: u64) -> Result<Self> {
+            let settings = Settings {
+                schema,
+                ..Settings::default()
+            };
+            let shape = segment_shape::<T>(&settings, true)?;
+            let found = scan(dir)?;
+            let Some(any) = found.first() else {
+                return Err(RodaError::io(
+                    dir,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no segment files ({20 digits}.roda) in this directory; \
+                         check the path, or start the writer first",
+                    ),
+                ));
+            };
+            let probe = backing::open_reader(&any.path, shape, &settings)?;
+            let retention = match probe.info.retention {
+                0 => Retention::KeepAll,
+                k => Retention::KeepLast(k as usize),
+            };
+            let slots = match retention {
+                Retention::KeepLast(_) => mapped_segments(retention),
+                Retention::KeepAll => 2,
+            };
+            Ok(DirSource {
+                dir: dir.into(),
+                shape,
+                segment_records: probe.info.capacity,
+                retention,
+                slots: (0..slots).map(|_| None).collect(),
+            })
+        }
+
+        pub(super) fn segment_records(&self) -> u64 {
+            self.segment_records
+        }
+
+        fn slot_of(&self, first: u64) -> usize {
+            ((first / self.segment_records) % self.slots.len() as u64) as usize
+        }
+
+        /// Maps the file named for `first` into its slot; false when there is none.
+        #[cold]
+        fn map(&mut self, first: u64) -> Result<bool> {
+            let path = self.dir.join(segment_name(first));
+            let slot = self.slot_of(first);
+            match backing::open_reader(&path, self.shape, &Settings::default()) {
+                Ok(backing) => {
+                    if backing.info.capacity != self.segment_records {
+                        return Err(RodaError::Corrupted {
+                            path,
+                            detail: format!(
+                                "segment of {} records in a journal of {}",
+                                backing.info.capacity, self.segment_records
+                            ),
+                        });
+                    }
+                    self.slots[slot] = Some(JournalCore::new(backing));
+                    Ok(true)
+                }
+                Err(RodaError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        }
+
+        /// The generation of the file in `first`'s slot, if one is mapped.
+        fn generation(&self, first: u64) -> Option<u64> {
+            let segment = self.slots[self.slot_of(first)].as_ref()?;
+            Some(load_write_seq(segment.header_word(OFF_FIRST_SEQ)))
+        }
+
+        pub(super) fn read(&mut self, seq: u64, out: &mut [T]) -> Result<Got> {
+            let s = self.segment_records;
+            let first = seq - seq % s;
+            let n = out.len().min((first + s - seq) as usize);
+            let mut remapped = false;
+            loop {
+                match self.generation(first) {
+                    Some(g) if g == first => {
+                        let segment = self.slots[self.slot_of(first)]
+                            .as_ref()
+                            .expect("a generation implies a mapping");
+                        return Ok(read_validated(
+                            segment,
+                            first,
+                            (seq - first) as usize,
+                            &mut out[..n],
+                            true,
+                        ));
+                    }
+                    // KeepLast: each ring file stays in its slot. An older segment (or
+                    // one being recycled) there: `first` is not written yet; a newer
+                    // one: it was recycled past `first`.
+                    Some(g) if matches!(self.retention, Retention::KeepLast(_)) => {
+                        return Ok(if g == NO_RECORDS || g < first {
+                            Got::Nothing
+                        } else {
+                            Got::Gone
+                        });
+                    }
+                    // KeepAll, after mapping the file named for `first`: its header
+                    // says otherwise (a file still being set up, or replaced).
+                    Some(g) if remapped => {
+                        return Ok(if g != NO_RECORDS && g > first {
+                            Got::Gone
+                        } else {
+                            Got::Nothing
+                        });
+                    }
+                    None if remapped => return Ok(Got::Nothing),
+                    // Not mapped yet, or (KeepAll) another segment's file: map ours.
+                    _ => {}
+                }
+                remapped = true;
+                if !self.map(first)? {
+                    return Ok(self.missing(first));
+                }
+            }
+        }
+
+        /// No file is named for segment `first`: gone if a newer segment exists.
+        #[cold]
+        fn missing(&mut self, first: u64) -> Got {
+            match self.newest() {
+                Some(newest) if newest.first > first => Got::Gone,
+                _ => Got::Nothing,
+            }
+        }
+
+        fn valid(&self) -> Vec<Found> {
+            scan(&self.dir)
+                .map(|found| {
+                    found
+                        .into_iter()
+                        .filter(|f| f.first != NO_RECORDS && f.first % self.segment_records == 0)
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+
+        fn newest(&self) -> Option<Found> {
+            self.valid().into_iter().max_by_key(|f| f.first)
+        }
+
+        pub(super) fn published(&mut self) -> u64 {
+            self.newest()
+                .map_or(0, |f| f.first + f.written.min(self.segment_records))
+        }
+
+        pub(super) fn oldest_retained(&mut self) -> u64 {
+            self.valid().iter().map(|f| f.first).min().unwrap_or(0)
+        }
+    }
+}
