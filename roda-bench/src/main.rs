@@ -94,6 +94,9 @@ pub struct Series {
     pub workload: String,
     pub implementation: String,
     pub runs: Vec<Run>,
+    /// The unrecorded first run in the process, where there is one (pipelines): the
+    /// cold cost, first touch of memory included.
+    pub first: Option<Run>,
 }
 
 impl Series {
@@ -173,6 +176,7 @@ pub fn pipeline(workload: Workload, events: u64, runs: usize, only: Option<&str>
             workload: workload.name().into(),
             implementation: name.into(),
             runs,
+            first: Some(warm),
         };
         series.print("events");
         out.push(series);
@@ -192,6 +196,7 @@ pub fn spsc(n: u64, runs: usize, only: Option<&str>) -> Vec<Series> {
             workload: "spsc".into(),
             implementation: name.into(),
             runs,
+            first: None,
         };
         series.print("msg");
         out.push(series);

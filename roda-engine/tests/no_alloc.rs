@@ -55,22 +55,25 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn warmed_up_pipeline_allocates_nothing() {
-    let engine = StageEngine::<Reading, Reading>::with_capacity((STEPS + 2 * KEYS) as usize);
-    assert_steady_state_allocates_nothing(engine);
+    assert_steady_state_allocates_nothing(|| {
+        StageEngine::<Reading, Reading>::with_capacity((STEPS + 2 * KEYS) as usize)
+    });
 }
 
 #[test]
 fn warmed_up_bounded_pipeline_allocates_nothing() {
     // Rings far smaller than the run: every segment is recycled many times, and stages
     // wait for room (the back-pressure path) as well.
-    let engine = StageEngine::<Reading, Reading>::bounded(256, 4);
-    assert_steady_state_allocates_nothing(engine);
+    assert_steady_state_allocates_nothing(|| StageEngine::<Reading, Reading>::bounded(256, 4));
 }
 
-fn assert_steady_state_allocates_nothing(engine: StageEngine<Reading, Reading>) {
+/// Builds the pipeline on `new()`'s journals, warms it up, and counts allocations over
+/// the steady state. Everything, construction included, runs under `SERIAL`, so the
+/// other test's setup is never counted.
+fn assert_steady_state_allocates_nothing(new: impl FnOnce() -> StageEngine<Reading, Reading>) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     ALLOCATIONS.store(0, Ordering::SeqCst);
-    let mut engine = engine
+    let mut engine = new()
         .add_stage(pipe![
             dedup_by(|r: &Reading| r.sensor).with_capacity(KEYS as usize),
             stateful(
