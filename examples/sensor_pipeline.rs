@@ -2,7 +2,12 @@
 //! summarises each sensor per 100 ms window and raises an alert when a window's average
 //! jumps by more than 50%.
 //!
-//! cargo run --release --example sensor_pipeline [-- --events N] [--pin]
+//! cargo run --release --example sensor_pipeline [-- --events N] [--pin] [--bounded]
+//!
+//! By default the journals between stages are plain journals sized for the whole run
+//! (memory grows with `--events`). With `--bounded` they are rings of 4 segments of
+//! 65,536 records recycled in place, so any number of events runs in the same few MB:
+//! `-- --bounded --events 1000000000` streams a billion readings in under 256 MB.
 //!
 //! Stage 1: `stateful`, keyed by (sensor, timestamp floored to 100_000), folds
 //! min/max/sum/count into a 64-byte `Summary`, emitted after every reading.
@@ -58,9 +63,20 @@ const PATTERN: [(u64, f64, u64); 4] = [
     (1, 22.0, 120_000),
 ];
 
-fn parse_args() -> (u64, bool) {
+/// Records per segment and segments per ring of `--bounded` pipelines.
+const SEGMENT_RECORDS: usize = 1 << 16;
+const SEGMENTS: usize = 4;
+
+struct Args {
+    events: u64,
+    pin: bool,
+    bounded: bool,
+}
+
+fn parse_args() -> Args {
     let mut events = 100_000_000u64;
     let mut pin = false;
+    let mut bounded = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -71,6 +87,7 @@ fn parse_args() -> (u64, bool) {
                     .unwrap_or_else(|| usage("--events needs a number"));
             }
             "--pin" => pin = true,
+            "--bounded" => bounded = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -78,23 +95,38 @@ fn parse_args() -> (u64, bool) {
     if events == 0 {
         usage("--events must be at least 1");
     }
-    (events, pin)
+    Args {
+        events,
+        pin,
+        bounded,
+    }
 }
 
 fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("sensor_pipeline: {problem}");
     }
-    eprintln!("usage: cargo run --release --example sensor_pipeline -- [--events N] [--pin]");
+    eprintln!(
+        "usage: cargo run --release --example sensor_pipeline -- [--events N] [--pin] [--bounded]"
+    );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
 
 fn main() {
-    let (events, pin) = parse_args();
+    let Args {
+        events,
+        pin,
+        bounded,
+    } = parse_args();
     let progress = ProgressLine::new();
     let start = Instant::now();
 
-    let mut engine = StageEngine::<Reading, Reading>::with_capacity(events as usize)
+    let engine = if bounded {
+        StageEngine::<Reading, Reading>::bounded(SEGMENT_RECORDS, SEGMENTS)
+    } else {
+        StageEngine::<Reading, Reading>::with_capacity(events as usize)
+    };
+    let mut engine = engine
         .with_pinning(if pin { Pinning::Auto } else { Pinning::None })
         .add_stage(
             stateful(
@@ -136,50 +168,93 @@ fn main() {
             .with_capacity(1024),
         );
 
+    // Alerts are received as they come (a bounded pipeline needs that: its last ring
+    // holds only so many) and counted.
+    let mut alerts = Alerts::default();
     for i in 0..events {
         let (sensor_id, value, timestamp) = PATTERN[(i % 4) as usize];
-        engine.send(&Reading {
+        let reading = Reading {
             sensor_id,
             value,
             timestamp,
-        });
-        if i % (1 << 20) == 0 && i > 0 {
-            progress.show(&engine, events, start);
+        };
+        // A bounded pipeline's rings are small: alerts are received while `send` waits.
+        engine.send_receiving(&reading, |alert: &Alert| alerts.take(alert));
+        if i % (1 << 12) == 0 {
+            alerts.receive(&mut engine);
+            if i % (1 << 20) == 0 && i > 0 {
+                progress.show(&engine, events, start);
+            }
         }
     }
-    while !engine.await_idle(Duration::from_millis(500)) {
+    while !engine.await_idle(Duration::from_millis(if bounded { 1 } else { 500 })) {
         if let Some(err) = engine.first_panic() {
             eprintln!("\nsensor_pipeline: {err}");
             std::process::exit(1);
         }
+        alerts.receive(&mut engine);
         progress.show(&engine, events, start);
     }
+    alerts.receive(&mut engine);
     let elapsed = start.elapsed();
     progress.clear();
 
-    let mut alerts = 0u64;
-    let mut last_alert = None;
-    while let Some(alert) = engine.try_receive() {
-        alerts += 1;
-        last_alert = Some(alert);
-    }
     println!(
         "{events} events in {:.3} s: {:.2} M events/s (engine creation to exact idle)",
         elapsed.as_secs_f64(),
         events as f64 / elapsed.as_secs_f64() / 1e6
     );
-    println!("alerts: {alerts}");
-    if let Some(a) = last_alert {
+    println!("alerts: {}", alerts.count);
+    if let Some(a) = alerts.last {
         println!(
             "last alert: sensor {} window {}: average {:.2} -> {:.2}",
             a.sensor_id, a.window, a.previous_avg, a.current_avg
         );
     }
     print!("{}", StageMetrics::table(&engine.metrics()));
+    if let Some(kb) = peak_rss_kb() {
+        println!(
+            "peak RSS: {:.1} MB (journals: {})",
+            kb as f64 / 1024.0,
+            if bounded {
+                format!("bounded, {SEGMENTS} segments × {SEGMENT_RECORDS} records")
+            } else {
+                format!("plain, {events} records")
+            }
+        );
+    }
     if let Err(err) = engine.shutdown() {
         eprintln!("sensor_pipeline: {err}");
         std::process::exit(1);
     }
+}
+
+/// Alerts received so far.
+#[derive(Default)]
+struct Alerts {
+    count: u64,
+    last: Option<Alert>,
+}
+
+impl Alerts {
+    fn take(&mut self, alert: &Alert) {
+        self.count += 1;
+        self.last = Some(*alert);
+    }
+
+    /// Receives every alert ready now.
+    fn receive(&mut self, engine: &mut StageEngine<Reading, Alert>) {
+        while let Some(alert) = engine.try_receive() {
+            self.take(&alert);
+        }
+    }
+}
+
+/// The process's peak resident set (VmHWM), where /proc tells it.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A progress line on stderr: rewritten in place on a terminal, one line a second otherwise.

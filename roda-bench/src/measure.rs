@@ -19,11 +19,21 @@ pub fn reset_peak_rss() {
 
 /// Peak resident set size since the last reset, in bytes (VmHWM).
 pub fn peak_rss() -> u64 {
+    status_bytes("VmHWM:")
+}
+
+/// Resident set size now, in bytes (VmRSS).
+pub fn rss() -> u64 {
+    status_bytes("VmRSS:")
+}
+
+/// A kB field of /proc/self/status, in bytes; 0 where it cannot be read.
+fn status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
@@ -39,11 +49,19 @@ pub struct Run {
     pub minflt: u64,
     pub majflt: u64,
     pub peak_rss: u64,
+    /// Resident set size when the run started (inputs generated up front included), so
+    /// `peak_rss - start_rss` is what the run itself added.
+    pub start_rss: u64,
 }
 
 impl Run {
     pub fn per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// What the run added to the resident set at its peak.
+    pub fn rss_growth(&self) -> u64 {
+        self.peak_rss.saturating_sub(self.start_rss)
     }
 }
 
@@ -51,6 +69,7 @@ impl Run {
 /// covered), with page faults and peak RSS around it.
 pub fn measure(f: impl FnOnce() -> (u64, Duration)) -> Run {
     reset_peak_rss();
+    let start_rss = rss();
     let (min0, maj0) = faults();
     let (ops, elapsed) = f();
     let (min1, maj1) = faults();
@@ -60,6 +79,7 @@ pub fn measure(f: impl FnOnce() -> (u64, Duration)) -> Run {
         minflt: min1 - min0,
         majflt: maj1 - maj0,
         peak_rss: peak_rss(),
+        start_rss,
     }
 }
 

@@ -173,37 +173,42 @@ fn counting_inspect() -> (Arc<AtomicU64>, impl FnMut(&Summary) + Send + 'static)
     (counter, count)
 }
 
-/// Roda: returns (events, time from engine creation to the last stage's count).
+/// Records per segment and segments per ring of Roda's bounded pipelines.
+pub const BOUNDED_SEGMENT_RECORDS: usize = 1 << 16;
+pub const BOUNDED_SEGMENTS: usize = 4;
+
+/// Roda with plain journals sized for the run: returns (events, time from engine
+/// creation to the last stage's count).
 pub fn run_roda(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
+    run_roda_in(workload, inputs, false)
+}
+
+/// Roda with bounded rings ([`BOUNDED_SEGMENTS`] × [`BOUNDED_SEGMENT_RECORDS`] records
+/// per journal, recycled, back-pressured); outputs are received as the run goes.
+pub fn run_roda_bounded(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
+    run_roda_in(workload, inputs, true)
+}
+
+fn run_roda_in(workload: Workload, inputs: &[Reading], bounded: bool) -> (u64, Duration) {
     use roda::prelude::*;
     let expected = workload.expected_at_last_stage(inputs);
     let (counter, count) = counting_inspect();
     let start = Instant::now();
-    let capacity = inputs.len();
+    let engine = if bounded {
+        StageEngine::<Reading, Reading>::bounded(BOUNDED_SEGMENT_RECORDS, BOUNDED_SEGMENTS)
+    } else {
+        StageEngine::<Reading, Reading>::with_capacity(inputs.len())
+    };
     let elapsed = match workload {
         Workload::Sensor => {
-            let mut engine = StageEngine::<Reading, Reading>::with_capacity(capacity)
-                .add_stage(stateful(key, init, fold))
-                .add_stage(pipe![
-                    inspect(count),
-                    delta(|s: &Summary| s.id, |c: Summary, p| alert(&c, p))
-                ]);
-            for r in inputs {
-                engine.send(r);
-            }
-            assert!(
-                wait_for(&counter, expected, LIMIT),
-                "roda sensor did not finish"
-            );
-            let elapsed = start.elapsed();
-            assert!(
-                engine.await_idle(LIMIT),
-                "await_idle disagrees with the count"
-            );
-            elapsed
+            let mut engine = engine.add_stage(stateful(key, init, fold)).add_stage(pipe![
+                inspect(count),
+                delta(|s: &Summary| s.id, |c: Summary, p| alert(&c, p))
+            ]);
+            drive(&mut engine, inputs, &counter, expected, start)
         }
         Workload::ServiceHealth => {
-            let mut engine = StageEngine::<Reading, Reading>::with_capacity(capacity)
+            let mut engine = engine
                 .add_stage(pipe![
                     dedup_by(|r: &Reading| (r.id, (r.value * 1000.0) as u64)),
                     stateful(key, init, fold)
@@ -213,22 +218,51 @@ pub fn run_roda(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
                     delta(|s: &Summary| s.id, |c: Summary, p| alert(&c, p)),
                     dedup_by(|a: &Alert| a.id)
                 ]);
-            for r in inputs {
-                engine.send(r);
-            }
-            assert!(
-                wait_for(&counter, expected, LIMIT),
-                "roda service-health did not finish"
-            );
-            let elapsed = start.elapsed();
-            assert!(
-                engine.await_idle(LIMIT),
-                "await_idle disagrees with the count"
-            );
-            elapsed
+            drive(&mut engine, inputs, &counter, expected, start)
         }
     };
     (inputs.len() as u64, elapsed)
+}
+
+/// Sends every input and waits for the last stage's count, receiving (and dropping)
+/// outputs whenever a bounded pipeline needs room; returns the time since `start`,
+/// after checking that `await_idle` (exact) agrees.
+fn drive(
+    engine: &mut roda::StageEngine<Reading, Alert>,
+    inputs: &[Reading],
+    counter: &AtomicU64,
+    expected: u64,
+    start: Instant,
+) -> Duration {
+    let bounded = engine.is_bounded();
+    for r in inputs {
+        // Plain: never waits (the journals are sized for the run). Bounded: receives
+        // (and drops) outputs while it waits for room.
+        engine.send_receiving(r, |_: &Alert| {});
+    }
+    let deadline = Instant::now() + LIMIT;
+    // Acquire pairs with the Release store in the counting inspect.
+    while counter.load(Ordering::Acquire) < expected {
+        assert!(Instant::now() < deadline, "roda did not finish");
+        if bounded {
+            while engine.try_receive().is_some() {}
+        }
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+    let elapsed = start.elapsed();
+    loop {
+        let idle = engine.await_idle(Duration::from_millis(1));
+        while engine.try_receive().is_some() {}
+        if idle {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "await_idle disagrees with the count"
+        );
+    }
+    elapsed
 }
 
 /// The original implementation (`roda-state` 0.1), same workload, same clock.

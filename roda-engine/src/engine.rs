@@ -167,6 +167,11 @@ impl RodaEngine {
         Ok(handle)
     }
 
+    /// The state this engine's workers share (stop request, panics).
+    pub(crate) fn workers_shared(&self) -> Arc<WorkerShared> {
+        self.shared.clone()
+    }
+
     /// Workers started and not yet shut down.
     pub fn workers(&self) -> usize {
         self.workers.len()

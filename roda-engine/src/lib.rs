@@ -21,6 +21,7 @@ pub mod affinity;
 mod engine;
 mod metrics;
 mod stage_engine;
+mod stage_journal;
 pub mod wait;
 mod worker;
 

@@ -30,6 +30,12 @@ impl WorkerShared {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Whether `shutdown` has asked the workers to stop.
+    pub(crate) fn stop_requested(&self) -> bool {
+        // Relaxed: see `request_stop`.
+        self.stop.load(Ordering::Relaxed)
+    }
+
     /// The first worker panic, as an error.
     pub(crate) fn panic_error(&self) -> Option<RodaError> {
         // Acquire pairs with the Release store in `record_panic`: the message is stored.

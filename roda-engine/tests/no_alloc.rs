@@ -1,6 +1,7 @@
 //! Steady-state pipeline steps allocate nothing: a counting global allocator (this test
 //! binary only, counting every thread) sees no allocation while warmed-up stages
-//! process 100,000 inputs, including `send`, `await_idle` and `try_receive`.
+//! process 100,000 inputs, including `send`, `await_idle` and `try_receive`, in plain
+//! and in bounded (recycled, back-pressured) pipelines.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,9 +50,30 @@ struct Reading {
 const KEYS: u64 = 64;
 const STEPS: u64 = 100_000;
 
+/// The tests share the global counter: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn warmed_up_pipeline_allocates_nothing() {
-    let mut engine = StageEngine::<Reading, Reading>::with_capacity((STEPS + 2 * KEYS) as usize)
+    assert_steady_state_allocates_nothing(|| {
+        StageEngine::<Reading, Reading>::with_capacity((STEPS + 2 * KEYS) as usize)
+    });
+}
+
+#[test]
+fn warmed_up_bounded_pipeline_allocates_nothing() {
+    // Rings far smaller than the run: every segment is recycled many times, and stages
+    // wait for room (the back-pressure path) as well.
+    assert_steady_state_allocates_nothing(|| StageEngine::<Reading, Reading>::bounded(256, 4));
+}
+
+/// Builds the pipeline on `new()`'s journals, warms it up, and counts allocations over
+/// the steady state. Everything, construction included, runs under `SERIAL`, so the
+/// other test's setup is never counted.
+fn assert_steady_state_allocates_nothing(new: impl FnOnce() -> StageEngine<Reading, Reading>) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    let mut engine = new()
         .add_stage(pipe![
             dedup_by(|r: &Reading| r.sensor).with_capacity(KEYS as usize),
             stateful(
@@ -85,23 +107,36 @@ fn warmed_up_pipeline_allocates_nothing() {
     while engine.try_receive().is_some() {}
 
     COUNTING.store(true, Ordering::SeqCst);
+    let mut received = 0u64;
     for i in 0..STEPS {
-        engine.send(&Reading {
+        let reading = Reading {
             sensor: i % KEYS,
             value: i + 1,
-        });
+        };
+        while engine.try_send(&reading).is_err() {
+            while engine.try_receive().is_some() {
+                received += 1;
+            }
+        }
         if i % 1_000 == 0 {
-            while engine.try_receive().is_some() {}
+            while engine.try_receive().is_some() {
+                received += 1;
+            }
         }
     }
-    let idle = engine.await_idle(Duration::from_secs(60));
-    let mut received = 0u64;
-    while engine.try_receive().is_some() {
-        received += 1;
-    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let idle = loop {
+        let idle = engine.await_idle(Duration::from_millis(1));
+        while engine.try_receive().is_some() {
+            received += 1;
+        }
+        if idle || std::time::Instant::now() > deadline {
+            break idle;
+        }
+    };
     COUNTING.store(false, Ordering::SeqCst);
     assert!(idle);
-    assert!(received > 0);
+    assert_eq!(received, STEPS);
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     assert_eq!(allocations, 0, "steady state allocated {allocations} times");
     // The counter itself works.

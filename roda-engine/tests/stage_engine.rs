@@ -327,3 +327,228 @@ fn dropping_an_engine_stops_its_workers() {
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(steps.load(Ordering::Relaxed), after);
 }
+
+// ---- bounded pipelines ----
+
+/// Emits `3x`, `3x + 1`, `3x + 2` for each input `x`.
+struct Triple;
+
+impl roda_pipe::Stage<u64, u64> for Triple {
+    fn process<C: roda_pipe::Collector<u64>>(&mut self, x: &u64, out: &mut C) {
+        for k in 0..3 {
+            out.push(&(x * 3 + k));
+        }
+    }
+}
+
+/// Sends `0..n` through `engine`, receiving between sends; returns the outputs in order.
+fn run_bounded(engine: &mut StageEngine<u64, u64>, n: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        while engine.try_send(&i).is_err() {
+            out.extend(std::iter::from_fn(|| engine.try_receive()));
+        }
+    }
+    loop {
+        let idle = engine.is_idle();
+        out.extend(std::iter::from_fn(|| engine.try_receive()));
+        if idle {
+            return out;
+        }
+        assert!(engine.first_panic().is_none());
+    }
+}
+
+#[test]
+fn bounded_pipeline_runs_far_more_records_than_its_rings_hold() {
+    let mut engine = StageEngine::<u64, u64>::bounded(64, 4)
+        .add_stage(map(|x: &u64| x + 1))
+        .add_stage(pipe![filter(|x: &u64| x % 2 == 0), map(|x: &u64| x * 10)]);
+    assert!(engine.is_bounded());
+    assert_eq!(engine.capacity(), 256);
+    let n = 200_000u64;
+    let got = run_bounded(&mut engine, n);
+    let expected: Vec<u64> = (0..n)
+        .map(|x| x + 1)
+        .filter(|x| x % 2 == 0)
+        .map(|x| x * 10)
+        .collect();
+    assert_eq!(got, expected);
+    let m = engine.metrics();
+    assert_eq!((m[0].processed, m[0].emitted), (n, n));
+    assert_eq!((m[1].processed, m[1].emitted), (n, n / 2));
+    // Everything was read: nothing left in any ring.
+    assert_eq!((m[0].output_len, m[1].output_len), (0, 0));
+    assert_eq!((m[0].output_capacity, m[1].output_capacity), (256, 256));
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn bounded_stages_wait_for_the_receiver_without_losing_anything() {
+    // A stage that emits 3 outputs per input fills its small ring long before the
+    // receiver reads: it must wait, not fail or drop.
+    let mut engine = StageEngine::<u64, u64>::bounded(8, 2).add_stage(Triple);
+    for i in 0..10 {
+        engine.send(&i);
+    }
+    // 30 outputs, a 16-record output ring: the stage waits for the receiver mid-batch.
+    let got: Vec<u64> = (0..30).map(|_| engine.receive()).collect();
+    assert_eq!(got, (0..30).collect::<Vec<_>>());
+    let got = run_bounded(&mut engine, 10_000);
+    assert_eq!(got, (0..30_000).collect::<Vec<_>>());
+    assert_eq!(engine.metrics()[0].emitted, 30_030);
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn bounded_metrics_show_the_backlog_and_await_idle_stays_exact() {
+    let mut engine = StageEngine::<u64, u64>::bounded(16, 4).add_stage(map(|x: &u64| *x));
+    for i in 0..40 {
+        engine.send(&i);
+    }
+    assert!(engine.await_idle(LONG));
+    let m = &engine.metrics()[0];
+    assert_eq!((m.processed, m.output_len, m.output_capacity), (40, 40, 64));
+    for i in 0..10 {
+        assert_eq!(engine.receive(), i);
+    }
+    assert_eq!(engine.metrics()[0].output_len, 30);
+    // 40 more outputs do not fit behind 30 unread ones in a 64-record ring: the stage
+    // waits, and the pipeline cannot be idle until the receiver reads.
+    for i in 40..80 {
+        engine.send(&i);
+    }
+    assert!(!engine.await_idle(Duration::from_millis(50)));
+    assert!(engine.metrics()[0].output_len <= 64);
+    let mut next = 10;
+    for i in 80..200 {
+        while engine.try_send(&i).is_err() {
+            while let Some(x) = engine.try_receive() {
+                assert_eq!(x, next);
+                next += 1;
+            }
+        }
+    }
+    while next < 200 {
+        assert_eq!(engine.receive(), next);
+        next += 1;
+    }
+    assert!(engine.await_idle(LONG));
+    assert_eq!(engine.try_receive(), None);
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn bounded_send_reports_a_pipeline_stalled_on_its_own_output() {
+    let mut engine = StageEngine::<u64, u64>::bounded(4, 2).add_stage(map(|x: &u64| *x));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Never receiving: 8 outputs fill the output ring, 8 inputs the input ring.
+        for i in 0..100 {
+            engine.send(&i);
+        }
+    }));
+    let message = *result.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("stalled on its own output"), "{message}");
+    assert!(message.contains("try_receive"), "{message}");
+    // The pipeline is intact: receiving lets everything sent flow again.
+    let got: Vec<u64> = (0..12).map(|_| engine.receive()).collect();
+    assert_eq!(got, (0..12).collect::<Vec<_>>());
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn bounded_input_without_stages_frees_a_segment_at_a_time() {
+    let mut engine = StageEngine::<u64, u64>::bounded(4, 2);
+    for i in 0..8 {
+        engine.send(&i);
+    }
+    assert!(matches!(
+        engine.try_send(&8),
+        Err(RodaError::WouldBlock { capacity: 8 })
+    ));
+    assert_eq!(engine.receive(), 0);
+    // Reading one record frees nothing (its segment is still held) until the segment
+    // is left; reading four frees a segment.
+    for i in 1..5 {
+        assert_eq!(engine.receive(), i);
+    }
+    assert_eq!(engine.send(&8), 8);
+}
+
+#[test]
+fn bounded_stage_panic_surfaces_in_send_and_shutdown_does_not_hang() {
+    let mut engine = StageEngine::<u64, u64>::bounded(4, 2)
+        .add_stage(map(|x: &u64| *x))
+        .add_stage(map(|x: &u64| {
+            assert!(*x < 3, "stage 2 refuses {x}");
+            *x
+        }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for i in 0..1_000 {
+            // Receive as we go: only the panic can stop this loop.
+            while engine.try_send(&i).is_err() {
+                while engine.try_receive().is_some() {}
+                if let Some(err) = engine.first_panic() {
+                    panic!("{err}");
+                }
+            }
+        }
+        engine.send(&1_000);
+    }));
+    let message = *result.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("stage 2 refuses 3"), "{message}");
+    assert!(!engine.await_idle(Duration::from_millis(10)));
+    // Stage 1 may be waiting for room in stage 2's input forever: shutdown stops it.
+    let err = engine.shutdown().unwrap_err();
+    assert!(err.to_string().contains("stage 2 refuses 3"), "{err}");
+}
+
+#[test]
+fn bounded_stage_waiting_for_room_stops_at_shutdown() {
+    let mut engine = StageEngine::<u64, u64>::bounded(4, 2).add_stage(map(|x: &u64| *x));
+    // Stage 1 fills its output ring and waits for a receiver that never comes.
+    for i in 0..16 {
+        engine.send(&i);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!engine.is_idle());
+    engine.shutdown().unwrap();
+    // Outputs published before shutdown stay receivable.
+    assert_eq!(engine.try_receive(), Some(0));
+}
+
+#[test]
+fn bounded_rings_with_custom_capacity_and_bad_shapes() {
+    let mut engine = StageEngine::<u64, u64>::bounded(16, 4)
+        .add_stage_with_capacity(map(|x: &u64| x + 1), 1_000);
+    assert_eq!(engine.metrics()[0].output_capacity, 1_000);
+    assert_eq!(
+        run_bounded(&mut engine, 5_000),
+        (1..=5_000).collect::<Vec<_>>()
+    );
+    assert!(StageEngine::<u64, u64>::try_bounded(16, 1).is_err());
+    assert!(StageEngine::<u64, u64>::try_bounded(0, 4).is_err());
+    let message = std::panic::catch_unwind(|| StageEngine::<u64, u64>::bounded(16, 1))
+        .unwrap_err()
+        .downcast::<String>()
+        .unwrap();
+    assert!(message.contains("at least 2 segments"), "{message}");
+}
+
+#[test]
+fn bounded_pipeline_runs_under_every_wait_strategy() {
+    for wait in [
+        WaitStrategy::busy_spin(),
+        WaitStrategy::adaptive(),
+        WaitStrategy::low_power(),
+    ] {
+        let mut engine = StageEngine::<u64, u64>::bounded(32, 3)
+            .with_wait_strategy(wait)
+            .add_stage(map(|x: &u64| x * 2))
+            .add_stage(map(|x: &u64| x + 1));
+        let got = run_bounded(&mut engine, 20_000);
+        assert_eq!(got.len(), 20_000);
+        assert!(got.iter().enumerate().all(|(i, x)| *x == i as u64 * 2 + 1));
+        engine.shutdown().unwrap();
+    }
+}
