@@ -41,7 +41,8 @@ pub use roda_pipe::{
     dedup_by, delta, filter, filter_map, inspect, map, pipe, stateful, Collector, Stage,
 };
 pub use roda_store::{
-    HeaderInfo, JournalOptions, JournalReader, JournalStore, SlotOptions, SlotReader, SlotStore,
+    HeaderInfo, JournalOptions, JournalReader, JournalStore, Retention, SegmentedFollower,
+    SegmentedJournal, SegmentedOptions, SegmentedReader, SlotOptions, SlotReader, SlotStore,
     StoreKind, StoreOptions,
 };
 
@@ -56,8 +57,8 @@ pub mod prelude {
         dedup_by, delta, filter, filter_map, inspect, map, pipe, stateful, Collector, Stage,
     };
     pub use roda_store::{
-        JournalOptions, JournalReader, JournalStore, SlotOptions, SlotReader, SlotStore,
-        StoreOptions,
+        JournalOptions, JournalReader, JournalStore, Retention, SegmentedFollower,
+        SegmentedJournal, SegmentedReader, SlotOptions, SlotReader, SlotStore, StoreOptions,
     };
 }
 

@@ -45,6 +45,18 @@ fn prelude_covers_stores_traits_and_pipes() -> roda::Result<()> {
     engine.run_worker("noop", || Progress::Idle)?;
     engine.shutdown()?;
 
+    // Segmented journals: a gating reader, a follower, and a bounded pipeline.
+    let mut segmented = SegmentedJournal::<Tick>::in_memory(4, 2)?;
+    let mut gating: SegmentedReader<Tick> = segmented.reader();
+    let mut follower: SegmentedFollower<Tick> = segmented.follower();
+    segmented.append(&Tick { id: 2, price: 4.0 });
+    assert_eq!(gating.next(), Some(&Tick { id: 2, price: 4.0 }));
+    assert_eq!(follower.next()?, Some(Tick { id: 2, price: 4.0 }));
+    let _ = Retention::KeepLast(3);
+    let mut bounded = StageEngine::<Tick, Tick>::bounded(4, 2).add_stage(map(|t: &Tick| t.id));
+    bounded.send(&Tick { id: 9, price: 0.0 });
+    assert_eq!(bounded.receive(), 9);
+
     let err: RodaError = JournalStore::<Tick>::in_memory(0).unwrap_err();
     assert!(err.to_string().contains("capacity"));
     Ok(())
