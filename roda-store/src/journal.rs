@@ -7,7 +7,7 @@ use std::sync::Arc;
 use roda_core::{Appendable, Record, Result, RodaError};
 
 use crate::backing::{Backing, Claimed};
-use crate::header::{self, HeaderInfo, Shape, StoreKind};
+use crate::header::{HeaderInfo, Shape};
 use crate::journal_core::JournalCore;
 use crate::journal_reader::JournalReader;
 use crate::lock::WriterLock;
@@ -59,16 +59,9 @@ pub struct JournalStore<T: Record> {
     dir_synced: bool,
 }
 
+/// The shape of a plain journal of `T` (a segmented journal's files say `segment`).
 fn shape<T: Record>(settings: &Settings) -> Result<Shape> {
-    header::check_record::<T>()?;
-    Ok(Shape {
-        kind: StoreKind::Journal,
-        record_size: std::mem::size_of::<T>() as u64,
-        record_align: std::mem::align_of::<T>() as u64,
-        stride: std::mem::size_of::<T>() as u64,
-        schema: settings.schema,
-        segment: false,
-    })
+    crate::segmented::segment_shape::<T>(settings, false)
 }
 
 impl<T: Record> JournalOptions<T> {

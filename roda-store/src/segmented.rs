@@ -283,7 +283,8 @@ impl<T: Record> SegmentedOptions<T> {
     }
 }
 
-/// The shape of a segmented journal's segments.
+/// The shape of a journal of `T`: a file of a segmented journal when `file`, otherwise
+/// a plain journal or an in-memory segment (both carry no segment flag).
 pub(crate) fn segment_shape<T: Record>(settings: &Settings, file: bool) -> Result<Shape> {
     header::check_record::<T>()?;
     Ok(Shape {
