@@ -391,8 +391,10 @@ impl<T: Record> StageOutput<T> for JournalStore<T> {
 impl<T: Record> Collector<T> for PlainBatch<'_, T> {
     #[inline]
     fn push(&mut self, item: &T) {
-        if self.batch.try_push(item).is_err() {
-            output_full(&self.stage.name, self.batch.capacity());
+        // A match, not `is_err()`: see `BoundedBatch::push`.
+        match self.batch.try_push(item) {
+            Ok(_) => {}
+            Err(_) => output_full(&self.stage.name, self.batch.capacity()),
         }
     }
 }
@@ -440,10 +442,11 @@ impl<T: Record> StageOutput<T> for SegmentedJournal<T> {
 impl<T: Record> Collector<T> for BoundedBatch<'_, T> {
     #[inline]
     fn push(&mut self, item: &T) {
-        if self.batch.try_push(item).is_ok() {
-            self.pushed += 1;
-        } else {
-            self.push_when_room(item);
+        // A match, not `is_ok()`: the Ok arm then drops nothing, where a dropped
+        // temporary `Result` costs a call to the error's drop glue on every push.
+        match self.batch.try_push(item) {
+            Ok(_) => self.pushed += 1,
+            Err(_) => self.push_when_room(item),
         }
     }
 }

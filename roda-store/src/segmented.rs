@@ -348,6 +348,8 @@ pub struct SegmentedJournal<T: Record> {
     /// First sequence of the segment being written, and one past its last.
     segment_start: u64,
     segment_end: u64,
+    /// Ring slot of the segment being written (kept, so appends divide nothing).
+    slot: usize,
     /// The directory, for a file-backed journal.
     files: Option<Box<SegmentFiles>>,
 }
@@ -452,6 +454,7 @@ impl<T: Record> SegmentedJournal<T> {
         floor: u64,
         files: Option<Box<SegmentFiles>>,
     ) -> Self {
+        let segments_len = segments.len() as u64;
         let segment_start = seq / segment_records * segment_records;
         // A full last segment: the next append rolls.
         let segment_start = if seq > 0 && seq == segment_start {
@@ -470,6 +473,7 @@ impl<T: Record> SegmentedJournal<T> {
             seq,
             segment_start,
             segment_end: segment_start + segment_records,
+            slot: ((segment_start / segment_records) % segments_len) as usize,
             files,
         }
     }
@@ -564,7 +568,7 @@ impl<T: Record> SegmentedJournal<T> {
 
     #[inline]
     fn write(&mut self, seq: u64, item: &T) {
-        let segment = self.core.segment_of(seq);
+        let segment = &self.core.segments[self.slot];
         // SAFETY: `seq` lies in the current segment (below `segment_end`), whose slot
         // index is below its capacity; this is the only writer (`&mut self`); the record
         // is unpublished and, after `roll`, no gating reader views the recycled segment
@@ -625,6 +629,7 @@ impl<T: Record> SegmentedJournal<T> {
         }
         self.segment_start = next_start;
         self.segment_end = next_start + self.core.segment_records;
+        self.slot = slot;
         Ok(())
     }
 

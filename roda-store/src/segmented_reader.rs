@@ -17,6 +17,8 @@ pub struct SegmentedReader<T: Record> {
     known: u64,
     /// Start of the segment the reader's gate protects.
     gate_at: u64,
+    /// Ring slot of that segment (kept, so reading within a segment divides nothing).
+    slot: usize,
 }
 
 impl<T: Record> SegmentedReader<T> {
@@ -24,12 +26,14 @@ impl<T: Record> SegmentedReader<T> {
         let gate = core
             .claim_gate(start)
             .ok_or(RodaError::TooManyReaders { max: MAX_READERS })?;
+        let slot = core.slot_of(start);
         Ok(SegmentedReader {
             core,
             gate,
             cursor: start,
             known: 0,
             gate_at: start,
+            slot,
         })
     }
 
@@ -38,19 +42,33 @@ impl<T: Record> SegmentedReader<T> {
         seq - seq % self.core.segment_records
     }
 
-    /// Moves the gate to the segment of `seq` once the cursor has left older segments.
+    /// Moves the gate to the segment of `seq` once the cursor has left the gate's
+    /// segment; returns `seq`'s offset in its segment.
     #[inline]
-    fn advance_gate(&mut self, seq: u64) {
-        let start = self.segment_start(seq);
-        if start != self.gate_at {
-            self.gate_at = start;
-            // Release pairs with the writer's Acquire load in `roll`: every view of the
-            // records below `start` ended before the writer may recycle them.
-            self.core.gates[self.gate]
-                .released
-                .0
-                .store(start, Ordering::Release);
+    fn advance_gate(&mut self, seq: u64) -> u64 {
+        // The cursor never goes below the gate (`seek` refuses), so this is the offset
+        // when `seq` is still in the gate's segment.
+        let offset = seq - self.gate_at;
+        if offset < self.core.segment_records {
+            offset
+        } else {
+            self.move_gate(seq)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn move_gate(&mut self, seq: u64) -> u64 {
+        let start = self.segment_start(seq);
+        self.gate_at = start;
+        self.slot = self.core.slot_of(start);
+        // Release pairs with the writer's Acquire load in `roll`: every view of the
+        // records below `start` ended before the writer may recycle them.
+        self.core.gates[self.gate]
+            .released
+            .0
+            .store(start, Ordering::Release);
+        seq - start
     }
 
     /// The next record, advancing past it; `None` when nothing new is published.
@@ -64,13 +82,13 @@ impl<T: Record> SegmentedReader<T> {
                 return None;
             }
         }
-        self.advance_gate(seq);
+        let offset = self.advance_gate(seq) as usize;
         self.cursor = seq + 1;
-        let offset = (seq % self.core.segment_records) as usize;
         // SAFETY: seq < published, so the record is written; its segment is the one our
-        // gate protects (advanced above), so the writer does not recycle it while the
-        // returned borrow of `self` lives.
-        Some(unsafe { self.core.segment_of(seq).record(offset) })
+        // gate protects (advanced above; `slot` is its ring slot, `offset` below its
+        // capacity), so the writer does not recycle it while the returned borrow of
+        // `self` lives.
+        Some(unsafe { self.core.segments[self.slot].record(offset) })
     }
 
     /// Up to `max` published records from the cursor, contiguous (a batch never crosses
@@ -81,21 +99,17 @@ impl<T: Record> SegmentedReader<T> {
         if start >= self.known {
             self.known = self.core.published();
         }
-        let segment_end = self.segment_start(start) + self.core.segment_records;
-        let end = self.known.min(segment_end).min(start + max as u64);
-        if end <= start {
+        if start >= self.known || max == 0 {
             return &[];
         }
-        self.advance_gate(start);
+        // A record is there to read: only now may the gate move past older segments.
+        let offset = self.advance_gate(start);
+        let segment_end = self.gate_at + self.core.segment_records;
+        let end = self.known.min(segment_end).min(start + max as u64);
         self.cursor = end;
-        let offset = (start % self.core.segment_records) as usize;
         // SAFETY: as in `next`, for every record of the range, which stays inside one
         // segment.
-        unsafe {
-            self.core
-                .segment_of(start)
-                .records(offset, (end - start) as usize)
-        }
+        unsafe { self.core.segments[self.slot].records(offset as usize, (end - start) as usize) }
     }
 
     /// The cursor: the sequence of the next record to read.
