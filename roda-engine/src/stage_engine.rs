@@ -259,9 +259,9 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     ///   `Err(WouldBlock)` when the input is full) to avoid that.
     #[inline]
     pub fn send(&mut self, item: &In) -> u64 {
-        match self.input.try_append(item) {
-            Ok(seq) => seq,
-            Err(_) => self.send_slow(item),
+        match self.input.append_fast(item) {
+            Some(seq) => seq,
+            None => self.send_slow(item),
         }
     }
 
@@ -275,7 +275,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         let mut backoff = Backoff::new(self.engine.wait_strategy());
         let mut stall = StallWatch::default();
         loop {
-            if let Ok(seq) = self.input.try_append(item) {
+            if let Some(seq) = self.input.append_fast(item) {
                 return seq;
             }
             if let Some(err) = self.engine.first_panic() {
@@ -321,9 +321,9 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// stage has panicked.
     #[inline]
     pub fn send_receiving<F: FnMut(&Out)>(&mut self, item: &In, on_output: F) -> u64 {
-        match self.input.try_append(item) {
-            Ok(seq) => seq,
-            Err(_) => self.send_receiving_slow(item, on_output),
+        match self.input.append_fast(item) {
+            Some(seq) => seq,
+            None => self.send_receiving_slow(item, on_output),
         }
     }
 
@@ -340,7 +340,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 on_output(out);
                 received = true;
             }
-            if let Ok(seq) = self.input.try_append(item) {
+            if let Some(seq) = self.input.append_fast(item) {
                 return seq;
             }
             if let Some(err) = self.engine.first_panic() {

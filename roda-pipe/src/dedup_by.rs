@@ -3,8 +3,7 @@
 use core::hash::Hash;
 use core::marker::PhantomData;
 
-use hashbrown::hash_map::Entry;
-use hashbrown::HashMap;
+use crate::keyed::KeyedStates;
 use roda_core::{bytemuck, Record};
 
 use crate::{Collector, Stage};
@@ -23,7 +22,7 @@ use crate::{Collector, Stage};
 /// ```
 pub struct DedupBy<KF, T, K> {
     key: KF,
-    last: HashMap<K, T>,
+    last: KeyedStates<K, T>,
     _types: PhantomData<fn(&T)>,
 }
 
@@ -64,7 +63,7 @@ where
 {
     DedupBy {
         key,
-        last: HashMap::new(),
+        last: KeyedStates::new(),
         _types: PhantomData,
     }
 }
@@ -94,17 +93,12 @@ where
 {
     #[inline]
     fn process<C: Collector<T>>(&mut self, input: &T, out: &mut C) {
-        match self.last.entry((self.key)(input)) {
-            Entry::Occupied(mut slot) => {
-                if bytemuck::bytes_of(slot.get()) != bytemuck::bytes_of(input) {
-                    *slot.get_mut() = *input;
-                    out.push(input);
-                }
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(*input);
-                out.push(input);
-            }
+        let (last, new) = self.last.get_or_insert_with((self.key)(input), || *input);
+        if new {
+            out.push(input);
+        } else if bytemuck::bytes_of(last) != bytemuck::bytes_of(input) {
+            *last = *input;
+            out.push(input);
         }
     }
 }

@@ -3,8 +3,7 @@
 use core::hash::Hash;
 use core::marker::PhantomData;
 
-use hashbrown::hash_map::Entry;
-use hashbrown::HashMap;
+use crate::keyed::KeyedStates;
 
 use crate::{Collector, Stage};
 
@@ -28,7 +27,7 @@ use crate::{Collector, Stage};
 pub struct Delta<KF, F, T, K, Out> {
     key: KF,
     f: F,
-    previous: HashMap<K, T>,
+    previous: KeyedStates<K, T>,
     _types: PhantomData<fn(&T) -> Out>,
 }
 
@@ -65,7 +64,7 @@ where
     Delta {
         key,
         f,
-        previous: HashMap::new(),
+        previous: KeyedStates::new(),
         _types: PhantomData,
     }
 }
@@ -97,19 +96,16 @@ where
 {
     #[inline]
     fn process<C: Collector<Out>>(&mut self, input: &T, out: &mut C) {
-        match self.previous.entry((self.key)(input)) {
-            Entry::Occupied(mut slot) => {
-                if let Some(y) = (self.f)(*input, Some(*slot.get())) {
-                    out.push(&y);
-                }
-                *slot.get_mut() = *input;
-            }
-            Entry::Vacant(slot) => {
-                if let Some(y) = (self.f)(*input, None) {
-                    out.push(&y);
-                }
-                slot.insert(*input);
-            }
+        let (previous, new) = self
+            .previous
+            .get_or_insert_with((self.key)(input), || *input);
+        let previous = if new {
+            None
+        } else {
+            Some(core::mem::replace(previous, *input))
+        };
+        if let Some(y) = (self.f)(*input, previous) {
+            out.push(&y);
         }
     }
 }

@@ -20,7 +20,7 @@
 //! * **Static dispatch.** Every stage, closure and collector is a concrete generic
 //!   type; there is no `dyn`, no `Box` and no intermediate `Vec`.
 //! * **No allocation after warm-up.** Stateless pipes never allocate. Keyed pipes
-//!   store their state in a [`hashbrown`](https://docs.rs/hashbrown) map; pre-size it
+//!   store their state in a [`hashbrown`](https://docs.rs/hashbrown) table with the last key cached; pre-size it
 //!   with `with_capacity(n)` and, once every key has been seen once, processing
 //!   allocates nothing. (Whether the final [`Collector`] allocates is up to it: a
 //!   `Vec` grows, a closure need not.)
@@ -79,6 +79,7 @@ mod dedup_by;
 mod delta;
 mod filter;
 mod inspect;
+mod keyed;
 mod map;
 mod stateful;
 

@@ -3,15 +3,15 @@
 use core::hash::Hash;
 use core::marker::PhantomData;
 
-use hashbrown::hash_map::Entry;
-use hashbrown::HashMap;
+use crate::keyed::KeyedStates;
 
 use crate::{Collector, Stage};
 
 /// Stage returned by [`stateful`]: keeps one state per key and emits it after every
 /// input.
 ///
-/// State lives in a [`hashbrown::HashMap`] with its default (foldhash) hasher. Use
+/// State lives in a `hashbrown` table with its default (foldhash) hasher, and the last
+/// key used is cached, so a run of inputs of one key skips the hashing. Use
 /// [`with_capacity`](Stateful::with_capacity) to pre-size it.
 ///
 /// ```
@@ -33,7 +33,7 @@ pub struct Stateful<KF, IF, FF, In, K, Out> {
     key: KF,
     init: IF,
     fold: FF,
-    states: HashMap<K, Out>,
+    states: KeyedStates<K, Out>,
     _types: PhantomData<fn(&In)>,
 }
 
@@ -76,7 +76,7 @@ where
         key,
         init,
         fold,
-        states: HashMap::new(),
+        states: KeyedStates::new(),
         _types: PhantomData,
     }
 }
@@ -108,14 +108,13 @@ where
 {
     #[inline]
     fn process<C: Collector<Out>>(&mut self, input: &In, out: &mut C) {
-        let state = match self.states.entry((self.key)(input)) {
-            Entry::Occupied(slot) => {
-                let state = slot.into_mut();
-                (self.fold)(state, input);
-                state
-            }
-            Entry::Vacant(slot) => slot.insert((self.init)(input)),
-        };
+        let init = &mut self.init;
+        let (state, new) = self
+            .states
+            .get_or_insert_with((self.key)(input), || init(input));
+        if !new {
+            (self.fold)(state, input);
+        }
         out.push(state);
     }
 }
