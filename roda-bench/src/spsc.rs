@@ -16,9 +16,10 @@ pub type Msg = [u64; 3];
 /// Ring capacity of the bounded peers.
 const RING: usize = 1 << 16;
 
-pub const IMPLS: [&str; 8] = [
+pub const IMPLS: [&str; 9] = [
     "roda-journal-next",
     "roda-journal-batch",
+    "roda-segmented-batch",
     "rtrb",
     "crossbeam-channel",
     "std-sync-channel",
@@ -106,6 +107,40 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                             sum = sum.wrapping_add(m[2]);
                             seen += 1;
                         } else {
+                            idle();
+                        }
+                    }
+                    sum
+                },
+            )
+        }
+        "roda-segmented-batch" => {
+            // The recycled ring: 4 segments holding RING records in all, like the bounded
+            // peers, pre-faulted outside the clock; the producer appends one record at a
+            // time (one Release store each; `append` spins, then yields, while the ring
+            // is full), the consumer reads batches.
+            let mut journal = roda::SegmentedJournal::<Msg>::options()
+                .populate(true)
+                .huge_pages(true)
+                .in_memory(RING / 4, 4)
+                .expect("segmented journal");
+            let mut reader = journal.reader();
+            pair(
+                move || {
+                    for i in 0..n {
+                        journal.append(&msg(i));
+                    }
+                },
+                move || {
+                    let mut sum = 0u64;
+                    let mut seen = 0;
+                    while seen < n {
+                        let b = reader.next_batch(4096);
+                        for m in b {
+                            sum = sum.wrapping_add(m[2]);
+                        }
+                        seen += b.len() as u64;
+                        if b.is_empty() {
                             idle();
                         }
                     }

@@ -38,6 +38,12 @@ impl<T> JournalCore<T> {
         }
     }
 
+    /// The data area (record 0).
+    #[inline]
+    pub(crate) fn data_ptr(&self) -> NonNull<T> {
+        self.data
+    }
+
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
@@ -119,49 +125,30 @@ impl<T> JournalCore<T> {
         unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(start), len) }
     }
 
-    /// Writes `item` into record `index` as aligned atomic words ([`word_size`] bytes
-    /// each, Relaxed), so that a follower copying a record the writer is overwriting
-    /// (a recycled segment) races with atomics only: it reads stale or new words, never
-    /// undefined bytes, and its validation discards the copy. Segmented journals write
-    /// through this; the stores are plain moves on x86-64 and ARM64.
+    /// [`write_words_at`] under loom, whose atomics live beside the bytes: stores both,
+    /// the plain write for gating readers (tracked) and the atomic words for followers.
     ///
     /// # Safety
     /// As [`write`](Self::write): the single writer, `index < capacity`, and no `&T`
     /// view of record `index` is alive (it is unpublished, or no gating reader holds
     /// its segment).
-    #[inline]
+    #[cfg(roda_loom)]
     pub(crate) unsafe fn write_words(&self, index: usize, item: &T)
     where
         T: bytemuck::Pod,
     {
         debug_assert!(index < self.capacity);
         let bytes = bytemuck::bytes_of(item);
-        #[cfg(not(roda_loom))]
-        {
-            // SAFETY: record `index` lies inside the data area (caller: index < capacity);
-            // it starts at a multiple of size_of::<T>() from the page-aligned data, so
-            // at a multiple of `word_size::<T>()`, which divides the size.
-            let dst = unsafe { self.data.as_ptr().add(index).cast::<u8>() };
-            // SAFETY: `dst .. dst + size_of::<T>()` is the record: inside the region,
-            // aligned to the word size, accessed concurrently only through atomics
-            // (followers) or not at all (caller's contract for `&T` views).
-            unsafe { words::store(word_size::<T>(), dst, bytes) }
-        }
-        #[cfg(roda_loom)]
-        {
-            // loom keeps its atomics beside the bytes: store both, the plain write for
-            // gating readers (tracked) and the atomic words for followers.
-            // SAFETY: forwarded contract.
-            unsafe { self.write(index, item) };
-            let base = self.backing.info.data_offset as usize + index * bytes.len();
-            for (k, chunk) in bytes.chunks_exact(8).enumerate() {
-                let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-                // Relaxed: ordered by the generation fence before and the publish after.
-                self.backing
-                    .region
-                    .atomic(base + 8 * k)
-                    .store(word, Ordering::Relaxed);
-            }
+        // SAFETY: forwarded contract.
+        unsafe { self.write(index, item) };
+        let base = self.backing.info.data_offset as usize + index * bytes.len();
+        for (k, chunk) in bytes.chunks_exact(8).enumerate() {
+            let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+            // Relaxed: ordered by the generation fence before and the publish after.
+            self.backing
+                .region
+                .atomic(base + 8 * k)
+                .store(word, Ordering::Relaxed);
         }
     }
 
@@ -184,8 +171,8 @@ impl<T> JournalCore<T> {
             // SAFETY: `start` is within the data area (asserted above).
             let src = unsafe { self.data.as_ptr().add(start).cast::<u8>() };
             // SAFETY: the range lies inside the data area (asserted above), is aligned to
-            // the word size (as in `write_words`), and the writer accesses it only
-            // through atomics while a follower may copy it (`write_words`).
+            // the word size (as in `write_words_at`), and the writer accesses it only
+            // through atomics while a follower may copy it (`write_words_at`).
             unsafe { words::load(word_size::<T>(), src, bytes) }
         }
         #[cfg(roda_loom)]
@@ -247,6 +234,31 @@ fn publish_ordering() -> Ordering {
 }
 
 /// The bytes of one atomic word in which segmented journals store and copy records of
+/// Writes `item` into record `index` of the data area at `data` as aligned atomic words
+/// ([`word_size`] bytes each, Relaxed), so that a follower copying a record the writer
+/// is overwriting (a recycled segment) races with atomics only: it reads stale or new
+/// words, never undefined bytes, and its validation discards the copy. Segmented
+/// journals write through this, with their segment's data pointer at hand (so an
+/// append loads nothing to find it); the stores are plain moves on x86-64 and ARM64.
+///
+/// # Safety
+/// `data` is the data area of a live journal core; the single writer writes, `index`
+/// is below the capacity, and no `&T` view of record `index` is alive (it is
+/// unpublished, or no gating reader holds its segment).
+#[cfg(not(roda_loom))]
+#[inline]
+pub(crate) unsafe fn write_words_at<T: bytemuck::Pod>(data: NonNull<T>, index: usize, item: &T) {
+    let bytes = bytemuck::bytes_of(item);
+    // SAFETY: record `index` lies inside the data area (caller: index < capacity); it
+    // starts at a multiple of size_of::<T>() from the page-aligned data, so at a
+    // multiple of `word_size::<T>()`, which divides the size.
+    let dst = unsafe { data.as_ptr().add(index).cast::<u8>() };
+    // SAFETY: `dst .. dst + size_of::<T>()` is the record: inside the region, aligned to
+    // the word size, accessed concurrently only through atomics (followers) or not at
+    // all (caller's contract for `&T` views).
+    unsafe { words::store(word_size::<T>(), dst, bytes) }
+}
+
 /// `T`: the largest of 8, 4, 2 and 1 that divides `size_of::<T>()`. Every record then is
 /// a whole number of words, each aligned to its size (the data area is page-aligned
 /// and record `i` starts at `i * size_of::<T>()`).

@@ -71,6 +71,7 @@
 //! ```
 
 use std::ops::Range;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use roda_core::{Record, Result, RodaError};
@@ -350,9 +351,24 @@ pub struct SegmentedJournal<T: Record> {
     segment_end: u64,
     /// Ring slot of the segment being written (kept, so appends divide nothing).
     slot: usize,
+    /// That segment's data area (kept, so appends load nothing to find it).
+    data: SegmentData<T>,
     /// The directory, for a file-backed journal.
     files: Option<Box<SegmentFiles>>,
 }
+
+/// The data area of the segment a writer fills: a pointer into a segment its `core`
+/// owns, so that an append finds it without loading anything.
+#[derive(Clone, Copy)]
+struct SegmentData<T>(NonNull<T>);
+
+// SAFETY: the pointer targets memory owned by the writer's `Arc<SegmentedCore>` (alive
+// as long as the writer); only the writer's `&mut self` methods write through it, so
+// moving the writer to another thread moves its only user. `T: Send` by `Record`.
+unsafe impl<T: Send> Send for SegmentData<T> {}
+// SAFETY: nothing reads or writes through a shared `&SegmentData`: `&self` methods of
+// the writer never use it.
+unsafe impl<T: Sync> Sync for SegmentData<T> {}
 
 impl<T: Record> SegmentedJournal<T> {
     /// A builder for the memory settings (huge pages, populate, lock, schema).
@@ -462,6 +478,8 @@ impl<T: Record> SegmentedJournal<T> {
         } else {
             segment_start
         };
+        let slot = ((segment_start / segment_records) % segments_len) as usize;
+        let data = SegmentData(segments[slot].data_ptr());
         SegmentedJournal {
             core: Arc::new(SegmentedCore {
                 segments,
@@ -473,7 +491,8 @@ impl<T: Record> SegmentedJournal<T> {
             seq,
             segment_start,
             segment_end: segment_start + segment_records,
-            slot: ((segment_start / segment_records) % segments_len) as usize,
+            slot,
+            data,
             files,
         }
     }
@@ -511,9 +530,23 @@ impl<T: Record> SegmentedJournal<T> {
     /// disk full, permissions); [`try_append`](Self::try_append) returns it instead.
     #[inline]
     pub fn append(&mut self, item: &T) -> u64 {
+        let seq = self.seq;
+        if seq == self.segment_end {
+            self.roll_waiting();
+        }
+        self.write(seq, item);
+        self.publish();
+        seq
+    }
+
+    /// `roll`, waiting while a reader holds the segment to recycle. Kept out of
+    /// `append`'s hot path, which then handles no `Result` at all.
+    #[cold]
+    #[inline(never)]
+    fn roll_waiting(&mut self) {
         loop {
-            match self.try_append(item) {
-                Ok(seq) => return seq,
+            match self.roll() {
+                Ok(()) => return,
                 Err(RodaError::WouldBlock { .. }) => wait_a_little(),
                 Err(e) => panic!("SegmentedJournal::append: {e}"),
             }
@@ -568,12 +601,21 @@ impl<T: Record> SegmentedJournal<T> {
 
     #[inline]
     fn write(&mut self, seq: u64, item: &T) {
-        let segment = &self.core.segments[self.slot];
-        // SAFETY: `seq` lies in the current segment (below `segment_end`), whose slot
-        // index is below its capacity; this is the only writer (`&mut self`); the record
-        // is unpublished and, after `roll`, no gating reader views the recycled segment
-        // (followers copy through atomics and validate).
-        unsafe { segment.write_words((seq - self.segment_start) as usize, item) };
+        let index = (seq - self.segment_start) as usize;
+        // SAFETY: `seq` lies in the current segment (below `segment_end`), so `index` is
+        // below its capacity, and `self.data` is that segment's data area (set with
+        // `slot`); this is the only writer (`&mut self`); the record is unpublished and,
+        // after `roll`, no gating reader views the recycled segment (followers copy
+        // through atomics and validate).
+        #[cfg(not(roda_loom))]
+        unsafe {
+            crate::journal_core::write_words_at(self.data.0, index, item)
+        };
+        // SAFETY: as above (loom tracks the segment's memory through its core).
+        #[cfg(roda_loom)]
+        unsafe {
+            self.core.segments[self.slot].write_words(index, item)
+        };
         self.seq = seq + 1;
     }
 
@@ -630,6 +672,7 @@ impl<T: Record> SegmentedJournal<T> {
         self.segment_start = next_start;
         self.segment_end = next_start + self.core.segment_records;
         self.slot = slot;
+        self.data = SegmentData(self.core.segments[slot].data_ptr());
         Ok(())
     }
 
