@@ -75,8 +75,15 @@ impl<K: Hash + Eq, V> KeyedStates<K, V> {
             self.last = i;
             return (&mut self.entries[i].1, false);
         }
+        self.insert(hash, key, init())
+    }
+
+    /// A new key: rare once a stream has warmed up, so kept out of the lookup's code.
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, hash: u64, key: K, state: V) -> (&mut V, bool) {
         let i = self.entries.len();
-        self.entries.push((key, init()));
+        self.entries.push((key, state));
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.table
             .insert_unique(hash, i, |&j| hasher.hash_one(&entries[j].0));
