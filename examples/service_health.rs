@@ -1,7 +1,10 @@
 //! Service health monitoring: latency/error readings from services flow through a noise
 //! filter and a per-window health summary, then alerts fire when a service degrades.
 //!
-//! cargo run --release --example service_health [-- --events N]
+//! cargo run --release --example service_health [-- --events N] [--bounded]
+//!
+//! `--bounded` runs the pipeline on bounded rings (`StageEngine::bounded`): memory stays
+//! at a few MB however many readings flow.
 //!
 //! Stage 1: `dedup_by` drops a reading identical to the previous one of its service
 //! (retransmitted samples), then `stateful`, keyed by (service, 10 ms window), keeps a
@@ -67,19 +70,36 @@ fn reading(i: u64) -> ServiceReading {
 }
 
 fn main() {
-    let events = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => 20_000_000,
-        [flag, n] if flag == "--events" => n.replace('_', "").parse().unwrap_or_else(|_| {
-            eprintln!("service_health: --events needs a number");
-            std::process::exit(2)
-        }),
-        _ => {
-            eprintln!("usage: cargo run --release --example service_health -- [--events N]");
-            std::process::exit(2)
+    let mut events = 20_000_000u64;
+    let mut bounded = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--events" => {
+                events = args
+                    .next()
+                    .and_then(|n| n.replace('_', "").parse().ok())
+                    .unwrap_or_else(|| {
+                        eprintln!("service_health: --events needs a number");
+                        std::process::exit(2)
+                    })
+            }
+            "--bounded" => bounded = true,
+            _ => {
+                eprintln!(
+                    "usage: cargo run --release --example service_health -- [--events N] [--bounded]"
+                );
+                std::process::exit(2)
+            }
         }
-    };
+    }
     let start = Instant::now();
-    let mut engine = StageEngine::<ServiceReading, ServiceReading>::with_capacity(events as usize)
+    let engine = if bounded {
+        StageEngine::<ServiceReading, ServiceReading>::bounded(1 << 16, 4)
+    } else {
+        StageEngine::<ServiceReading, ServiceReading>::with_capacity(events as usize)
+    };
+    let mut engine = engine
         .add_stage(pipe![
             dedup_by(|r: &ServiceReading| r.service_id).with_capacity(64),
             stateful(
@@ -133,25 +153,35 @@ fn main() {
             dedup_by(|a: &Alert| a.service_id).with_capacity(64)
         ]);
 
+    // Alerts are counted as they come: a bounded pipeline's last ring must be drained
+    // while it runs (`send_receiving` does it whenever the input ring is full).
+    let mut by_kind = [0u64; 3];
+    let mut last = None;
+    let mut take = |alert: &Alert| {
+        by_kind[alert.kind as usize] += 1;
+        last = Some(*alert);
+    };
     for i in 0..events {
-        engine.send(&reading(i));
+        engine.send_receiving(&reading(i), &mut take);
     }
-    while !engine.await_idle(Duration::from_secs(1)) {
+    loop {
+        let idle = engine.await_idle(Duration::from_millis(if bounded { 1 } else { 1000 }));
+        while let Some(alert) = engine.try_receive() {
+            take(&alert);
+        }
+        if idle {
+            break;
+        }
         if let Some(err) = engine.first_panic() {
             eprintln!("service_health: {err}");
             std::process::exit(1);
         }
-        let done = engine.metrics().last().map_or(0, |m| m.processed);
-        eprintln!("stage 2 has consumed {done} summaries");
+        if !bounded {
+            let done = engine.metrics().last().map_or(0, |m| m.processed);
+            eprintln!("stage 2 has consumed {done} summaries");
+        }
     }
     let elapsed = start.elapsed();
-
-    let mut by_kind = [0u64; 3];
-    let mut last = None;
-    while let Some(alert) = engine.try_receive() {
-        by_kind[alert.kind as usize] += 1;
-        last = Some(alert);
-    }
     println!(
         "{events} readings in {:.3} s: {:.2} M events/s (engine creation to exact idle)",
         elapsed.as_secs_f64(),
