@@ -11,10 +11,17 @@ use crate::format::Format;
 pub const USAGE: &str = "\
 usage: roda <command> FILE [options]
 
+FILE is a store file, or the directory of a segmented journal (DIR below; for tail, a
+segment file stands for its directory).
+
 commands:
-  inspect FILE                 header fields, fill, writer and validation of a store file
-  tail FILE [options]          print records (journal) or set slots (slot store)
-      -f, --follow             keep printing new records (or changed slots) as they come
+  inspect FILE                 header fields, fill, writer and validation of a store file;
+                               for a DIR, its segments
+  tail FILE [options]          print records (journal) or set slots (slot store); for a
+                               DIR, the records across segments in sequence order
+      -f, --follow             keep printing new records (or changed slots) as they come;
+                               for a DIR, across rolls (records the writer recycled
+                               before they were read are skipped, said on stderr)
       --from SEQ               start at record SEQ (slot index for slot stores)
       -n, --lines N            journals, without --from: the last N records (default
                                10); slot stores print every set slot
@@ -22,10 +29,12 @@ commands:
                                (TYPE: u8 u16 u32 u64 i8 i16 i32 i64 f32 f64, read back to
                                back in native byte order); default u64 when the record is
                                a whole number of 8-byte words, else hex
-  stats FILE [options]         append (or set) rate, fill and time to full
+  stats FILE [options]         append (or set) rate, fill and time to full; for a DIR,
+                               records retained, append rate, segment files and writer
       --interval DURATION      time between samples: 1s (default), 250ms, 2m, 0.5
       --count N                stop after N samples (default: until interrupted)
-  verify FILE                  scan the whole file; exit 1 at the first problem found
+  verify FILE                  scan the whole file; exit 1 at the first problem found;
+                               for a DIR, every segment header and an unbroken run
   help                         this text
 
 options for every command:

@@ -528,20 +528,16 @@ fn bad_files_give_one_line_and_status_2() {
         }
     };
     check(&path, "No such file or directory");
-    // A directory: `inspect` summarises segmented journal directories only.
-    for command in &commands[1..] {
+    // A directory without segment files is no segmented journal.
+    for command in commands.iter().chain([&["verify"][..]].iter()) {
         let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = Vec::new();
         for a in *command {
             args.push(a);
         }
         let dir_path = dir.path();
         args.push(&dir_path);
-        fails(roda(&args), "Is a directory");
+        fails(roda(&args), "not a segmented journal directory");
     }
-    fails(
-        roda(&[&"inspect", &dir.path()]),
-        "not a segmented journal directory",
-    );
     std::fs::write(&path, "").unwrap();
     check(&path, "is not a Roda file");
     std::fs::write(&path, "timestamp,price\n1,2\n").unwrap();
@@ -642,6 +638,380 @@ fn inspect_segment_file_and_directory() {
     let (_d, plain) = journal_file();
     assert!(ok(roda(&[&"inspect", &plain])).contains("segment    no (a plain store)"));
     fails(roda(&[&"inspect", &tmp.path()]), "no segment files");
-    // tail reads plain journals: a segment is refused with a clear message, no panic.
-    fails(roda(&[&"tail", &segment]), "segment of a segmented journal");
+    // tail of a segment file is tail of its journal.
+    let text = ok(roda(&[&"tail", &segment, &"-n", &"30"]));
+    let first: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(first.len(), 25, "{text}");
+    assert_eq!((first[0], first[24]), ("20", "44"), "{text}");
+}
+
+/// A record that says its own sequence three ways: a copy from the wrong generation or
+/// torn by a recycle cannot pass for another.
+fn numbered(i: u64) -> [u64; 3] {
+    [i, !i, i.wrapping_mul(3)]
+}
+
+/// The sequence of a `tail` line of `numbered` records (default u64 format), checking
+/// that the record is the one of that sequence.
+fn numbered_line(line: &str) -> u64 {
+    let words: Vec<u64> = line
+        .split_whitespace()
+        .map(|w| w.parse().unwrap_or_else(|_| panic!("{line}")))
+        .collect();
+    assert_eq!(words.len(), 4, "{line}");
+    assert_eq!(
+        words[1..],
+        numbered(words[0]),
+        "a torn or foreign record: {line}"
+    );
+    words[0]
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.roda"))
+}
+
+/// A `KeepLast(3)` ring of 8-record segments after 1,003 appends (125 rolls): it retains
+/// segments 984, 992 (full) and 1000 (3 records).
+fn keep_last_dir() -> (
+    tempfile::TempDir,
+    PathBuf,
+    roda_store::SegmentedJournal<[u64; 3]>,
+) {
+    use roda_store::{Retention, SegmentedJournal};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ring");
+    let mut journal =
+        SegmentedJournal::<[u64; 3]>::create(&dir, 8, Retention::KeepLast(3)).unwrap();
+    for i in 0..1003 {
+        journal.append(&numbered(i));
+    }
+    (tmp, dir, journal)
+}
+
+#[test]
+fn tail_segmented_directory() {
+    let (_tmp, dir, journal) = keep_last_dir();
+    let seqs = |text: &str| text.lines().map(numbered_line).collect::<Vec<u64>>();
+    // Exactly the retained tail, whatever -n asks beyond it.
+    assert_eq!(
+        seqs(&ok(roda(&[&"tail", &dir, &"-n", &"1000"]))),
+        (984..1003).collect::<Vec<_>>()
+    );
+    // Default: the last 10; -n N: the last N, across segments.
+    assert_eq!(
+        seqs(&ok(roda(&[&"tail", &dir]))),
+        (993..1003).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&ok(roda(&[&"tail", &dir, &"-n", &"12"]))),
+        (991..1003).collect::<Vec<_>>()
+    );
+    assert_eq!(ok(roda(&[&"tail", &dir, &"-n", &"0"])), "");
+    // The same from one of its segment files.
+    assert_eq!(
+        seqs(&ok(roda(&[&"tail", &segment_path(&dir, 992), &"-n", &"4"]))),
+        (999..1003).collect::<Vec<_>>()
+    );
+    // --json and --format as for a journal.
+    let json = ok(roda(&[
+        &"tail",
+        &dir,
+        &"-n",
+        &"2",
+        &"--json",
+        &"--format",
+        &"fields=u64,u64",
+    ]));
+    assert_eq!(
+        json,
+        format!(
+            "{{\"seq\":1001,\"values\":[1001,{}]}}\n{{\"seq\":1002,\"values\":[1002,{}]}}\n",
+            !1001u64, !1002u64
+        )
+    );
+    // --from inside the retained records; past the end: nothing.
+    assert_eq!(
+        seqs(&ok(roda(&[&"tail", &dir, &"--from", &"990"]))),
+        (990..1003).collect::<Vec<_>>()
+    );
+    assert_eq!(ok(roda(&[&"tail", &dir, &"--from", &"5000"])), "");
+    // --from records recycled long ago: said once on stderr, then the retained ones.
+    let o = roda(&[&"tail", &dir, &"--from", &"0"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        stderr(&o),
+        "roda: lagged: 984 records recycled before they could be read; continuing at 984\n"
+    );
+    assert_eq!(seqs(&stdout(&o)), (984..1003).collect::<Vec<_>>());
+    drop(journal);
+    // A closed writer changes nothing.
+    assert_eq!(
+        seqs(&ok(roda(&[&"tail", &dir, &"-n", &"3"]))),
+        vec![1000, 1001, 1002]
+    );
+    // A wrong --format is a usage error, as for a journal.
+    fails(
+        roda(&[&"tail", &dir, &"--format", &"fields=u64,u64,u64,u64"]),
+        "the fields take 32 bytes but a record has only 24",
+    );
+}
+
+/// Kills `child` and returns what it wrote to stderr.
+fn stop_with_stderr(mut child: Child) -> String {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn tail_follow_segmented_across_rolls() {
+    use roda_store::{Retention, SegmentedJournal};
+    for retention in [Retention::KeepLast(4), Retention::KeepAll] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("live");
+        let mut journal = SegmentedJournal::<[u64; 3]>::create(&dir, 16, retention).unwrap();
+        for i in 0..5 {
+            journal.append(&numbered(i));
+        }
+        let mut child = spawn(&[&"tail", &"-f", &dir, &"-n", &"100"]);
+        let lines = line_reader(&mut child);
+        let next_seq = |what: &str| {
+            let line = lines
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("{retention:?}: no line for {what}: {e}"));
+            numbered_line(&line)
+        };
+        for i in 0..5 {
+            assert_eq!(next_seq("the records already there"), i);
+        }
+        // In step with the writer, across 6 rolls (new files with KeepAll, recycled and
+        // renamed ones with KeepLast): every record, in order.
+        for i in 5..100 {
+            journal.append(&numbered(i));
+            assert_eq!(next_seq("a new record"), i);
+        }
+        // A burst the follower may not keep up with: whatever it prints is intact and in
+        // order, and every record it skips is accounted for on stderr.
+        const END: u64 = 20_000;
+        let writer = std::thread::spawn(move || {
+            for i in 100..END {
+                journal.append(&numbered(i));
+                if i % 1024 == 0 {
+                    // Bursts with pauses: the follower catches up at times, and races
+                    // recycles at others.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            journal
+        });
+        let mut printed = Vec::new();
+        let mut last = 99;
+        while last != END - 1 {
+            let seq = next_seq("the burst");
+            assert!(seq > last, "{retention:?}: {seq} after {last}");
+            printed.push(seq);
+            last = seq;
+        }
+        let journal = writer.join().unwrap();
+        let err = stop_with_stderr(child);
+        // Gaps in stdout, and what stderr says was skipped, must match exactly.
+        let mut gaps = Vec::new();
+        let mut previous = 99;
+        for &seq in &printed {
+            if seq != previous + 1 {
+                gaps.push((seq - previous - 1, seq));
+            }
+            previous = seq;
+        }
+        let said: Vec<(u64, u64)> = err
+            .lines()
+            .map(|line| {
+                let rest = line
+                    .strip_prefix("roda: lagged: ")
+                    .unwrap_or_else(|| panic!("unexpected stderr line {line:?}"));
+                let (n, rest) = rest
+                    .split_once(" records recycled before they could be read; continuing at ")
+                    .unwrap_or_else(|| panic!("{line:?}"));
+                (n.parse().unwrap(), rest.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(gaps, said, "{retention:?}\n{err}");
+        if retention == Retention::KeepAll {
+            // Nothing is ever recycled in an archive.
+            assert!(gaps.is_empty(), "{err}");
+        }
+        drop(journal);
+    }
+}
+
+#[test]
+fn stats_and_verify_segmented_directory() {
+    let (_tmp, dir, journal) = keep_last_dir();
+    let pid = std::process::id();
+    let text = ok(roda(&[
+        &"stats",
+        &dir,
+        &"--interval",
+        &"10ms",
+        &"--count",
+        &"2",
+    ]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].ends_with("segmented journal, KeepLast(3), segments of 8 records of 24 bytes"),
+        "{text}"
+    );
+    for needle in [
+        "oldest",
+        "newest",
+        "retained",
+        "appends/s",
+        "files",
+        "writer",
+    ] {
+        assert!(lines[1].contains(needle), "{needle} in {text}");
+    }
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(
+        row[1..],
+        [
+            "984",
+            "1,002",
+            "19",
+            "0",
+            "3",
+            "pid",
+            &pid.to_string(),
+            "(running)"
+        ],
+        "{text}"
+    );
+    let json = ok(roda(&[
+        &"stats",
+        &dir,
+        &"--interval=10ms",
+        &"--count=1",
+        &"--json",
+    ]));
+    for needle in [
+        r#""oldest":984,"newest":1002,"published":1003,"retained":19,"appends_per_sec":0.0"#,
+        r#""segment_files":3,"segment_records":8,"retention":"KeepLast(3)""#,
+        &format!(r#""writer_pid":{pid},"writer_alive":true"#),
+    ] {
+        assert!(json.contains(needle), "{needle} in {json}");
+    }
+
+    let text = ok(roda(&[&"verify", &dir]));
+    assert!(
+        text.contains(": ok: segmented journal, KeepLast(3), 3 segment files of 8 records"),
+        "{text}"
+    );
+    assert!(
+        text.contains("records 984..1,003 retained in an unbroken run of 3 segments"),
+        "{text}"
+    );
+    let json = ok(roda(&[&"verify", &dir, &"--json"]));
+    assert!(
+        json.contains(r#""ok":true,"kind":"segmented journal""#),
+        "{json}"
+    );
+    drop(journal);
+    let json = ok(roda(&[
+        &"stats",
+        &dir,
+        &"--interval=10ms",
+        &"--count=1",
+        &"--json",
+    ]));
+    assert!(
+        json.contains(r#""writer_pid":0,"writer_alive":false"#),
+        "{json}"
+    );
+
+    // A segment deleted from the middle: a gap, which tail skips and says so.
+    std::fs::remove_file(segment_path(&dir, 992)).unwrap();
+    problem(roda(&[&"verify", &dir]), "records 992..1000 are missing");
+    let json = stdout(&roda(&[&"verify", &dir, &"--json"]));
+    assert!(json.contains(r#""ok":false"#), "{json}");
+    let o = roda(&[&"tail", &dir, &"-n", &"100"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        stderr(&o),
+        "roda: lagged: 8 records recycled before they could be read; continuing at 1000\n"
+    );
+    let seqs: Vec<u64> = stdout(&o).lines().map(numbered_line).collect();
+    assert_eq!(seqs, (984..992).chain(1000..1003).collect::<Vec<_>>());
+
+    // A damaged header: verify names the file (exit 1); the others refuse (exit 2).
+    let (_tmp, dir, journal) = keep_last_dir();
+    drop(journal);
+    let bad = segment_path(&dir, 992);
+    OpenOptions::new()
+        .write(true)
+        .open(&bad)
+        .unwrap()
+        .write_all_at(&9u32.to_ne_bytes(), 8)
+        .unwrap();
+    problem(roda(&[&"verify", &dir]), "00000000000000000992.roda");
+    problem(roda(&[&"verify", &dir]), "version 9 is not supported");
+    fails(roda(&[&"tail", &dir]), "version 9 is not supported");
+    fails(
+        roda(&[&"stats", &dir, &"--count", &"1"]),
+        "version 9 is not supported",
+    );
+
+    // A damaged write sequence in the oldest segment.
+    let (_tmp, dir, journal) = keep_last_dir();
+    drop(journal);
+    poke(&segment_path(&dir, 984), OFF_WRITE_SEQ, 5);
+    problem(
+        roda(&[&"verify", &dir]),
+        "holds 5 of 8 records but a newer segment exists",
+    );
+    poke(&segment_path(&dir, 984), OFF_WRITE_SEQ, 9);
+    problem(
+        roda(&[&"verify", &dir]),
+        "write sequence 9 exceeds the segment size 8",
+    );
+
+    // A KeepAll archive whose oldest files were deleted is still an unbroken run.
+    use roda_store::{Retention, SegmentedJournal};
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let mut journal =
+        SegmentedJournal::<[u64; 3]>::create(&archive, 8, Retention::KeepAll).unwrap();
+    for i in 0..50 {
+        journal.append(&numbered(i));
+    }
+    drop(journal);
+    let text = ok(roda(&[&"verify", &archive]));
+    assert!(
+        text.contains("records 0..50 retained in an unbroken run of 7 segments"),
+        "{text}"
+    );
+    std::fs::remove_file(segment_path(&archive, 0)).unwrap();
+    std::fs::remove_file(segment_path(&archive, 8)).unwrap();
+    let text = ok(roda(&[&"verify", &archive]));
+    assert!(
+        text.contains("records 16..50 retained in an unbroken run of 5 segments"),
+        "{text}"
+    );
+    let seqs: Vec<u64> = ok(roda(&[&"tail", &archive, &"-n", &"1000"]))
+        .lines()
+        .map(numbered_line)
+        .collect();
+    assert_eq!(seqs, (16..50).collect::<Vec<_>>());
 }

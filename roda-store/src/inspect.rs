@@ -5,20 +5,21 @@
 //! except the comparison with `T`, which is replaced by checks that the record fields
 //! are consistent with each other (see `header::decode_any`). Records and slots come
 //! out as bytes, read with the same protocols as the typed readers: the journal's
-//! published count through `journal_core::load_write_seq`, slots through the seqlock's
-//! byte-level read `seqlock::try_read_bytes`.
+//! published count through `journal_core::load_write_seq`, a segment's records as
+//! copies validated against its generation like `SegmentedFollower`'s, slots through
+//! the seqlock's byte-level read `seqlock::try_read_bytes`.
 
 use std::path::{Path, PathBuf};
 
-use roda_core::Result;
+use roda_core::{Result, RodaError};
 
 use crate::backing::{self, Backing};
 use crate::header::{
     HeaderInfo, StoreKind, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITER_PID, OFF_WRITE_SEQ,
 };
-use crate::journal_core::load_write_seq;
+use crate::journal_core::{load_write_seq, words};
 use crate::seqlock::{self, Found, TORN};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 
 /// A store file opened read-only without a record type: header fields, the writer's
 /// pid, a journal's records as bytes and a slot store's slots as byte snapshots.
@@ -141,7 +142,7 @@ impl StoreFile {
     /// The bytes of journal record `seq` (`record_size` of them), if it is published;
     /// `None` for slot stores, and for segments of a segmented journal: a `KeepLast`
     /// writer recycles a segment in place, so a view into one could be overwritten
-    /// (read segments with `SegmentedFollower`, which copies and validates).
+    /// (copy their records with [`copy_record`](Self::copy_record), which validates).
     pub fn record_bytes(&self, seq: u64) -> Option<&[u8]> {
         let info = &self.backing.info;
         if info.kind != StoreKind::Journal || info.segment || seq >= self.published() {
@@ -161,6 +162,131 @@ impl StoreFile {
                 info.record_size as usize,
             )
         })
+    }
+
+    /// Copies journal record `seq` into `out` (resized to `record_size` bytes): `Ok(true)`
+    /// with the record's bytes in `out`, or `Ok(false)` when the file does not hold the
+    /// record now (not published yet; outside the segment; a segment holding no records,
+    /// a spare or one its writer is recycling; a slot store). `seq` is the journal's
+    /// sequence: for a segment, the file holds `first_sequence() ..` up to
+    /// `first_sequence() + write_sequence()`.
+    ///
+    /// A segment's writer may recycle it while it is read (`KeepLast`), so a segment's
+    /// record is copied with atomic word loads and checked against the segment's
+    /// generation (its first sequence) before and after the copy, exactly as
+    /// `SegmentedFollower` does: the copy is returned only if the segment held `seq`'s
+    /// generation throughout, and never torn. When it no longer does (the segment now
+    /// holds newer records, or was recycled during the copy) the result is
+    /// `Err(Lagged { missed })`, `missed` counting the records of `seq`'s segment from
+    /// `seq` on (all lost; the directory tells how many more are); continue with the
+    /// oldest retained record. A plain journal's published records never change: they
+    /// are copied as they are.
+    ///
+    /// ```
+    /// use roda_store::{Retention, RodaError, SegmentedJournal, StoreFile};
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = tmp.path().join("ticks");
+    /// // A ring of 2 files of 4 records: the writer recycles the oldest at each roll.
+    /// let mut journal = SegmentedJournal::<u64>::create(&dir, 4, Retention::KeepLast(2))?;
+    /// for i in 0..6u64 {
+    ///     journal.append(&(i * 10));
+    /// }
+    /// let file = StoreFile::open(dir.join("00000000000000000004.roda"))?;
+    /// let mut bytes = Vec::new();
+    /// assert!(file.copy_record(5, &mut bytes)?);
+    /// assert_eq!(bytes, 50u64.to_ne_bytes());
+    /// assert!(!file.copy_record(6, &mut bytes)?); // not written yet
+    /// for i in 6..13u64 {
+    ///     journal.append(&(i * 10)); // record 12 recycles this file
+    /// }
+    /// assert!(matches!(file.copy_record(5, &mut bytes), Err(RodaError::Lagged { missed: 3 })));
+    /// # Ok(()) }
+    /// ```
+    pub fn copy_record(&self, seq: u64, out: &mut Vec<u8>) -> Result<bool> {
+        let info = &self.backing.info;
+        out.resize(info.record_size as usize, 0);
+        if info.kind != StoreKind::Journal {
+            return Ok(false);
+        }
+        if !info.segment {
+            // A plain journal's published records are never written again.
+            return Ok(match self.record_bytes(seq) {
+                Some(bytes) => {
+                    out.copy_from_slice(bytes);
+                    true
+                }
+                None => false,
+            });
+        }
+        let generation = self.backing.atomic(OFF_FIRST_SEQ);
+        // Relaxed load + Acquire fence (`load_write_seq`), as the follower loads it: pairs
+        // with the writer's Release store of a write sequence after it set this
+        // generation, so records below the write sequence loaded next were written for it.
+        let first = load_write_seq(generation);
+        if first == NO_RECORDS {
+            return Ok(false);
+        }
+        if seq < first {
+            return Err(self.lagged(seq));
+        }
+        let index = seq - first;
+        if index >= info.capacity {
+            return Ok(false);
+        }
+        // `published` loads the segment's write sequence with a Relaxed load + Acquire
+        // fence, pairing with the writer's Release store of it (`JournalCore::publish`):
+        // the records below it are written.
+        let copied = index < self.published();
+        if copied {
+            self.copy_words(index, out);
+        }
+        // Acquire fence pairs with the writer's Release fence after it invalidated the
+        // generation (`SegmentFiles::prepare`, step 2 of a recycle): if any load above saw
+        // a store made after that fence (a recycled record word, a reset write sequence),
+        // the load below sees the new generation and the copy is discarded.
+        fence(Ordering::Acquire);
+        // Relaxed: ordered by the fence above.
+        if generation.load(Ordering::Relaxed) != first {
+            // The writer moved on from this segment, which it does only once the segment
+            // is full: `seq` was written and is gone.
+            return Err(self.lagged(seq));
+        }
+        Ok(copied)
+    }
+
+    /// `Lagged` for `seq` of a segment that no longer holds it: the rest of its segment
+    /// is lost.
+    #[cold]
+    fn lagged(&self, seq: u64) -> RodaError {
+        let s = self.backing.info.capacity;
+        RodaError::Lagged {
+            missed: s - seq % s,
+        }
+    }
+
+    /// Copies record `index` of a segment into `out` (`record_size` bytes) with Relaxed
+    /// atomic loads of the writer's word width; the caller validates the copy.
+    fn copy_words(&self, index: u64, out: &mut [u8]) {
+        let info = &self.backing.info;
+        debug_assert!(index < info.capacity && out.len() as u64 == info.record_size);
+        // SAFETY: `index < capacity` (checked by the caller) and `stride == record_size`
+        // (checked by `decode_any`), so the offset lies inside the data area, which the
+        // mapping covers (`required_len` was checked when it was mapped).
+        let src = unsafe {
+            self.backing
+                .data()
+                .as_ptr()
+                .add((index * info.stride) as usize)
+        };
+        // SAFETY: `src .. src + record_size` is record `index`, inside the mapping, which
+        // lives as long as `self`. The data area is page-aligned and the record starts at
+        // a multiple of `record_size`, so at a multiple of `word_width(record_size)`,
+        // which divides it. A segment's writer stores records only through atomics of
+        // that same width (`write_words_at`, whose `word_size::<T>()` is
+        // `word_width(size_of::<T>())`), so the loads race with atomics only.
+        unsafe { words::load(word_width(info.record_size), src, out) }
     }
 
     /// Slot `index`'s sequence word, with Acquire semantics: 0 never set, odd while a
@@ -208,6 +334,18 @@ impl StoreFile {
         debug_assert!(8 * word < info.stride);
         let offset = info.data_offset + index * info.stride + 8 * word;
         Some(self.backing.atomic(offset as usize))
+    }
+}
+
+/// The width of the atomic words a segment's writer stores records of `record_size`
+/// bytes in: `journal_core::word_size::<T>()` for `size_of::<T>() == record_size`, the
+/// largest of 8, 4, 2 and 1 that divides it.
+fn word_width(record_size: u64) -> usize {
+    match record_size {
+        s if s % 8 == 0 => 8,
+        s if s % 4 == 0 => 4,
+        s if s % 2 == 0 => 2,
+        _ => 1,
     }
 }
 

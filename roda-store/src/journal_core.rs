@@ -279,7 +279,7 @@ pub(crate) const fn word_size<T>() -> usize {
 /// Word-wise atomic copies in and out of shared memory, at the widest width the length
 /// allows (see [`word_size`]).
 #[cfg(not(roda_loom))]
-mod words {
+pub(crate) mod words {
     use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
     macro_rules! width {
@@ -346,7 +346,7 @@ mod words {
     /// # Safety
     /// As for [`store`].
     #[inline(always)]
-    pub(super) unsafe fn load(width: usize, src: *const u8, out: &mut [u8]) {
+    pub(crate) unsafe fn load(width: usize, src: *const u8, out: &mut [u8]) {
         debug_assert_eq!(out.len() % width, 0);
         // SAFETY: the caller's contract, at its width.
         unsafe {

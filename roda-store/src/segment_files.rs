@@ -458,9 +458,11 @@ mod files {
                 std::fs::rename(&self.from, &self.to).map_err(|e| RodaError::io(&self.from, e))?;
                 self.names[slot] = next;
             }
-            // 5. Holds segment `next` from now on. Relaxed: followers read its records
-            // only below a write sequence published (Release) after this store.
-            first.store(next, Ordering::Relaxed);
+            // 5. Holds segment `next` from now on. Release pairs with the follower's
+            // Acquire load of the generation (`read_validated`, `StoreFile::copy_record`):
+            // a reader that sees `next` here also sees step 3's empty write sequence,
+            // never the old segment's full count under the new first sequence.
+            first.store(next, Ordering::Release);
             Ok(())
         }
 

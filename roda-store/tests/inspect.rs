@@ -310,3 +310,126 @@ fn segment_files_describe_themselves() {
         })
     ));
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
+fn copy_record_of_plain_journals_and_slot_stores() {
+    let (_dir, path) = temp("j.roda");
+    let mut journal = JournalStore::<[u32; 3]>::create(&path, 4).unwrap();
+    journal.append(&[1, 2, 3]);
+    let file = StoreFile::open(&path).unwrap();
+    let mut out = Vec::new();
+    assert!(file.copy_record(0, &mut out).unwrap());
+    assert_eq!(out, bytemuck::bytes_of(&[1u32, 2, 3]));
+    assert!(!file.copy_record(1, &mut out).unwrap());
+    assert!(!file.copy_record(u64::MAX, &mut out).unwrap());
+    journal.append(&[4, 5, 6]);
+    assert!(file.copy_record(1, &mut out).unwrap());
+    assert_eq!(out, bytemuck::bytes_of(&[4u32, 5, 6]));
+
+    let (_dir2, slots) = temp("s.roda");
+    SlotStore::<u64>::create(&slots, 2).unwrap().set(0, &7);
+    let file = StoreFile::open(&slots).unwrap();
+    assert!(!file.copy_record(0, &mut out).unwrap());
+    assert_eq!(out.len(), 8);
+}
+
+/// A segment of a `KeepLast(2)` ring of 4-record segments, copied record by record while
+/// the writer recycles it.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
+fn copy_record_reports_a_recycled_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 12-byte records: copied in 4-byte words.
+    let mut journal = roda_store::SegmentedJournal::<[u32; 3]>::create(
+        tmp.path(),
+        4,
+        roda_store::Retention::KeepLast(2),
+    )
+    .unwrap();
+    let record = |i: u64| [i as u32, !(i as u32), 3 * i as u32];
+    for i in 0..6 {
+        journal.append(&record(i));
+    }
+    let file = StoreFile::open(tmp.path().join(format!("{:020}.roda", 4))).unwrap();
+    let mut out = Vec::new();
+    for seq in 4..6 {
+        assert!(file.copy_record(seq, &mut out).unwrap());
+        assert_eq!(out, bytemuck::bytes_of(&record(seq)));
+    }
+    // Not written yet; outside the segment; before it (the file never held 0..4 while
+    // open, but it holds newer records: those are gone as far as it can tell).
+    assert!(!file.copy_record(6, &mut out).unwrap());
+    assert!(!file.copy_record(8, &mut out).unwrap());
+    assert!(matches!(
+        file.copy_record(3, &mut out),
+        Err(RodaError::Lagged { missed: 1 })
+    ));
+    // Fill segment 4..8 and 8..12 (recycling the other file): this file still holds 4..8.
+    for i in 6..12 {
+        journal.append(&record(i));
+    }
+    assert!(file.copy_record(7, &mut out).unwrap());
+    assert_eq!(out, bytemuck::bytes_of(&record(7)));
+    // Record 12 recycles this file (renamed `12`, the same mapping): 4..8 are gone.
+    journal.append(&record(12));
+    assert_eq!(file.first_sequence(), Some(12));
+    for seq in 4..8 {
+        match file.copy_record(seq, &mut out) {
+            Err(RodaError::Lagged { missed }) => assert_eq!(missed, 8 - seq),
+            other => panic!("record {seq}: {other:?}"),
+        }
+    }
+    assert!(file.copy_record(12, &mut out).unwrap());
+    assert_eq!(out, bytemuck::bytes_of(&record(12)));
+    assert!(!file.copy_record(13, &mut out).unwrap());
+    // A segment file never gives a view into itself.
+    assert_eq!(file.record_bytes(12), None);
+}
+
+/// Copies racing a writer that recycles the segment all the time: every copy returned
+/// is the record of its sequence, never torn or from another generation.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
+fn copies_racing_recycles_are_never_torn() {
+    let tmp = tempfile::tempdir().unwrap();
+    const N: u64 = 300_000;
+    let mut journal = roda_store::SegmentedJournal::<[u64; 3]>::create(
+        tmp.path(),
+        8,
+        roda_store::Retention::KeepLast(2),
+    )
+    .unwrap();
+    let file = StoreFile::open(tmp.path().join(format!("{:020}.roda", 0))).unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..N {
+            journal.append(&[i, !i, i.wrapping_mul(3)]);
+        }
+        journal
+    });
+    let mut out = Vec::new();
+    let (mut copied, mut lagged) = (0u64, 0u64);
+    while !writer.is_finished() || copied == 0 {
+        let Some(first) = file.first_sequence() else {
+            continue;
+        };
+        for seq in first..first + 8 {
+            match file.copy_record(seq, &mut out) {
+                Ok(true) => {
+                    assert_eq!(words(&out), vec![seq, !seq, seq.wrapping_mul(3)]);
+                    copied += 1;
+                }
+                Ok(false) => break,
+                Err(RodaError::Lagged { missed }) => {
+                    assert!((1..=8).contains(&missed));
+                    lagged += 1;
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let journal = writer.join().unwrap();
+    assert_eq!(journal.len(), N);
+    assert!(copied > 0, "copied {copied}, lagged {lagged}");
+}

@@ -7,22 +7,14 @@ use std::path::Path;
 
 use roda_store::{StoreFile, StoreKind};
 
+use super::segdir::{parse_name, retention_name};
 use super::{kind_name, open, slot_census};
 use crate::args::Common;
 use crate::{human, json, Failure};
 
-/// `KeepLast(k)` or `KeepAll`, from a segment header's retention word.
-fn retention_name(word: u64) -> String {
-    match word {
-        0 => "KeepAll".into(),
-        k => format!("KeepLast({k})"),
-    }
-}
-
 /// Whether `name` is a segment file name: `{20 digits}.roda`.
 fn is_segment_name(name: &str) -> bool {
-    name.strip_suffix(".roda")
-        .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+    parse_name(name.as_ref()).is_some()
 }
 
 /// Summarises the segmented journal in directory `dir`.

@@ -1,6 +1,7 @@
 //! The subcommands, one file each, and what they share.
 
 mod inspect;
+mod segdir;
 mod stats;
 mod tail;
 mod verify;

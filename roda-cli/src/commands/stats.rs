@@ -5,12 +5,17 @@
 //! header for people, one JSON object per line with `--json`): a steady, low-volume
 //! stream whether the output is a terminal or a pipe. Runs until interrupted unless
 //! `--count` bounds it.
+//!
+//! `roda stats DIR` samples a segmented journal's directory instead: the records it
+//! retains (oldest and newest sequence), the append rate, its segment files and whether
+//! its writer runs. A segmented journal never fills up: it recycles or archives.
 
 use std::io::Write;
 use std::time::Instant;
 
 use roda_store::{StoreFile, StoreKind};
 
+use super::segdir::{retention_name, Retained, SegmentDir};
 use super::{open, slot_census};
 use crate::args::{Common, Stats};
 use crate::{human, json, Failure};
@@ -49,6 +54,9 @@ fn sample(file: &StoreFile) -> Sample {
 
 /// Prints one line per interval.
 pub fn run(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), Failure> {
+    if common.path.is_dir() {
+        return run_dir(common, options, out);
+    }
     let file = open(&common.path)?;
     let h = file.header();
     let journal = h.kind == StoreKind::Journal;
@@ -111,6 +119,102 @@ pub fn run(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), 
                 human::count(rate.round() as u64),
                 human::percent(now.used, h.capacity),
                 full_in
+            )?;
+        }
+        out.flush()?;
+        previous = now;
+        printed += 1;
+    }
+    Ok(())
+}
+
+/// One observation of a segmented journal's directory.
+struct DirSample {
+    at: Instant,
+    retained: Retained,
+    files: usize,
+    writer: Option<(u32, bool)>,
+}
+
+fn dir_sample(dir: &mut SegmentDir) -> Result<DirSample, Failure> {
+    dir.refresh()?;
+    Ok(DirSample {
+        at: Instant::now(),
+        retained: dir.retained(),
+        files: dir.files(),
+        writer: dir.writer(),
+    })
+}
+
+/// Prints one line per interval about the segmented journal in the directory.
+fn run_dir(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), Failure> {
+    let mut dir = SegmentDir::open(&common.path)?;
+    let retention = retention_name(dir.retention);
+    if !common.json {
+        writeln!(
+            out,
+            "{}: segmented journal, {retention}, segments of {} records of {} bytes",
+            common.path.display(),
+            human::count(dir.segment_records),
+            dir.record_size
+        )?;
+        writeln!(
+            out,
+            "{:<8}  {:>14}  {:>14}  {:>14}  {:>12}  {:>5}  writer",
+            "time", "oldest", "newest", "retained", "appends/s", "files"
+        )?;
+        out.flush()?;
+    }
+    let mut previous = dir_sample(&mut dir)?;
+    let mut printed = 0;
+    while options.count.map_or(true, |count| printed < count) {
+        std::thread::sleep(options.interval);
+        let now = dir_sample(&mut dir)?;
+        let seconds = now.at.duration_since(previous.at).as_secs_f64();
+        let rate = now.retained.end.saturating_sub(previous.retained.end) as f64 / seconds;
+        let r = now.retained;
+        // The oldest and newest record retained, if any.
+        let range = r
+            .oldest
+            .filter(|&oldest| oldest < r.end)
+            .map(|o| (o, r.end - 1));
+        let retained = r.records;
+        let clock = human::now_unix_nanos();
+        if common.json {
+            let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
+            let line = json::Object::new()
+                .u64("time_unix_nanos", clock)
+                .raw("oldest", opt(range.map(|r| r.0)))
+                .raw("newest", opt(range.map(|r| r.1)))
+                .u64("published", r.end)
+                .u64("retained", retained)
+                .f64("appends_per_sec", rate)
+                .u64("segment_files", now.files as u64)
+                .u64("segment_records", dir.segment_records)
+                .str("retention", &retention)
+                .u64(
+                    "writer_pid",
+                    now.writer.map_or(0, |(pid, _)| u64::from(pid)),
+                )
+                .bool("writer_alive", now.writer.is_some_and(|(_, alive)| alive))
+                .finish();
+            writeln!(out, "{line}")?;
+        } else {
+            let seq = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), human::count);
+            let writer = match now.writer {
+                None => "none".to_owned(),
+                Some((pid, true)) => format!("pid {pid} (running)"),
+                Some((pid, false)) => format!("pid {pid} (not running)"),
+            };
+            writeln!(
+                out,
+                "{:<8}  {:>14}  {:>14}  {:>14}  {:>12}  {:>5}  {writer}",
+                human::time_of_day(clock),
+                seq(range.map(|r| r.0)),
+                seq(range.map(|r| r.1)),
+                human::count(retained),
+                human::count(rate.round() as u64),
+                now.files,
             )?;
         }
         out.flush()?;

@@ -1,16 +1,26 @@
 //! `roda tail FILE [-f]`: a journal's records, or a slot store's set slots, decoded.
+//! `roda tail DIR [-f]` (or a segment file of it): a segmented journal's records across
+//! its segments, in sequence order.
 //!
-//! Following (`-f`) polls the published count (or the slots' sequence words) every
-//! 10 ms: a sleep, not a spin, so a follower costs next to nothing while the writer is
-//! idle. Each batch of new lines is flushed at once, terminal or pipe alike, like
-//! `tail -f`; nothing else (no progress line) is ever printed.
+//! Following (`-f`) polls the published count (or the slots' sequence words, or the
+//! segments' headers) every 10 ms: a sleep, not a spin, so a follower costs next to
+//! nothing while the writer is idle. Each batch of new lines is flushed at once,
+//! terminal or pipe alike, like `tail -f`; nothing else (no progress line) is ever
+//! printed on stdout.
+//!
+//! A segmented journal's records are copied and validated against their segment's
+//! generation (`StoreFile::copy_record`): a record its writer recycled before it could
+//! be read is skipped, never printed torn, and one line on stderr says how many were
+//! skipped and where printing continues.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
-use roda_store::{SlotSnapshot, StoreFile, StoreKind};
+use roda_store::{RodaError, SlotSnapshot, StoreFile, StoreKind};
 
 use super::open;
+use super::segdir::{dir_of, SegmentDir};
 use crate::args::{Common, Tail};
 use crate::format::{human_values, json_values, Format};
 use crate::{json, Failure};
@@ -22,17 +32,17 @@ const BATCH: u64 = 4096;
 
 /// Prints records (or slots) and, with `-f`, keeps following.
 pub fn run(common: &Common, options: &Tail, out: &mut dyn Write) -> Result<(), Failure> {
+    if common.path.is_dir() {
+        return segmented(&common.path, common, options, out);
+    }
     let file = open(&common.path)?;
     let h = file.header();
-    let format = options
-        .format
-        .clone()
-        .unwrap_or_else(|| Format::default_for(h.record_size));
-    format.check(h.record_size).map_err(Failure::Usage)?;
-    let printer = Printer {
-        format,
-        json: common.json,
-    };
+    if h.segment {
+        // One segment of a segmented journal: tail the journal, across its segments.
+        drop(file);
+        return segmented(&dir_of(&common.path), common, options, out);
+    }
+    let printer = Printer::new(common, options, h.record_size)?;
     match h.kind {
         StoreKind::Journal => journal(&file, options, &printer, out),
         StoreKind::Slots => slots(&file, options, &printer, out),
@@ -45,6 +55,18 @@ struct Printer {
 }
 
 impl Printer {
+    fn new(common: &Common, options: &Tail, record_size: u64) -> Result<Printer, Failure> {
+        let format = options
+            .format
+            .clone()
+            .unwrap_or_else(|| Format::default_for(record_size));
+        format.check(record_size).map_err(Failure::Usage)?;
+        Ok(Printer {
+            format,
+            json: common.json,
+        })
+    }
+
     fn record(&self, out: &mut dyn Write, seq: u64, bytes: &[u8]) -> std::io::Result<()> {
         let values = self.format.decode(bytes);
         if self.json {
@@ -103,18 +125,6 @@ fn journal(
     printer: &Printer,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    if file.header().segment {
-        // A KeepLast writer recycles segments in place: their records are read with a
-        // validating follower, not viewed as bytes.
-        return Err(Failure::Store {
-            path: file.path().into(),
-            error: roda_store::RodaError::LayoutMismatch {
-                field: "segment",
-                expected: 0,
-                found: 1,
-            },
-        });
-    }
     let published = file.published();
     let mut next = options
         .from
@@ -135,6 +145,120 @@ fn journal(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// What reading one record of a segmented journal found.
+enum Fetch {
+    /// The record's validated copy is in the buffer.
+    Record,
+    /// Not published yet.
+    Wait,
+    /// The record is no longer retained: the oldest retained one after it.
+    Skip(u64),
+}
+
+/// Reads record `seq` of the segmented journal `dir` into `buf`.
+fn fetch(dir: &mut SegmentDir, seq: u64, buf: &mut Vec<u8>) -> Result<Fetch, Failure> {
+    let s = dir.segment_records;
+    let first = seq - seq % s;
+    let mut refreshed = false;
+    loop {
+        if let Some(file) = dir.holding(first) {
+            match file.copy_record(seq, buf) {
+                Ok(true) => return Ok(Fetch::Record),
+                // Not published yet, if the file still holds the segment (its writer
+                // may have started recycling it since `holding` looked).
+                Ok(false) if file.first_sequence() == Some(first) => return Ok(Fetch::Wait),
+                Ok(false) => {}
+                // The writer recycled the segment: everything up to its end is gone.
+                Err(RodaError::Lagged { .. }) => {
+                    dir.refresh()?;
+                    let end = first.saturating_add(s);
+                    return Ok(Fetch::Skip(
+                        dir.next_after(first).map_or(end, |n| n.max(end)),
+                    ));
+                }
+                Err(error) => {
+                    return Err(Failure::Store {
+                        path: file.path().into(),
+                        error,
+                    })
+                }
+            }
+        }
+        if refreshed {
+            break;
+        }
+        // No mapped file holds the segment: a new file, or a renamed one?
+        dir.refresh()?;
+        refreshed = true;
+    }
+    // None holds it: gone if a newer segment exists (recycled, or a file deleted),
+    // else not written yet.
+    Ok(match dir.next_after(first) {
+        Some(next) => Fetch::Skip(next),
+        None => Fetch::Wait,
+    })
+}
+
+/// Prints a segmented journal's records from the directory `path`, following it with
+/// `-f` across rolls.
+fn segmented(
+    path: &Path,
+    common: &Common,
+    options: &Tail,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let mut dir = SegmentDir::open(path)?;
+    let printer = Printer::new(common, options, dir.record_size)?;
+    let retained = dir.retained();
+    let oldest = retained.oldest.unwrap_or(0);
+    let mut next = options
+        .from
+        .unwrap_or_else(|| retained.end.saturating_sub(options.lines).max(oldest));
+    // Without -f: what was published when the command started, as for a journal.
+    let stop = if options.follow {
+        u64::MAX
+    } else {
+        retained.end
+    };
+    let mut buf = Vec::new();
+    let mut unflushed = 0;
+    while next < stop {
+        match fetch(&mut dir, next, &mut buf)? {
+            Fetch::Record => {
+                printer.record(out, next, &buf)?;
+                next += 1;
+                unflushed += 1;
+                if unflushed == BATCH {
+                    out.flush()?;
+                    unflushed = 0;
+                }
+            }
+            Fetch::Skip(to) => {
+                out.flush()?;
+                unflushed = 0;
+                // Not an error: the command goes on. A closed stderr is no reason to stop.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "roda: lagged: {} records recycled before they could be read; \
+                     continuing at {to}",
+                    to - next
+                );
+                next = to;
+            }
+            Fetch::Wait => {
+                out.flush()?;
+                unflushed = 0;
+                if !options.follow {
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn slots(

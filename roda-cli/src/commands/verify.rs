@@ -13,19 +13,33 @@
 //! so a record's bytes cannot be told right from wrong; records below the write sequence
 //! are complete by the publish protocol (the writer publishes only written records).
 //!
+//! `roda verify DIR` checks a segmented journal's directory: every segment file as
+//! above plus its segment header (a journal segment, the same record size, segment size
+//! and retention as the others, a first sequence that is a multiple of the segment size
+//! and matches the file's name), at most k files for `KeepLast(k)`, and that the
+//! segments holding records form an unbroken run of sequences, every one but the newest
+//! full. A live writer may roll while the files are read: a problem found then is
+//! checked again before it is reported.
+//!
 //! Exit status 0 when sound, 1 at the first problem (reported on stdout), 2 when the
 //! file cannot be read at all (missing, no permission: an I/O error, not a verdict).
 
 use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
 
 use roda_store::{RodaError, SlotSnapshot, StoreFile, StoreKind};
 
 use super::kind_name;
+use super::segdir::{list, no_segments, retention_name};
 use crate::args::Common;
 use crate::{human, json, Failure};
 
 /// Verifies one file.
 pub fn run(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
+    if common.path.is_dir() {
+        return run_dir(common, out);
+    }
     let file = match StoreFile::open(&common.path) {
         Ok(file) => file,
         // Could not read it: no verdict on its contents.
@@ -131,4 +145,187 @@ fn report(
         Ok(_) => Ok(()),
         Err(_) => Err(Failure::Problem),
     }
+}
+
+/// Checks of a directory made while its writer may be rolling.
+const DIR_ATTEMPTS: usize = 20;
+
+/// Verifies a segmented journal's directory.
+fn run_dir(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
+    let mut attempt = 1;
+    let verdict = loop {
+        let (verdict, writer_alive) = check_dir(&common.path)?;
+        if verdict.is_ok() || !writer_alive || attempt == DIR_ATTEMPTS {
+            break verdict;
+        }
+        // The writer may have rolled while the headers were read: look again.
+        attempt += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let path = common.path.to_string_lossy();
+    if common.json {
+        let mut o = json::Object::new()
+            .str("path", &path)
+            .bool("ok", verdict.is_ok())
+            .str("kind", "segmented journal");
+        o = match &verdict {
+            Ok(summary) => o.str("summary", summary),
+            Err(problem) => o.str("problem", problem),
+        };
+        writeln!(out, "{}", o.finish())?;
+    } else {
+        match &verdict {
+            Ok(summary) => writeln!(out, "{path}: ok: segmented journal, {summary}")?,
+            Err(problem) => writeln!(out, "{path}: PROBLEM: {problem}")?,
+        }
+    }
+    match verdict {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Failure::Problem),
+    }
+}
+
+/// The first problem of the directory `dir`, or a summary; and whether a writer runs.
+/// `Err` only when the directory or a file cannot be read at all.
+fn check_dir(dir: &Path) -> Result<(Result<String, String>, bool), Failure> {
+    let listed = list(dir)?;
+    let mut files = Vec::with_capacity(listed.len());
+    for l in &listed {
+        let name = l.path.file_name().unwrap_or_default().to_string_lossy();
+        match StoreFile::open(&l.path) {
+            Ok(file) => files.push((l.name, name.into_owned(), file)),
+            // Renamed away since the listing (a recycle): the next attempt sees it.
+            Err(RodaError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((
+                    Err(format!("segment file {name} disappeared while it was read")),
+                    true,
+                ))
+            }
+            Err(error @ RodaError::Io { .. }) => {
+                return Err(Failure::Store {
+                    path: l.path.clone(),
+                    error,
+                })
+            }
+            Err(error) => return Ok((Err(format!("segment file {name}: {error}")), false)),
+        }
+    }
+    let Some((_, _, first_file)) = files.first() else {
+        return Err(no_segments(dir));
+    };
+    let writer_alive = files.iter().any(|(_, _, f)| f.writer_alive());
+    let h0 = first_file.header();
+    let s = h0.capacity;
+    let verdict = (|| {
+        let mut held = Vec::new();
+        for (name_seq, name, file) in &files {
+            let h = file.header();
+            if h.kind != StoreKind::Journal || !h.segment {
+                return Err(format!(
+                    "segment file {name} is a {} file, not a segment of a segmented \
+                     journal; move it out of the directory",
+                    kind_name(h.kind)
+                ));
+            }
+            let shape = |h: &roda_store::HeaderInfo| {
+                (
+                    h.record_size,
+                    h.record_align,
+                    h.schema,
+                    h.capacity,
+                    h.retention,
+                )
+            };
+            if shape(&h) != shape(&h0) {
+                return Err(format!(
+                    "segment file {name} holds {} records of {} bytes (schema {}, {}) but \
+                     {} holds {} records of {} bytes (schema {}, {}): it does not belong \
+                     to this journal; move it out of the directory",
+                    h.capacity,
+                    h.record_size,
+                    h.schema,
+                    retention_name(h.retention),
+                    files[0].1,
+                    h0.capacity,
+                    h0.record_size,
+                    h0.schema,
+                    retention_name(h0.retention)
+                ));
+            }
+            let written = file.write_sequence();
+            if written > s {
+                return Err(format!(
+                    "segment file {name}: write sequence {written} exceeds the segment \
+                     size {s}: the header is damaged"
+                ));
+            }
+            let Some(first) = file.first_sequence() else {
+                continue; // a spare, or a recycle cut short: holds nothing
+            };
+            if first % s != 0 {
+                return Err(format!(
+                    "segment file {name}: first sequence {first} is not a multiple of \
+                     the segment size {s}: the header is damaged"
+                ));
+            }
+            if first != *name_seq {
+                return Err(format!(
+                    "segment file {name} holds segment {first} but is named for \
+                     {name_seq}: followers look segments up by name; rename it {first:020}.roda"
+                ));
+            }
+            held.push((first, written, name.clone()));
+        }
+        if h0.retention > 0 && files.len() as u64 > h0.retention {
+            return Err(format!(
+                "{} segment files for {}: the writer refuses to open the directory; \
+                 move away the files that do not belong to this journal",
+                files.len(),
+                retention_name(h0.retention)
+            ));
+        }
+        held.sort_unstable();
+        for pair in held.windows(2) {
+            let ((a, written, a_name), (b, _, b_name)) = (&pair[0], &pair[1]);
+            if a == b {
+                return Err(format!(
+                    "segment files {a_name} and {b_name} both hold segment {a}: \
+                     move away the one that does not belong to this journal"
+                ));
+            }
+            if b - a != s {
+                return Err(format!(
+                    "records {}..{b} are missing between segment files {a_name} and \
+                     {b_name}: the retained segments do not form an unbroken run (a \
+                     segment file was deleted or lost); readers skip the gap",
+                    a + s
+                ));
+            }
+            if *written != s {
+                return Err(format!(
+                    "segment file {a_name} holds {written} of {s} records but a newer \
+                     segment exists: the header is damaged"
+                ));
+            }
+        }
+        let range = match (held.first(), held.last()) {
+            (Some((oldest, _, _)), Some((newest, n, _))) => format!(
+                "records {}..{} retained in an unbroken run of {} segments",
+                human::count(*oldest),
+                human::count(newest + n),
+                held.len()
+            ),
+            _ => "no records retained".to_owned(),
+        };
+        Ok(format!(
+            "{}, {} segment files of {} records ({} bytes each), every header valid; \
+             {range} (record contents carry no checksum in format version 1 and are not \
+             checked)",
+            retention_name(h0.retention),
+            files.len(),
+            human::count(s),
+            h0.record_size
+        ))
+    })();
+    Ok((verdict, writer_alive))
 }
