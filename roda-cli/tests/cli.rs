@@ -275,16 +275,8 @@ fn spawn(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Child {
 }
 
 /// Kills `child` and checks it never wrote to stderr.
-fn stop(mut child: Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+fn stop(child: Child) {
+    let err = stop_with_stderr(child);
     assert!(err.is_empty(), "{err}");
 }
 

@@ -34,6 +34,11 @@ pub fn parse_name(name: &OsStr) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The file name of the segment starting at `first`.
+fn segment_name(first: u64) -> String {
+    format!("{first:020}.roda")
+}
+
 /// One segment file found by a listing.
 pub struct Listed {
     /// The first sequence its name stands for.
@@ -195,6 +200,42 @@ impl SegmentDir {
             });
         }
         Ok(())
+    }
+
+    /// Looks for segment `first` under its own name (`{first:020}.roda`) and maps the
+    /// file if it is new; whether a mapped file holds `first` afterwards. A listing
+    /// taken while the writer creates or renames files may miss a file that existed
+    /// all along (directory order is not creation order), so a segment is never given
+    /// up for gone on a listing alone.
+    pub fn find_named(&mut self, first: u64) -> Result<bool, Failure> {
+        let path = self.path.join(segment_name(first));
+        let inode = match std::fs::metadata(&path) {
+            Ok(meta) => std::os::unix::fs::MetadataExt::ino(&meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(Failure::Store {
+                    path: path.clone(),
+                    error: RodaError::io(&path, e),
+                })
+            }
+        };
+        let listed = Listed {
+            name: first,
+            path,
+            inode,
+        };
+        let mut all: Vec<Listed> = self
+            .segments
+            .iter()
+            .map(|s| Listed {
+                name: s.name,
+                path: self.path.join(segment_name(s.name)),
+                inode: s.inode,
+            })
+            .collect();
+        all.push(listed);
+        self.refresh_from(all)?;
+        Ok(self.holding(first).is_some())
     }
 
     /// Segment files mapped.

@@ -161,37 +161,38 @@ enum Fetch {
 fn fetch(dir: &mut SegmentDir, seq: u64, buf: &mut Vec<u8>) -> Result<Fetch, Failure> {
     let s = dir.segment_records;
     let first = seq - seq % s;
-    let mut refreshed = false;
-    loop {
-        if let Some(file) = dir.holding(first) {
-            match file.copy_record(seq, buf) {
-                Ok(true) => return Ok(Fetch::Record),
-                // Not published yet, if the file still holds the segment (its writer
-                // may have started recycling it since `holding` looked).
-                Ok(false) if file.first_sequence() == Some(first) => return Ok(Fetch::Wait),
-                Ok(false) => {}
-                // The writer recycled the segment: everything up to its end is gone.
-                Err(RodaError::Lagged { .. }) => {
-                    dir.refresh()?;
-                    let end = first.saturating_add(s);
-                    return Ok(Fetch::Skip(
-                        dir.next_after(first).map_or(end, |n| n.max(end)),
-                    ));
-                }
-                Err(error) => {
-                    return Err(Failure::Store {
-                        path: file.path().into(),
-                        error,
-                    })
+    // Where to look: the files mapped already, then a new listing (a new file, or a
+    // renamed one), then the segment's own name (a listing taken while the writer
+    // creates or renames files may miss one that existed all along).
+    for attempt in 0..3 {
+        match attempt {
+            0 => {}
+            1 => dir.refresh()?,
+            _ => {
+                if !dir.find_named(first)? {
+                    break;
                 }
             }
         }
-        if refreshed {
-            break;
+        let Some(file) = dir.holding(first) else {
+            continue;
+        };
+        match file.copy_record(seq, buf) {
+            Ok(true) => return Ok(Fetch::Record),
+            // Not published yet, if the file still holds the segment (its writer may
+            // have started recycling it since `holding` looked).
+            Ok(false) if file.first_sequence() == Some(first) => return Ok(Fetch::Wait),
+            Ok(false) => {}
+            // The writer recycled the segment: everything up to its end is gone (the next
+            // fetch finds out whether the segments after it are).
+            Err(RodaError::Lagged { .. }) => return Ok(Fetch::Skip(first.saturating_add(s))),
+            Err(error) => {
+                return Err(Failure::Store {
+                    path: file.path().into(),
+                    error,
+                })
+            }
         }
-        // No mapped file holds the segment: a new file, or a renamed one?
-        dir.refresh()?;
-        refreshed = true;
     }
     // None holds it: gone if a newer segment exists (recycled, or a file deleted),
     // else not written yet.
