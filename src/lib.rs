@@ -66,3 +66,8 @@ pub mod prelude {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The code blocks of `docs/segmented.md`, run as doc-tests too.
+#[doc = include_str!("../docs/segmented.md")]
+#[cfg(doctest)]
+pub struct SegmentedDocDoctests;
