@@ -255,8 +255,9 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// * Bounded pipelines: when a stage has panicked (the wait would never end), or when
     ///   the pipeline is stalled on its own output: every stage is waiting for room, the
     ///   output ring is full, and only this thread can receive from it, which it cannot
-    ///   do while it waits here. Receive outputs between sends (`try_send` returns
-    ///   `Err(WouldBlock)` when the input is full) to avoid that.
+    ///   do while it waits here. Use [`send_receiving`](Self::send_receiving), or
+    ///   receive outputs between sends (`try_send` returns `Err(WouldBlock)` when the
+    ///   input is full), to avoid that.
     #[inline]
     pub fn send(&mut self, item: &In) -> u64 {
         match self.input.append_fast(item) {
@@ -285,9 +286,10 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 panic!(
                     "StageEngine::send: the bounded pipeline is stalled on its own output: \
                      every stage waits for room, the output ring ({capacity} records) is \
-                     full, and only this thread can receive from it; receive outputs \
-                     between sends (try_send returns Err(WouldBlock) when the input is \
-                     full, then try_receive)"
+                     full, and only this thread can receive from it; send with \
+                     send_receiving (it hands outputs to a closure while it waits), or \
+                     receive between sends (try_send returns Err(WouldBlock) when the \
+                     input is full, then try_receive)"
                 );
             }
             backoff.idle();
