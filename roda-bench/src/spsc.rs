@@ -37,6 +37,29 @@ fn idle() {
     }
 }
 
+/// The batch consumers' loop: `poll` adds one batch to the checksum and returns its
+/// length (0 when nothing new is published, and the consumer pauses).
+fn consume_batches(n: u64, mut poll: impl FnMut(&mut u64) -> u64) -> u64 {
+    let (mut sum, mut seen) = (0u64, 0);
+    while seen < n {
+        let got = poll(&mut sum);
+        seen += got;
+        if got == 0 {
+            idle();
+        }
+    }
+    sum
+}
+
+/// Adds `batch`'s checksums to `sum`; its length.
+#[inline]
+fn add_batch(sum: &mut u64, batch: &[Msg]) -> u64 {
+    for m in batch {
+        *sum = sum.wrapping_add(m[2]);
+    }
+    batch.len() as u64
+}
+
 fn msg(i: u64) -> Msg {
     [i, i ^ 0x5555, i.wrapping_mul(3)]
 }
@@ -91,19 +114,13 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                     }
                 },
                 move || {
+                    if batch {
+                        return consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096)));
+                    }
                     let mut sum = 0u64;
                     let mut seen = 0;
                     while seen < n {
-                        if batch {
-                            let b = reader.next_batch(4096);
-                            for m in b {
-                                sum = sum.wrapping_add(m[2]);
-                            }
-                            seen += b.len() as u64;
-                            if b.is_empty() {
-                                idle();
-                            }
-                        } else if let Some(m) = reader.next() {
+                        if let Some(m) = reader.next() {
                             sum = sum.wrapping_add(m[2]);
                             seen += 1;
                         } else {
@@ -131,21 +148,7 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                         journal.append(&msg(i));
                     }
                 },
-                move || {
-                    let mut sum = 0u64;
-                    let mut seen = 0;
-                    while seen < n {
-                        let b = reader.next_batch(4096);
-                        for m in b {
-                            sum = sum.wrapping_add(m[2]);
-                        }
-                        seen += b.len() as u64;
-                        if b.is_empty() {
-                            idle();
-                        }
-                    }
-                    sum
-                },
+                move || consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096))),
             )
         }
         "rtrb" => {

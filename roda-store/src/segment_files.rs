@@ -172,6 +172,17 @@ mod files {
         to: PathBuf,
     }
 
+    /// The header of a new segment file of `segment_records` records of `shape`.
+    fn segment_info(
+        shape: Shape,
+        segment_records: usize,
+        retention: Retention,
+    ) -> Result<HeaderInfo> {
+        let mut info = header::layout(shape, segment_records)?;
+        info.retention = retention_word(retention);
+        Ok(info)
+    }
+
     fn path_buffer(dir: &Path) -> PathBuf {
         PathBuf::with_capacity(dir.as_os_str().len() + 64)
     }
@@ -198,8 +209,7 @@ mod files {
     ) -> Result<Opened> {
         let slots = mapped_segments(retention);
         check_ring(segment_records, slots)?;
-        let mut info = header::layout(shape, segment_records)?;
-        info.retention = retention_word(retention);
+        let info = segment_info(shape, segment_records, retention)?;
         let s = segment_records as u64;
         s.checked_mul(slots as u64)
             .ok_or(RodaError::InvalidCapacity {
@@ -211,17 +221,7 @@ mod files {
         if !scan(dir)?.is_empty() {
             return Err(RodaError::AlreadyExists { path: dir.into() });
         }
-        let mut files = SegmentFiles {
-            dir: dir.into(),
-            _dir_lock: dir_lock,
-            retention,
-            names: Vec::with_capacity(slots),
-            locks: Vec::with_capacity(slots),
-            info,
-            settings: *settings,
-            from: path_buffer(dir),
-            to: path_buffer(dir),
-        };
+        let mut files = SegmentFiles::new(dir, dir_lock, retention, info, settings);
         let mut backings = Vec::with_capacity(slots);
         for slot in 0..slots as u64 {
             let first = if slot == 0 { 0 } else { NO_RECORDS };
@@ -371,20 +371,9 @@ mod files {
                 }
             }
         }
-        let mut files = SegmentFiles {
-            dir: dir.into(),
-            _dir_lock: dir_lock,
-            retention,
-            names: Vec::with_capacity(slots),
-            locks: Vec::with_capacity(slots),
-            info: header::layout(shape, s as usize).map(|mut info| {
-                info.retention = retention_raw;
-                info
-            })?,
-            settings: *settings,
-            from: path_buffer(dir),
-            to: path_buffer(dir),
-        };
+        // `retention` came from `retention_raw`, so the new files' header says the same.
+        let info = segment_info(shape, s as usize, retention)?;
+        let mut files = SegmentFiles::new(dir, dir_lock, retention, info, settings);
         let mut backings = Vec::with_capacity(slots);
         for (slot, pick) in chosen.into_iter().enumerate() {
             let claimed = match pick {
@@ -430,6 +419,29 @@ mod files {
     }
 
     impl SegmentFiles {
+        /// The directory state of the writer holding `dir_lock`, before any ring slot
+        /// is filled; new segment files get the header `info` (see [`segment_info`]).
+        fn new(
+            dir: &Path,
+            dir_lock: WriterLock,
+            retention: Retention,
+            info: HeaderInfo,
+            settings: &Settings,
+        ) -> SegmentFiles {
+            let slots = mapped_segments(retention);
+            SegmentFiles {
+                dir: dir.into(),
+                _dir_lock: dir_lock,
+                retention,
+                names: Vec::with_capacity(slots),
+                locks: Vec::with_capacity(slots),
+                info,
+                settings: *settings,
+                from: path_buffer(dir),
+                to: path_buffer(dir),
+            }
+        }
+
         /// Creates segment file `{name}` whose header says `first`, locked and mapped.
         fn create_segment(&self, name: u64, first: u64) -> Result<Claimed> {
             let path = self.dir.join(segment_name(name));
