@@ -309,7 +309,7 @@ pub(crate) struct RoomSignal {
 
 impl RoomSignal {
     /// The writer is about to wait for room (the slow path: takes a lock).
-    pub(crate) fn begin_wait(&self) {
+    fn begin_wait(&self) {
         let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
         *thread = Some(std::thread::current());
         drop(thread);
@@ -328,7 +328,7 @@ impl RoomSignal {
     }
 
     /// The writer found room (or stopped waiting).
-    pub(crate) fn end_wait(&self) {
+    fn end_wait(&self) {
         // Relaxed: only a hint for `notify` and for the stall diagnosis.
         self.waiting.store(false, Ordering::Relaxed);
     }
