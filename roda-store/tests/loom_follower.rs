@@ -9,14 +9,13 @@
 //! `RUSTFLAGS="--cfg roda_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p roda-store --release --test loom_follower`
 #![cfg(roda_loom)]
 
-use std::cell::Cell;
+mod loom_support;
 
 use roda_store::{loom_hooks, RodaError, SegmentedJournal};
 
+/// Runs the model; returns how many executions loom explored.
 fn model() -> usize {
-    std::thread_local!(static EXECUTIONS: Cell<usize> = const { Cell::new(0) });
-    loom::model(|| {
-        EXECUTIONS.with(|n| n.set(n.get() + 1));
+    loom_support::explore(|| {
         let mut journal = SegmentedJournal::<[u64; 2]>::in_memory(1, 2).unwrap();
         let mut follower = journal.follower();
         let writer = loom::thread::spawn(move || {
@@ -43,18 +42,12 @@ fn model() -> usize {
             }
         }
         writer.join().unwrap();
-    });
-    EXECUTIONS.with(|n| n.get())
+    })
 }
 
 #[test]
 fn follower_copies_are_intact_or_lagged() {
-    let executions = model();
-    println!("loom explored {executions} executions");
-    assert!(
-        executions > 10,
-        "loom explored only {executions} executions"
-    );
+    loom_support::assert_explored(model());
 }
 
 #[test]

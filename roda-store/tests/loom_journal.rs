@@ -6,7 +6,7 @@
 //! `RUSTFLAGS="--cfg roda_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p roda-store --release --test loom_journal`
 #![cfg(roda_loom)]
 
-use std::cell::Cell;
+mod loom_support;
 
 use roda_store::{loom_hooks, JournalStore};
 
@@ -14,10 +14,7 @@ const RECORDS: u64 = 3;
 
 /// Runs the model; returns how many executions loom explored.
 fn model() -> usize {
-    // loom runs a model's threads on this OS thread, and each test has its own thread.
-    std::thread_local!(static EXECUTIONS: Cell<usize> = const { Cell::new(0) });
-    loom::model(|| {
-        EXECUTIONS.with(|n| n.set(n.get() + 1));
+    loom_support::explore(|| {
         let mut journal = JournalStore::<[u64; 2]>::in_memory(RECORDS as usize).unwrap();
         let mut reader = journal.reader();
         let writer = loom::thread::spawn(move || {
@@ -45,19 +42,12 @@ fn model() -> usize {
             assert_eq!(*record, [seen, !seen]);
         }
         assert_eq!(seen, RECORDS);
-    });
-    EXECUTIONS.with(|n| n.get())
+    })
 }
 
 #[test]
 fn reader_sees_only_complete_records_in_order() {
-    let executions = model();
-    println!("loom explored {executions} executions");
-    // A model that stops exploring interleavings would pass vacuously.
-    assert!(
-        executions > 10,
-        "loom explored only {executions} executions"
-    );
+    loom_support::assert_explored(model());
 }
 
 #[test]

@@ -7,14 +7,13 @@
 //! `RUSTFLAGS="--cfg roda_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p roda-store --release --test loom_segmented`
 #![cfg(roda_loom)]
 
-use std::cell::Cell;
+mod loom_support;
 
 use roda_store::{loom_hooks, SegmentedJournal};
 
+/// Runs the model; returns how many executions loom explored.
 fn model() -> usize {
-    std::thread_local!(static EXECUTIONS: Cell<usize> = const { Cell::new(0) });
-    loom::model(|| {
-        EXECUTIONS.with(|n| n.set(n.get() + 1));
+    loom_support::explore(|| {
         let mut journal = SegmentedJournal::<[u64; 2]>::in_memory(1, 2).unwrap();
         let mut reader = journal.reader();
         let writer = loom::thread::spawn(move || {
@@ -35,18 +34,12 @@ fn model() -> usize {
             }
         }
         writer.join().unwrap();
-    });
-    EXECUTIONS.with(|n| n.get())
+    })
 }
 
 #[test]
 fn writer_waits_for_the_reader_before_recycling() {
-    let executions = model();
-    println!("loom explored {executions} executions");
-    assert!(
-        executions > 10,
-        "loom explored only {executions} executions"
-    );
+    loom_support::assert_explored(model());
 }
 
 #[test]
