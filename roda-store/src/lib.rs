@@ -23,6 +23,7 @@ mod journal;
 mod segmented;
 mod slots;
 mod sync;
+mod wake;
 
 #[cfg(roda_loom)]
 #[doc(hidden)]

@@ -83,3 +83,17 @@ pub fn set_skip_follower_fence(on: bool) {
 pub(crate) fn skip_follower_fence() -> bool {
     SKIP_FOLLOWER_FENCE.with(|c| c.get())
 }
+
+std::thread_local! {
+    static SKIP_WAKE_FENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes a journal with waking on publish without the full fence between its
+/// published count and its load of the waiter flag (so a sleeper can miss its wake-up).
+pub fn set_skip_wake_fence(on: bool) {
+    SKIP_WAKE_FENCE.with(|c| c.set(on));
+}
+
+pub(crate) fn skip_wake_fence() -> bool {
+    SKIP_WAKE_FENCE.with(|c| c.get())
+}

@@ -68,30 +68,30 @@ impl<T: Record> JournalOptions<T> {
     /// A journal of `capacity` records in anonymous memory (gone when the last handle drops).
     pub fn in_memory(self, capacity: usize) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(Backing::in_memory(shape, capacity, &self.settings)?)
+        JournalStore::from_claim(
+            Backing::in_memory(shape, capacity, &self.settings)?,
+            &self.settings,
+        )
     }
 
     /// A new journal file of `capacity` records; fails with `AlreadyExists` if `path` exists.
     #[cfg(not(roda_loom))]
     pub fn create(self, path: impl AsRef<Path>, capacity: usize) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::file::backing::create(
-            path.as_ref(),
-            shape,
-            capacity,
+        JournalStore::from_claim(
+            crate::file::backing::create(path.as_ref(), shape, capacity, &self.settings)?,
             &self.settings,
-        )?)
+        )
     }
 
     /// Reopens a journal file for writing, resuming after its last committed record.
     #[cfg(not(roda_loom))]
     pub fn open(self, path: impl AsRef<Path>) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::file::backing::open_writer(
-            path.as_ref(),
-            shape,
+        JournalStore::from_claim(
+            crate::file::backing::open_writer(path.as_ref(), shape, &self.settings)?,
             &self.settings,
-        )?)
+        )
     }
 
     /// [`open`](Self::open) if the file exists, else [`create`](Self::create).
@@ -102,12 +102,10 @@ impl<T: Record> JournalOptions<T> {
         capacity: usize,
     ) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::file::backing::open_or_create(
-            path.as_ref(),
-            shape,
-            capacity,
+        JournalStore::from_claim(
+            crate::file::backing::open_or_create(path.as_ref(), shape, capacity, &self.settings)?,
             &self.settings,
-        )?)
+        )
     }
 
     /// A read-only follower of the journal file at `path` (no lock taken).
@@ -163,8 +161,8 @@ impl<T: Record> JournalStore<T> {
         Self::options().open_or_create(path, capacity)
     }
 
-    fn from_claim(claim: Claimed) -> Result<Self> {
-        let core = JournalCore::new(claim.backing);
+    fn from_claim(claim: Claimed, settings: &Settings) -> Result<Self> {
+        let core = JournalCore::with_settings(claim.backing, settings);
         // The writer is alone (it holds the lock), so the stored count is final.
         let stored = core.published_raw();
         if stored > core.capacity() as u64 {
@@ -175,6 +173,9 @@ impl<T: Record> JournalStore<T> {
                     core.capacity()
                 ),
             });
+        }
+        if let Some(wake) = &core.wake {
+            wake.open();
         }
         Ok(JournalStore {
             core: Arc::new(core),
@@ -354,6 +355,11 @@ impl<T: Record> JournalStore<T> {
         self.core.backing.info
     }
 
+    /// Whether the writer wakes sleeping readers on publish (see `options().wake`).
+    pub fn wakes_readers(&self) -> bool {
+        self.core.wake.is_some()
+    }
+
     /// Whether the journal's memory is locked into RAM (see `options().lock_memory`).
     pub fn memory_locked(&self) -> bool {
         self.core.backing.memory_locked
@@ -447,6 +453,10 @@ impl<T: Record> Drop for AppendBatch<'_, T> {
 
 impl<T: Record> Drop for JournalStore<T> {
     fn drop(&mut self) {
+        // Sleeping readers return instead of waiting for a writer that is gone.
+        if let Some(wake) = &self.core.wake {
+            wake.close();
+        }
         if self.lock.is_some() {
             self.core.backing.clear_writer();
         }

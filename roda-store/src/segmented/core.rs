@@ -6,6 +6,7 @@ use roda_core::{Record, Result, RodaError};
 use crate::file::header::OFF_FIRST_SEQ;
 use crate::journal::core::JournalCore;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::wake::Waker;
 
 /// A counter alone on its cache lines (so a reader's gate never shares a line with
 /// another reader's or with the writer's count).
@@ -61,6 +62,8 @@ pub(crate) struct SegmentedCore<T> {
     /// The oldest sequence the segments held when the journal was opened (0 for a new
     /// one): a reopened directory may have lost its oldest segment to a crash mid-recycle.
     pub(crate) floor: u64,
+    /// The wake words of the in-process readers and followers (waking on only).
+    pub(crate) wake: Option<Waker>,
 }
 
 impl<T: Record> SegmentedCore<T> {
