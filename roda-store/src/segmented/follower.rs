@@ -190,7 +190,11 @@ impl<T: Record> SegmentedFollower<T> {
                 }
                 let s = core.segment_records;
                 let first = seq - seq % s;
-                let end = self.known.min(first + s).min(seq + out.len() as u64);
+                // Saturating: a cursor sought near `u64::MAX` must not wrap.
+                let end = self
+                    .known
+                    .min(first.saturating_add(s))
+                    .min(seq.saturating_add(out.len() as u64));
                 let n = (end - seq) as usize;
                 read_validated(
                     core.segment_of(seq),
@@ -221,7 +225,7 @@ impl<T: Record> SegmentedFollower<T> {
             #[cfg(not(roda_loom))]
             Source::Dir(source) => source.segment_records(),
         };
-        self.lost_below = self.lost_below.max(seq - seq % s + s);
+        self.lost_below = self.lost_below.max((seq - seq % s).saturating_add(s));
         let oldest = self.oldest_retained();
         RodaError::Lagged {
             missed: oldest.saturating_sub(seq).max(1),
@@ -415,7 +419,8 @@ mod dir {
         pub(super) fn read(&mut self, seq: u64, out: &mut [T]) -> Result<Got> {
             let s = self.segment_records;
             let first = seq - seq % s;
-            let n = out.len().min((first + s - seq) as usize);
+            // Records left in the segment (`first + s` may not fit in a u64).
+            let n = out.len().min((s - (seq - first)) as usize);
             let mut remapped = false;
             loop {
                 match self.generation(first) {
