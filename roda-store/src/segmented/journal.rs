@@ -325,6 +325,7 @@ impl<T: Record> SegmentedJournal<T> {
                 segment_records,
                 published: Padded(AtomicU64::new(seq)),
                 gates: (0..max_readers()).map(|_| Gate::new()).collect(),
+                registrations: Padded(AtomicU64::new(0)),
                 floor,
             }),
             seq,
@@ -481,14 +482,8 @@ impl<T: Record> SegmentedJournal<T> {
         if next_start >= window && !skip_gate_check() {
             // The segment to recycle held [next_start - window, next_start - window + S).
             let must_release = next_start - window + self.core.segment_records;
-            for gate in self.core.gates.iter() {
-                // Acquire pairs with the claim's AcqRel and the reader's Release stores of
-                // `released`: its views of the old records ended before we overwrite them.
-                if gate.in_use.load(Ordering::Acquire)
-                    && gate.released.0.load(Ordering::Acquire) < must_release
-                {
-                    return Err(self.would_block());
-                }
+            if !self.core.gates_allow(must_release) {
+                return Err(self.would_block());
             }
         }
         let slot = self.core.slot_of(next_start);

@@ -62,7 +62,7 @@ impl<T: Record> SegmentedReader<T> {
         let start = self.segment_start(seq);
         self.gate_at = start;
         self.slot = self.core.slot_of(start);
-        // Release pairs with the writer's Acquire load in `roll`: every view of the
+        // Release pairs with the writer's Acquire load in `gates_allow`: every view of the
         // records below `start` ended before the writer may recycle them.
         self.core.gates[self.gate]
             .released
