@@ -492,12 +492,14 @@ mod on_disk {
             core.segment_of(current_start).publish(core.segment_records);
             let slot = core.slot_of(next_start);
             let backing = &core.segments[slot].backing;
-            let holds_nothing = {
-                // Relaxed: only this writer stores the word.
-                backing.atomic(OFF_FIRST_SEQ).load(Ordering::Relaxed) == NO_RECORDS
-            };
             match self.retention {
-                Retention::KeepAll if !(holds_nothing && self.names[slot] == next_start) => {
+                // The slot's file is already named for `next_start`: a spare, or the
+                // file a roll cut short by a crash created (or a spare whose first
+                // sequence it set) before publishing a record in it. Recovery resumed
+                // at `next_start`, so it holds nothing committed: prepare it in place.
+                // (Creating it again would find it, and opening it would find this
+                // writer's own lock.)
+                Retention::KeepAll if self.names[slot] != next_start => {
                     self.replace(backing, slot, next_start)
                 }
                 _ => self.prepare(backing, slot, next_start),
