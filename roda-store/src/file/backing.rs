@@ -208,9 +208,7 @@ mod files {
                 ))
             }
         };
-        lock.file()
-            .set_len(info.required_len())
-            .map_err(io_err(path))?;
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), info, settings, true).map_err(io_err(path))?;
         // SAFETY: the mapping is new and private to this call until it is linked into
         // place below; it is at least one header long.
@@ -236,6 +234,31 @@ mod files {
                 Err(RodaError::AlreadyExists { path: path.into() })
             }
             Err(e) => Err(RodaError::io(path, e)),
+        }
+    }
+
+    /// Sizes `file` to at least `len` bytes with every block allocated
+    /// (`posix_fallocate`), so that writing through the mapping never meets a full disk:
+    /// that would be a SIGBUS, while here it is an error (ENOSPC) before anything is
+    /// mapped. Where the file system cannot allocate ahead (EOPNOTSUPP), the file is
+    /// sized sparse as before, with a warning.
+    pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len_arg =
+            i64::try_from(len).map_err(|_| io::Error::other("store file length exceeds i64"))?;
+        match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len_arg) {
+            Ok(()) => Ok(()),
+            Err(nix::errno::Errno::EOPNOTSUPP) => {
+                log::warn!(
+                    "roda: this file system cannot reserve blocks ahead (posix_fallocate); \
+                     the store file stays sparse and a full disk will raise SIGBUS on write"
+                );
+                if file.metadata()?.len() < len {
+                    file.set_len(len)?;
+                }
+                Ok(())
+            }
+            Err(errno) => Err(io::Error::from(errno)),
         }
     }
 
@@ -266,6 +289,8 @@ mod files {
                 })
             }
         };
+        // A file written by a version that left files sparse gets its blocks now.
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), &info, settings, true).map_err(io_err(path))?;
         let memory_locked = apply_settings(&region, settings, info.required_len() as usize)?;
         let backing = Backing {
