@@ -17,6 +17,7 @@ use crate::file::backing::{self, Backing};
 use crate::file::header::{
     HeaderInfo, StoreKind, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITER_PID, OFF_WRITE_SEQ,
 };
+use crate::file::lock::WriterProbe;
 use crate::journal::core::{load_write_seq, words};
 use crate::slots::seqlock::{self, Found, TORN};
 use crate::sync::{fence, AtomicU64, Ordering};
@@ -45,6 +46,8 @@ pub struct StoreFile {
     backing: Backing,
     path: PathBuf,
     file_len: u64,
+    /// A second read-only open of the file, to test the writer's liveness lock.
+    probe: WriterProbe,
 }
 
 /// What [`StoreFile::read_slot`] found in a slot.
@@ -71,6 +74,7 @@ impl StoreFile {
         let path = path.as_ref();
         let (backing, file_len) = backing::open_reader_any(path)?;
         Ok(StoreFile {
+            probe: WriterProbe::new(Some(path)),
             backing,
             path: path.into(),
             file_len,
@@ -100,12 +104,12 @@ impl StoreFile {
         self.backing.atomic(OFF_WRITER_PID).load(Ordering::Relaxed) as u32
     }
 
-    /// Whether the recorded writer may still be running: its pid is not 0 and the
-    /// kernel knows a process with that pid (possibly of another user). A writer that
-    /// closed cleanly left 0; one that crashed left a pid no longer running (unless the
-    /// system reused it).
+    /// Whether a writer (in any process, any pid namespace) holds the file now: tested
+    /// by its liveness lock, without taking anything. A writer that closed cleanly or
+    /// crashed holds nothing; the recorded pid plays no part (a crashed writer's pid may
+    /// have been reused, and a pid means nothing in another namespace).
     pub fn writer_alive(&self) -> bool {
-        seqlock::process_alive(self.writer_pid())
+        self.probe.writer_alive()
     }
 
     /// For a segment of a segmented journal (`header().segment`), the sequence of its

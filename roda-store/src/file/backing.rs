@@ -199,7 +199,7 @@ mod files {
             .create_new(true)
             .open(tmp)
             .map_err(io_err(path))?;
-        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
             LockAttempt::Taken(lock) => lock,
             LockAttempt::Held(_) => {
                 return Err(RodaError::io(
@@ -208,6 +208,7 @@ mod files {
                 ))
             }
         };
+        lock.mark_live().map_err(io_err(path))?;
         reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), info, settings, true).map_err(io_err(path))?;
         // SAFETY: the mapping is new and private to this call until it is linked into
@@ -281,7 +282,7 @@ mod files {
             .open(path)
             .map_err(io_err(path))?;
         let info = read_header(&file, path, &shape)?;
-        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
             LockAttempt::Taken(lock) => lock,
             LockAttempt::Held(file) => {
                 return Err(RodaError::WriterActive {
@@ -289,6 +290,7 @@ mod files {
                 })
             }
         };
+        lock.mark_live().map_err(io_err(path))?;
         // A file written by a version that left files sparse gets its blocks now.
         reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), &info, settings, true).map_err(io_err(path))?;
