@@ -17,7 +17,7 @@ use crate::file::backing::{self, Backing};
 use crate::file::header::{
     HeaderInfo, StoreKind, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITER_PID, OFF_WRITE_SEQ,
 };
-use crate::file::lock::WriterProbe;
+use crate::file::lock::writer_holds;
 use crate::journal::core::{load_write_seq, words};
 use crate::slots::seqlock::{self, Found, TORN};
 use crate::sync::{fence, AtomicU64, Ordering};
@@ -46,8 +46,6 @@ pub struct StoreFile {
     backing: Backing,
     path: PathBuf,
     file_len: u64,
-    /// A second read-only open of the file, to test the writer's liveness lock.
-    probe: WriterProbe,
 }
 
 /// What [`StoreFile::read_slot`] found in a slot.
@@ -74,7 +72,6 @@ impl StoreFile {
         let path = path.as_ref();
         let (backing, file_len) = backing::open_reader_any(path)?;
         Ok(StoreFile {
-            probe: WriterProbe::new(Some(path)),
             backing,
             path: path.into(),
             file_len,
@@ -109,7 +106,12 @@ impl StoreFile {
     /// crashed holds nothing; the recorded pid plays no part (a crashed writer's pid may
     /// have been reused, and a pid means nothing in another namespace).
     pub fn writer_alive(&self) -> bool {
-        self.probe.writer_alive()
+        // A fresh open per question: tools hold many of these (one per segment of an
+        // archive), and a descriptor kept by each could exhaust the process's limit.
+        match std::fs::File::open(&self.path) {
+            Ok(probe) => writer_holds(&probe).unwrap_or(false),
+            Err(_) => false,
+        }
     }
 
     /// For a segment of a segmented journal (`header().segment`), the sequence of its
