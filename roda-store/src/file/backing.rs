@@ -199,7 +199,7 @@ mod files {
             .create_new(true)
             .open(tmp)
             .map_err(io_err(path))?;
-        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
             LockAttempt::Taken(lock) => lock,
             LockAttempt::Held(_) => {
                 return Err(RodaError::io(
@@ -208,9 +208,8 @@ mod files {
                 ))
             }
         };
-        lock.file()
-            .set_len(info.required_len())
-            .map_err(io_err(path))?;
+        lock.mark_live().map_err(io_err(path))?;
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), info, settings, true).map_err(io_err(path))?;
         // SAFETY: the mapping is new and private to this call until it is linked into
         // place below; it is at least one header long.
@@ -239,6 +238,31 @@ mod files {
         }
     }
 
+    /// Sizes `file` to at least `len` bytes with every block allocated
+    /// (`posix_fallocate`), so that writing through the mapping never meets a full disk:
+    /// that would be a SIGBUS, while here it is an error (ENOSPC) before anything is
+    /// mapped. Where the file system cannot allocate ahead (EOPNOTSUPP), the file is
+    /// sized sparse as before, with a warning.
+    pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len_arg =
+            i64::try_from(len).map_err(|_| io::Error::other("store file length exceeds i64"))?;
+        match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len_arg) {
+            Ok(()) => Ok(()),
+            Err(nix::errno::Errno::EOPNOTSUPP) => {
+                log::warn!(
+                    "roda: this file system cannot reserve blocks ahead (posix_fallocate); \
+                     the store file stays sparse and a full disk will raise SIGBUS on write"
+                );
+                if file.metadata()?.len() < len {
+                    file.set_len(len)?;
+                }
+                Ok(())
+            }
+            Err(errno) => Err(io::Error::from(errno)),
+        }
+    }
+
     fn temp_path(path: &Path) -> PathBuf {
         static COUNTER: StdAtomicU64 = StdAtomicU64::new(0);
         // Relaxed: only uniqueness matters.
@@ -258,7 +282,7 @@ mod files {
             .open(path)
             .map_err(io_err(path))?;
         let info = read_header(&file, path, &shape)?;
-        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
             LockAttempt::Taken(lock) => lock,
             LockAttempt::Held(file) => {
                 return Err(RodaError::WriterActive {
@@ -266,6 +290,9 @@ mod files {
                 })
             }
         };
+        lock.mark_live().map_err(io_err(path))?;
+        // A file written by a version that left files sparse gets its blocks now.
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), &info, settings, true).map_err(io_err(path))?;
         let memory_locked = apply_settings(&region, settings, info.required_len() as usize)?;
         let backing = Backing {

@@ -143,7 +143,8 @@ impl<T: Record> JournalStore<T> {
 
     /// Creates a journal file of `capacity` records at `path` and takes its writer lock.
     /// Fails with `AlreadyExists` if the path exists. The file's full size is reserved
-    /// up front (sparse where the file system allows).
+    /// on disk up front (its blocks allocated), so a disk without room is an `Io` error
+    /// here rather than a SIGBUS at some later append; see docs/file-format.md.
     #[cfg(not(roda_loom))]
     pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Self> {
         Self::options().create(path, capacity)

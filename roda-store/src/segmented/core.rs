@@ -5,6 +5,7 @@ use roda_core::{Record, Result, RodaError};
 
 use crate::file::header::OFF_FIRST_SEQ;
 use crate::journal::core::JournalCore;
+use crate::segmented::files::SegmentFiles;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 #[cfg(not(roda_loom))]
@@ -76,6 +77,10 @@ pub(crate) struct SegmentedCore<T> {
     /// The oldest sequence the segments held when the journal was opened (0 for a new
     /// one): a reopened directory may have lost its oldest segment to a crash mid-recycle.
     pub(crate) floor: u64,
+    /// The directory's locks, handed over by a file-backed writer dropped while gating
+    /// readers still existed: they keep the directory locked (a new writer would recycle
+    /// under their `&T`) until the last handle on this core is gone.
+    pub(crate) parked_files: std::sync::OnceLock<Box<SegmentFiles>>,
 }
 
 impl<T: Record> SegmentedCore<T> {

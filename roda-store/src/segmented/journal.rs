@@ -51,8 +51,10 @@ impl<T: Record> SegmentedOptions<T> {
     }
 
     /// Reopens the file-backed segmented journal in `dir` for writing: takes its lock
-    /// (`WriterActive` while another writer holds it), recovers from the segment
-    /// headers and resumes after the last committed record.
+    /// (`WriterActive` while another writer holds it, or while gating readers of a
+    /// dropped writer still exist: they keep the directory locked, see
+    /// [`SegmentedJournal::reader`]), recovers from the segment headers and resumes
+    /// after the last committed record.
     #[cfg(not(roda_loom))]
     pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedJournal<T>> {
         let shape = journal_shape::<T>(&self.settings, true)?;
@@ -327,6 +329,7 @@ impl<T: Record> SegmentedJournal<T> {
                 gates: (0..max_readers()).map(|_| Gate::new()).collect(),
                 registrations: Padded(AtomicU64::new(0)),
                 floor,
+                parked_files: std::sync::OnceLock::new(),
             }),
             seq,
             segment_start,
@@ -339,6 +342,12 @@ impl<T: Record> SegmentedJournal<T> {
 
     /// A new gating reader starting at the oldest record still in memory. Until it is
     /// dropped, the writer never recycles a segment this reader has not left.
+    ///
+    /// For a file-backed journal the guarantee outlives the writer: a writer dropped
+    /// while gating readers (or their clones) exist leaves the directory locked until
+    /// the last of them, and everything else it handed out (followers, watches), is
+    /// dropped; until then `open` fails with `WriterActive` naming this process.
+    /// Followers alone never keep the directory locked.
     ///
     /// # Panics
     /// When [`MAX_READERS`](crate::MAX_READERS) readers exist already; see [`try_reader`](Self::try_reader).
@@ -568,7 +577,21 @@ impl<T: Record> SegmentedJournal<T> {
 
 impl<T: Record> Drop for SegmentedJournal<T> {
     fn drop(&mut self) {
-        if self.files.is_some() {
+        let Some(files) = self.files.take() else {
+            return;
+        };
+        // Gating readers outlive the writer: they keep the directory locked (and this
+        // process recorded as its writer), so no new writer recycles under their views.
+        // Readers are only made by the writer or by cloning a reader, so with no gate
+        // in use none can appear later. Acquire pairs with the claim's AcqRel.
+        let readers_live = self
+            .core
+            .gates
+            .iter()
+            .any(|gate| gate.in_use.load(Ordering::Acquire));
+        if readers_live {
+            let _ = self.core.parked_files.set(files);
+        } else {
             for segment in self.core.segments.iter() {
                 segment.backing.clear_writer();
             }
