@@ -221,7 +221,8 @@ impl<T: Record> SegmentedFollower<T> {
             #[cfg(not(roda_loom))]
             Source::Dir(source) => source.segment_records(),
         };
-        self.lost_below = self.lost_below.max(seq - seq % s + s);
+        // Saturating: a cursor sought near 2^64 (or a damaged header) has no segment end.
+        self.lost_below = self.lost_below.max((seq - seq % s).saturating_add(s));
         let oldest = self.oldest_retained();
         RodaError::Lagged {
             missed: oldest.saturating_sub(seq).max(1),
@@ -321,7 +322,7 @@ mod dir {
     use crate::file::header::Shape;
     use crate::file::options::Retention;
     use crate::file::options::Settings;
-    use crate::segmented::files::{mapped_segments, scan, segment_name, Found};
+    use crate::segmented::files::{holds_segment, mapped_segments, scan, segment_name, Found};
 
     /// A follower's own read-only mappings of a segment directory: a ring of slots
     /// like the writer's (`KeepLast(k)`: the k ring files, each always in the same
@@ -415,7 +416,8 @@ mod dir {
         pub(super) fn read(&mut self, seq: u64, out: &mut [T]) -> Result<Got> {
             let s = self.segment_records;
             let first = seq - seq % s;
-            let n = out.len().min((first + s - seq) as usize);
+            // Records left in the segment: `s - (seq - first)`, which cannot overflow.
+            let n = out.len().min((s - seq % s) as usize);
             let mut remapped = false;
             loop {
                 match self.generation(first) {
@@ -475,7 +477,7 @@ mod dir {
                 .map(|found| {
                     found
                         .into_iter()
-                        .filter(|f| f.first != NO_RECORDS && f.first % self.segment_records == 0)
+                        .filter(|f| holds_segment(f.first, self.segment_records))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -486,6 +488,8 @@ mod dir {
         }
 
         pub(super) fn published(&mut self) -> u64 {
+            // No overflow: `valid` keeps first sequences below 2^63 (`holds_segment`),
+            // and a segment's size is below 2^63 too (its bytes fit the address space).
             self.newest()
                 .map_or(0, |f| f.first + f.written.min(self.segment_records))
         }
