@@ -322,7 +322,9 @@ mod dir {
     use crate::file::header::Shape;
     use crate::file::options::Retention;
     use crate::file::options::Settings;
-    use crate::segmented::files::{holds_segment, mapped_segments, scan, segment_name, Found};
+    use crate::segmented::files::{
+        holds_segment, mapped_segments, scan, segment_name, Found, SEQUENCE_LIMIT,
+    };
 
     /// A follower's own read-only mappings of a segment directory: a ring of slots
     /// like the writer's (`KeepLast(k)`: the k ring files, each always in the same
@@ -416,6 +418,11 @@ mod dir {
         pub(super) fn read(&mut self, seq: u64, out: &mut [T]) -> Result<Got> {
             let s = self.segment_records;
             let first = seq - seq % s;
+            if first >= SEQUENCE_LIMIT {
+                // No segment holds it, whatever a header says now (another process may
+                // have damaged one): the cursor plus what is read must not overflow.
+                return Ok(Got::Nothing);
+            }
             // Records left in the segment: `s - (seq - first)`, which cannot overflow.
             let n = out.len().min((s - seq % s) as usize);
             let mut remapped = false;

@@ -13,6 +13,8 @@ pub const CHILD_ENV: &str = "RODA_HOSTILE_CHILD";
 /// The child's progress lines: `CASE <seed>` before each case, `DONE <seed>` after it.
 pub const CASE: &str = "CASE ";
 pub const DONE: &str = "DONE ";
+/// The child's tally lines: `STATS <api> <opened> <refused>`.
+pub const STATS: &str = "STATS ";
 
 /// How a child ended.
 pub struct Outcome {

@@ -186,6 +186,10 @@ pub fn templates(root: &Path) -> Vec<Template> {
 pub struct Case {
     pub seed: u64,
     pub kind: Kind,
+    /// Records per segment (directories), records or slots (files), of the template.
+    pub capacity: u64,
+    /// The rest of the case's random sequence: the changes made while it is open.
+    pub rng: Rng,
     /// The copied file or directory.
     pub path: PathBuf,
     /// What was done to it, for the failure report.
@@ -225,17 +229,53 @@ pub fn make_case(seed: u64, templates: &[Template], work: &Path) -> Case {
     fs::create_dir_all(work).unwrap();
     let path = work.join(t.path.file_name().unwrap());
     copy_tree(&t.path, &path);
+    let n = 1 + rng.below(3);
     let mut case = Case {
         seed,
         kind: t.kind,
+        capacity: t.capacity,
+        rng: Rng::new(0),
         path,
         log: vec![format!("template {}", t.name)],
     };
-    let n = 1 + rng.below(3);
     for _ in 0..n {
         mutate(&mut rng, &mut case, t, templates);
     }
+    case.rng = rng;
     case
+}
+
+impl Case {
+    /// Changes one header word (or data word) of one of the case's files in place, as
+    /// another process with write access could while readers have it open: readers
+    /// must re-check what they load from a live mapping at each use. Never the length
+    /// (truncating a mapped file raises SIGBUS in its readers by the kernel's design,
+    /// see docs/file-format.md) and never the writer pid (see [`OFF_WRITER_PID`]).
+    pub fn change_live(&mut self) {
+        let files: Vec<PathBuf> = if self.path.is_dir() {
+            entries(&self.path)
+        } else {
+            vec![self.path.clone()]
+        };
+        if files.is_empty() {
+            return;
+        }
+        let rng = &mut self.rng;
+        let file = rng.pick(&files).clone();
+        let len = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let at = if len > PAGE + 8 && rng.chance(4) {
+            PAGE + 8 * rng.below((len - PAGE) / 8)
+        } else {
+            *rng.pick(&[24u64, 40, 64, 72, 88, 88, 96, 128, 128])
+        };
+        let old = read_u64(&file, at);
+        let value = interesting(rng, old, self.capacity);
+        write_at(&file, at, &value.to_ne_bytes());
+        self.log.push(format!(
+            "while open: {} word {at} {old:#x} -> {value:#x}",
+            file.display()
+        ));
+    }
 }
 
 fn read_u64(path: &Path, at: u64) -> u64 {
