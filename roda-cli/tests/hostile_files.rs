@@ -207,3 +207,31 @@ fn segment_at_the_end_of_u64() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("beyond 2^63"), "{text}");
 }
+
+/// A named pipe given as the store file, or under a segment's name: refused at once
+/// with status 2 (a plain open of a pipe waits for a writer).
+#[test]
+fn named_pipes_are_refused_without_blocking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pipe = tmp.path().join("store.roda");
+    assert!(Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .unwrap()
+        .success());
+    let s = |x: &'static str| std::ffi::OsStr::new(x);
+    for command in ["inspect", "tail", "verify"] {
+        run_roda(&[s(command), pipe.as_os_str()], &[2]).unwrap();
+    }
+    let dir = tmp.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    let segment = dir.join(format!("{:020}.roda", 0));
+    assert!(Command::new("mkfifo")
+        .arg(&segment)
+        .status()
+        .unwrap()
+        .success());
+    for command in ["inspect", "tail", "verify"] {
+        run_roda(&[s(command), dir.as_os_str()], &[1, 2]).unwrap();
+    }
+}

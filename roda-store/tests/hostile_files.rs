@@ -45,6 +45,8 @@ use roda_store::{
 const DEFAULT_CASES: u64 = 3000;
 /// The base seed of the CI run (`RODA_FUZZ_BASE` to change).
 const DEFAULT_BASE: u64 = 0x0DA_F022;
+/// A child that prints nothing for this long is hung (a case takes milliseconds).
+const STALL: Duration = Duration::from_secs(30);
 /// Cases per child process.
 const BATCH: u64 = 500;
 
@@ -54,6 +56,11 @@ const REGRESSIONS: &[u64] = &[
     // was open; a seek there, then `next_batch`: the cursor overflowed (follower.rs).
     0x829b_d45d_a28e_46a5,
     0x0ddb_b3f2_3226_200c,
+    // A named pipe under a segment's name, or in place of a store file: opens blocked
+    // for ever (backing.rs, files.rs).
+    0xe950_aebd_7e6f_c354,
+    0xd0a3_846f_c99f_a716,
+    0x42e0_b248_8131_1f91,
 ];
 
 // ---------------------------------------------------------------------------------
@@ -384,6 +391,7 @@ const NAMED: &[Named] = &[
     ("sequence_at_the_end_writer", sequence_at_the_end_writer),
     ("sequence_at_the_end_follower", sequence_at_the_end_follower),
     ("follower_sought_to_the_end", follower_sought_to_the_end),
+    ("named_pipes", named_pipes),
 ];
 
 const OFF_FIRST_SEQ: u64 = 88;
@@ -468,9 +476,40 @@ fn follower_sought_to_the_end(tmp: &Path) {
     }
 }
 
+/// Named pipes where a store file, a segment file or a segment directory should be:
+/// every open refuses them at once (a plain open of a pipe waits for a writer).
+fn named_pipes(tmp: &Path) {
+    let mkfifo = |path: &Path| {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let pipe = tmp.join("store.roda");
+    mkfifo(&pipe);
+    assert!(JournalReader::<JournalRec>::open(&pipe).is_err());
+    assert!(JournalStore::<JournalRec>::open(&pipe).is_err());
+    assert!(SlotReader::<SlotRec>::open(&pipe).is_err());
+    assert!(SlotStore::<SlotRec>::open(&pipe).is_err());
+    assert!(StoreFile::open(&pipe).is_err());
+    assert!(SegmentedJournal::<SegRec>::open(&pipe).is_err());
+    assert!(SegmentedFollower::<SegRec>::open(&pipe).is_err());
+    // A pipe under a segment's name: not a segment file, ignored like any other name;
+    // the writer and followers carry on with the files there are.
+    let dir = keep_last(tmp);
+    fs::remove_file(dir.join(format!("{:020}.roda", 0))).unwrap();
+    mkfifo(&dir.join(format!("{:020}.roda", 0)));
+    let mut follower = SegmentedFollower::<SegRec>::open(&dir).unwrap();
+    assert_eq!(follower.seek_to_oldest(), 4);
+    assert_eq!(follower.next().unwrap(), Some([4, !4]));
+    let mut journal = SegmentedJournal::<SegRec>::open(&dir).unwrap();
+    assert_eq!(journal.try_append(&[10, !10]).unwrap(), 10);
+}
+
 /// Runs named case `name` in a child and fails with its output unless it passed.
 fn expect_clean(name: &str) {
-    let outcome = run_child("child", &format!("named:{name}"), Duration::from_secs(60));
+    let outcome = run_child("child", &format!("named:{name}"), STALL);
     assert!(
         outcome.ok,
         "case {name}: {}\n{}",
@@ -497,6 +536,11 @@ fn sequence_at_the_end_of_u64_is_corrupted_for_the_writer() {
 #[test]
 fn follower_sought_to_the_end_of_u64_reads_nothing() {
     expect_clean("follower_sought_to_the_end");
+}
+
+#[test]
+fn named_pipes_are_refused_without_blocking() {
+    expect_clean("named_pipes");
 }
 
 #[test]
@@ -543,7 +587,7 @@ impl Run {
 /// the rest in a new child; stops after 10 failures.
 fn run_spec(spec: &str, count: u64) -> Run {
     let mut run = Run::default();
-    let outcome = run_child("child", spec, Duration::from_secs(900));
+    let outcome = run_child("child", spec, STALL);
     run.completed = outcome.started.iter().filter(|(_, done)| *done).count() as u64;
     for line in outcome.stdout.lines() {
         let Some(at) = line.find(child::STATS) else {
@@ -673,11 +717,7 @@ fn replay() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let outcome = run_child(
-        "child",
-        &format!("seeds:{seed:#x}"),
-        Duration::from_secs(600),
-    );
+    let outcome = run_child("child", &format!("seeds:{seed:#x}"), STALL);
     println!("{}", outcome.stdout);
     assert!(
         outcome.ok,

@@ -30,7 +30,6 @@ pub(crate) use on_disk::*;
 #[cfg(not(roda_loom))]
 mod on_disk {
     use std::ffi::OsStr;
-    use std::fs::File;
     use std::io;
     use std::path::{Path, PathBuf};
 
@@ -116,7 +115,8 @@ mod on_disk {
         pub(crate) written: u64,
     }
 
-    /// Every segment file in `dir`, in name order. Other files are ignored.
+    /// Every segment file in `dir`, in name order. Other files (and anything under a
+    /// segment's name that is not a regular file) are ignored.
     pub(crate) fn scan(dir: &Path) -> Result<Vec<Found>> {
         let entries = std::fs::read_dir(dir).map_err(|e| RodaError::io(dir, e))?;
         let mut found = Vec::new();
@@ -126,11 +126,14 @@ mod on_disk {
                 continue;
             };
             let path = entry.path();
-            let file = match File::open(&path) {
+            let file = match backing::open_regular(&path, false) {
                 Ok(file) => file,
                 // Renamed away since the listing (a recycle): it shows up under its
                 // new name in a later scan.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // A directory, pipe or device under a segment's name is no segment
+                // file: ignored like any other name.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => continue,
                 Err(e) => return Err(RodaError::io(&path, e)),
             };
             found.push(Found {
@@ -161,7 +164,7 @@ mod on_disk {
     }
 
     fn lock_dir(dir: &Path) -> Result<WriterLock> {
-        let handle = File::open(dir).map_err(|e| RodaError::io(dir, e))?;
+        let handle = backing::open_dir(dir).map_err(|e| RodaError::io(dir, e))?;
         match WriterLock::try_lock(handle).map_err(|e| RodaError::io(dir, e))? {
             LockAttempt::Taken(lock) => Ok(lock),
             LockAttempt::Held(_) => {
@@ -169,7 +172,7 @@ mod on_disk {
                 let pid = scan(dir)
                     .ok()
                     .and_then(|found| found.last().cloned())
-                    .and_then(|f| File::open(f.path).ok())
+                    .and_then(|f| backing::open_regular(&f.path, false).ok())
                     .map_or(0, |file| backing::read_writer_pid(&file));
                 Err(RodaError::WriterActive { pid })
             }
@@ -177,7 +180,7 @@ mod on_disk {
     }
 
     fn sync_dir(dir: &Path) -> Result<()> {
-        File::open(dir)
+        backing::open_dir(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| RodaError::io(dir, e))
     }

@@ -40,8 +40,8 @@ impl Outcome {
 }
 
 /// Runs test `test_name` of this binary in a child with `CHILD_ENV=spec`, killing it
-/// after `timeout`.
-pub fn run_child(test_name: &str, spec: &str, timeout: Duration) -> Outcome {
+/// when it prints nothing for `stall` (a case that hangs: one case takes milliseconds).
+pub fn run_child(test_name: &str, spec: &str, stall: Duration) -> Outcome {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut child = Command::new(exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
@@ -55,9 +55,17 @@ pub fn run_child(test_name: &str, spec: &str, timeout: Duration) -> Outcome {
         .expect("spawn the test binary");
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
     let out_reader = std::thread::spawn(move || {
         let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = lines_tx.send(String::new());
+        }
         s
     });
     let err_reader = std::thread::spawn(move || {
@@ -65,15 +73,18 @@ pub fn run_child(test_name: &str, spec: &str, timeout: Duration) -> Outcome {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let start = Instant::now();
+    let mut last_output = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
             break format!("{status}");
         }
-        if start.elapsed() > timeout {
+        while lines.try_recv().is_ok() {
+            last_output = Instant::now();
+        }
+        if last_output.elapsed() > stall {
             let _ = child.kill();
             let _ = child.wait();
-            break format!("killed after {timeout:?}: a case hung");
+            break format!("killed: no progress for {stall:?}, a case hung");
         }
         std::thread::sleep(Duration::from_millis(5));
     };

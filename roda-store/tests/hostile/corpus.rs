@@ -278,16 +278,41 @@ impl Case {
     }
 }
 
+/// Opens `path` only if it is a regular file: a named pipe in the corpus would block
+/// the harness itself.
+fn open_regular(path: &Path, write: bool) -> std::io::Result<fs::File> {
+    if !fs::symlink_metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    OpenOptions::new().read(true).write(write).open(path)
+}
+
+fn copy_regular(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !fs::symlink_metadata(from)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    fs::copy(from, writable(to)).map(|_| ())
+}
+
+/// `path`, with a named pipe there removed first (writing into it would block).
+fn writable(path: &Path) -> &Path {
+    use std::os::unix::fs::FileTypeExt;
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+        let _ = fs::remove_file(path);
+    }
+    path
+}
+
 fn read_u64(path: &Path, at: u64) -> u64 {
     let mut b = [0u8; 8];
-    match fs::File::open(path).and_then(|f| f.read_exact_at(&mut b, at)) {
+    match open_regular(path, false).and_then(|f| f.read_exact_at(&mut b, at)) {
         Ok(()) => u64::from_ne_bytes(b),
         Err(_) => 0,
     }
 }
 
 fn write_at(path: &Path, at: u64, bytes: &[u8]) {
-    if let Ok(f) = OpenOptions::new().write(true).open(path) {
+    if let Ok(f) = open_regular(path, true) {
         let _ = f.write_all_at(bytes, at);
     }
 }
@@ -383,7 +408,7 @@ fn mutate(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Template]) 
                 return;
             }
             let mut b = [0u8; 1];
-            let _ = fs::File::open(&file).and_then(|f| f.read_exact_at(&mut b, at));
+            let _ = open_regular(&file, false).and_then(|f| f.read_exact_at(&mut b, at));
             let value = b[0] ^ (1 << rng.below(8)) as u8;
             write_at(&file, at, &[value]);
             case.log.push(format!("{name}: byte {at} -> {value:#x}"));
@@ -407,8 +432,15 @@ fn mutate(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Template]) 
                 len + 1,
                 len + PAGE,
                 4 * len,
+                u64::MAX,
             ]);
-            if let Ok(f) = OpenOptions::new().write(true).open(&file) {
+            if new_len == u64::MAX {
+                // Not a file at all: a named pipe, which blocks an open without a writer.
+                make_fifo(&file);
+                case.log.push(format!("{name}: replaced by a named pipe"));
+                return;
+            }
+            if let Ok(f) = open_regular(&file, true) {
                 let _ = f.set_len(new_len);
             }
             case.log.push(format!("{name}: length {len} -> {new_len}"));
@@ -476,7 +508,7 @@ fn mutate_dir(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Templat
                 let to = dir.join(segment_name(names_near(rng, base)));
                 let copy = rng.chance(2);
                 let _ = if copy {
-                    fs::copy(&f, &to).map(|_| ())
+                    copy_regular(&f, &to)
                 } else {
                     fs::rename(&f, &to)
                 };
@@ -494,10 +526,10 @@ fn mutate_dir(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Templat
             let to = dir.join(segment_name(rng.below(6) * s));
             if other.kind.is_dir() {
                 if let Some(f) = entries(&other.path).first() {
-                    let _ = fs::copy(f, &to);
+                    let _ = copy_regular(f, &to);
                 }
             } else {
-                let _ = fs::copy(&other.path, &to);
+                let _ = copy_regular(&other.path, &to);
             }
             case.log
                 .push(format!("{} from template {}", to.display(), other.name));
@@ -507,7 +539,7 @@ fn mutate_dir(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Templat
             let to = dir.join(segment_name(rng.below(6) * s));
             let len = *rng.pick(&[0u64, 8, 300, PAGE, PAGE + 100, 3 * PAGE]);
             let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
-            let _ = fs::write(&to, bytes);
+            let _ = fs::write(writable(&to), bytes);
             case.log
                 .push(format!("junk {} of {len} bytes", to.display()));
         }
@@ -518,8 +550,11 @@ fn mutate_dir(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Templat
                 let _ = fs::create_dir(dir.join(segment_name(name)));
                 case.log
                     .push(format!("subdirectory {}", segment_name(name)));
+            } else if rng.chance(2) {
+                make_fifo(&dir.join(segment_name(name)));
+                case.log.push(format!("named pipe {}", segment_name(name)));
             } else {
-                let _ = fs::write(dir.join(format!("{name:019}.roda")), b"x");
+                let _ = fs::write(writable(&dir.join(format!("{name:019}.roda"))), b"x");
                 case.log.push("a file named almost like a segment".into());
             }
         }
@@ -530,6 +565,12 @@ fn mutate_dir(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Templat
             case.log.push("directory replaced by a file".into());
         }
     }
+}
+
+/// Replaces `path` (if any) by a named pipe.
+fn make_fifo(path: &Path) {
+    let _ = fs::remove_file(path);
+    let _ = std::process::Command::new("mkfifo").arg(path).status();
 }
 
 /// The first sequence a segment file's name stands for.
