@@ -635,6 +635,35 @@ mod tests {
     }
 
     #[test]
+    fn segment_retention_is_bounded() {
+        let mut info = layout(
+            Shape {
+                segment: true,
+                ..shape()
+            },
+            10,
+        )
+        .unwrap();
+        let p = Path::new("f");
+        for (retention, ok) in [(0, true), (MAX_KEEP_LAST, true), (MAX_KEEP_LAST + 1, false)] {
+            info.retention = retention;
+            let mut bytes = vec![0u8; 4096];
+            encode(&info, &mut bytes);
+            let decoded = decode_any(&bytes, info.required_len(), p);
+            assert_eq!(decoded.is_ok(), ok, "{retention}: {decoded:?}");
+            if !ok {
+                assert!(matches!(decoded, Err(RodaError::Corrupted { .. })));
+            }
+        }
+        // Plain files keep 0 there; the bound is a segment's.
+        info.segment = false;
+        info.retention = u64::MAX;
+        let mut bytes = vec![0u8; 4096];
+        encode(&info, &mut bytes);
+        assert!(decode_any(&bytes, info.required_len(), p).is_ok());
+    }
+
+    #[test]
     fn capacity_checks() {
         assert!(matches!(
             layout(shape(), 0),
