@@ -154,6 +154,38 @@ mod files {
         move |source| RodaError::io(path, source)
     }
 
+    /// Opens the existing store file `path` (read-write when `write`), refusing anything
+    /// but a regular file. The open does not block: a named pipe found where a store
+    /// should be (which blocks a plain open until a writer comes) is opened
+    /// non-blocking and refused like a directory or a device. `O_NONBLOCK` means
+    /// nothing to a regular file's reads, maps and locks, so the file is returned as
+    /// opened.
+    pub(crate) fn open_regular(path: &Path, write: bool) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a directory, pipe or device where a store file should be)",
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Opens the directory `dir` without blocking, refusing anything else (a named pipe
+    /// in its place would block a plain open).
+    pub(crate) fn open_dir(dir: &Path) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_DIRECTORY)
+            .open(dir)
+    }
+
     /// Creates a new store file at `path`; fails if it exists.
     ///
     /// The file is built under a hidden temporary name and hard-linked into place only
@@ -276,11 +308,7 @@ mod files {
 
     /// Opens an existing store file for writing, taking its lock.
     pub(crate) fn open_writer(path: &Path, shape: Shape, settings: &Settings) -> Result<Claimed> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let file = open_regular(path, true).map_err(io_err(path))?;
         let info = read_header(&file, path, &shape)?;
         let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
             LockAttempt::Taken(lock) => lock,
@@ -353,7 +381,7 @@ mod files {
         settings: &Settings,
         decode: impl FnOnce(&[u8], u64) -> Result<HeaderInfo>,
     ) -> Result<Backing> {
-        let file = File::open(path).map_err(io_err(path))?;
+        let file = open_regular(path, false).map_err(io_err(path))?;
         let (page, file_len) = read_first_page(&file, path)?;
         let info = decode(&page, file_len)?;
         let mut opts = memmap2::MmapOptions::new();
