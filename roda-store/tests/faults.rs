@@ -1,0 +1,187 @@
+//! Page faults on the append path: a warm recycled ring takes none, `populate(true)`
+//! pre-faults for writing (not only for reading), and the pre-toucher keeps a window
+//! ahead of the writer faulted in without changing a byte.
+//!
+//! Faults are counted for the appending thread alone (getrusage RUSAGE_THREAD), so the
+//! test harness and the pre-toucher's own faults never count. The bounds leave room
+//! for the odd fault of the test's own stack and code, far below one per page.
+#![cfg(not(miri))]
+
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{getrusage, UsageWho};
+use roda_store::{JournalReader, JournalStore, Retention, SegmentedJournal};
+
+type Rec = [u64; 3];
+
+fn thread_minflt() -> u64 {
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .expect("getrusage")
+        .minor_page_faults() as u64
+}
+
+/// Minor faults the calling thread takes while `f` runs.
+fn faults_of(f: impl FnOnce()) -> u64 {
+    let before = thread_minflt();
+    f();
+    thread_minflt() - before
+}
+
+const WARM_APPENDS: u64 = 10_000_000;
+
+#[test]
+fn a_warm_file_ring_takes_no_page_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ring =
+        SegmentedJournal::<Rec>::create(dir.path().join("ring"), 1 << 14, Retention::KeepLast(4))
+            .unwrap();
+    let ring_len = (1u64 << 14) * 4;
+    for i in 0..ring_len {
+        ring.append(&[i; 3]);
+    }
+    let faults = faults_of(|| {
+        for i in 0..WARM_APPENDS {
+            ring.append(&[i, 1, 2]);
+        }
+    });
+    assert!(
+        faults <= 100,
+        "{faults} minor faults over {WARM_APPENDS} appends into a warm KeepLast ring"
+    );
+}
+
+#[test]
+fn a_warm_memory_ring_takes_no_page_faults() {
+    let mut ring = SegmentedJournal::<Rec>::in_memory(1 << 14, 4).unwrap();
+    for i in 0..(1u64 << 16) {
+        ring.append(&[i; 3]);
+    }
+    let faults = faults_of(|| {
+        for i in 0..WARM_APPENDS {
+            ring.append(&[i, 1, 2]);
+        }
+    });
+    assert!(
+        faults <= 100,
+        "{faults} minor faults over {WARM_APPENDS} appends into a warm in-memory ring"
+    );
+}
+
+/// 8 MiB of records: 2,048 pages, each of which used to take a write fault even after
+/// `populate(true)` (a read prefault of a shared file mapping).
+const POPULATED: usize = (8 << 20) / 24;
+
+#[test]
+fn populate_prefaults_file_journals_for_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = JournalStore::<Rec>::options()
+        .populate(true)
+        .create(dir.path().join("j.roda"), POPULATED)
+        .unwrap();
+    let faults = faults_of(|| {
+        for i in 0..POPULATED as u64 {
+            journal.append(&[i, 1, 2]);
+        }
+    });
+    assert!(
+        faults <= 32,
+        "{faults} minor faults over {POPULATED} appends into a populated journal file"
+    );
+}
+
+#[test]
+fn populate_prefaults_memory_journals_for_writing() {
+    let mut journal = JournalStore::<Rec>::options()
+        .populate(true)
+        .in_memory(POPULATED)
+        .unwrap();
+    let faults = faults_of(|| {
+        for i in 0..POPULATED as u64 {
+            journal.append(&[i, 1, 2]);
+        }
+    });
+    assert!(
+        faults <= 32,
+        "{faults} minor faults over {POPULATED} appends"
+    );
+}
+
+/// Whether every page of `len` bytes at `addr` is resident (mincore).
+fn resident(addr: *const u8, len: usize) -> bool {
+    let page = 4096;
+    let start = addr as usize / page * page;
+    let pages = (addr as usize + len - start).div_ceil(page);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: mincore only reads the process's page tables for the range, which lies
+    // inside the journal's live mapping; `vec` has one byte per page.
+    let rc = unsafe { nix::libc::mincore(start as *mut _, pages * page, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    vec.iter().all(|b| b & 1 == 1)
+}
+
+/// A pre-touched journal: the window ahead of the writer becomes resident without the
+/// writer touching it, appends across the window take (almost) no faults, and every
+/// byte is what the writer wrote (records) or zero (beyond them).
+fn pretouched(mut journal: JournalStore<Rec>, path: Option<&std::path::Path>) {
+    const WINDOW: usize = 4 << 20;
+    let records = WINDOW / 24;
+    journal.append(&[7, 7, 7]);
+    let reader = journal.reader();
+    let base = reader.get_at(0).unwrap() as *const Rec as *const u8;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !resident(base, WINDOW) {
+        assert!(
+            Instant::now() < deadline,
+            "the pre-toucher did not fault in the window within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The pre-toucher never writes: the window is still all zeros (read through a
+    // fresh mapping of the file where there is one).
+    if let Some(path) = path {
+        let bytes = std::fs::read(path).unwrap();
+        let data = journal.header().data_offset as usize;
+        assert!(bytes[data + 24..data + WINDOW].iter().all(|&b| b == 0));
+    }
+    let faults = faults_of(|| {
+        for i in 1..(records as u64 - 1) {
+            journal.append(&[i, i, i]);
+        }
+    });
+    assert!(
+        faults <= 32,
+        "{faults} minor faults over {records} appends inside the pre-touched window"
+    );
+    let mut check = journal.reader();
+    assert_eq!(check.next(), Some(&[7, 7, 7]));
+    for i in 1..(records as u64 - 1) {
+        assert_eq!(check.next(), Some(&[i, i, i]));
+    }
+    assert_eq!(check.next(), None);
+    drop(journal); // stops and joins the pre-toucher
+    if let Some(path) = path {
+        let mut again = JournalReader::<Rec>::open(path).unwrap();
+        assert_eq!(again.next(), Some(&[7, 7, 7]));
+        assert_eq!(again.available(), records as u64 - 2);
+    }
+}
+
+#[test]
+fn the_pretoucher_keeps_a_window_ahead_of_a_file_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.roda");
+    let journal = JournalStore::<Rec>::options()
+        .pretouch(4 << 20)
+        .create(&path, 1_000_000)
+        .unwrap();
+    pretouched(journal, Some(&path));
+}
+
+#[test]
+fn the_pretoucher_keeps_a_window_ahead_of_a_memory_journal() {
+    let journal = JournalStore::<Rec>::options()
+        .pretouch(4 << 20)
+        .in_memory(1_000_000)
+        .unwrap();
+    pretouched(journal, None);
+}
