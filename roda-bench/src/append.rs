@@ -41,10 +41,12 @@ pub enum Kind {
     RingFile,
     /// `SegmentedJournal::create(dir, SEGMENT_RECORDS, KeepAll)`.
     ArchiveFile,
+    /// The same with `pretouch(PRETOUCH)`.
+    ArchiveFilePretouch,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::PlainMemory,
         Kind::PlainMemoryPretouch,
         Kind::PlainFile,
@@ -53,6 +55,7 @@ impl Kind {
         Kind::RingMemory,
         Kind::RingFile,
         Kind::ArchiveFile,
+        Kind::ArchiveFilePretouch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +68,7 @@ impl Kind {
             Kind::RingMemory => "ring-memory",
             Kind::RingFile => "keeplast-file",
             Kind::ArchiveFile => "keepall-file",
+            Kind::ArchiveFilePretouch => "keepall-file-pretouch",
         }
     }
 
@@ -91,6 +95,24 @@ pub struct AppendRun {
     pub max: u64,
     /// Minor page faults taken by the writer thread during the timed appends.
     pub minflt: u64,
+    /// CPU time of the writer thread, and of every other thread of the process (the
+    /// pre-toucher, where there is one), during the timed appends.
+    pub writer_cpu_ns: u64,
+    pub other_cpu_ns: u64,
+}
+
+/// CPU time (user + system) of the whole process and of the calling thread, in ns.
+fn cpu_ns() -> (u64, u64) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let ns = |who| {
+        getrusage(who).map_or(0, |u| {
+            let t = |tv: nix::sys::time::TimeVal| {
+                tv.tv_sec() as u64 * 1_000_000_000 + tv.tv_usec() as u64 * 1000
+            };
+            t(u.user_time()) + t(u.system_time())
+        })
+    };
+    (ns(UsageWho::RUSAGE_SELF), ns(UsageWho::RUSAGE_THREAD))
 }
 
 /// Minor faults of the calling thread so far.
@@ -116,7 +138,9 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
     let dir = tempdir_in(base);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
     let mut item: Rec = [0; 3];
+    let mut cpu = (0u64, 0u64);
     let mut time = |append: &mut dyn FnMut(&Rec)| -> u64 {
+        let (all0, me0) = cpu_ns();
         let f0 = thread_minflt();
         for i in 0..events {
             item[0] = i;
@@ -125,7 +149,10 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
             let ns = t.elapsed().as_nanos() as u64;
             hist.saturating_record(ns.max(1));
         }
-        thread_minflt() - f0
+        let faults = thread_minflt() - f0;
+        let (all1, me1) = cpu_ns();
+        cpu = (me1 - me0, (all1 - all0).saturating_sub(me1 - me0));
+        faults
     };
     let cap = events as usize;
     let minflt = match kind {
@@ -158,7 +185,12 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
                 j.append(r);
             })
         }
-        Kind::RingMemory | Kind::RingFile | Kind::ArchiveFile => {
+        Kind::RingMemory | Kind::RingFile | Kind::ArchiveFile | Kind::ArchiveFilePretouch => {
+            let pretouch = if kind == Kind::ArchiveFilePretouch {
+                PRETOUCH
+            } else {
+                0
+            };
             let mut j = match kind {
                 Kind::RingMemory => {
                     SegmentedJournal::<Rec>::in_memory(SEGMENT_RECORDS, RING_SEGMENTS)
@@ -168,14 +200,15 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
                     SEGMENT_RECORDS,
                     Retention::KeepLast(RING_SEGMENTS),
                 ),
-                _ => SegmentedJournal::<Rec>::create(
-                    dir.join("archive"),
-                    SEGMENT_RECORDS,
-                    Retention::KeepAll,
-                ),
+                _ => SegmentedJournal::<Rec>::options()
+                    .retention(Retention::KeepAll)
+                    .pretouch(pretouch)
+                    .create(dir.join("archive"), SEGMENT_RECORDS),
             }
             .expect("segmented journal");
-            if kind != Kind::ArchiveFile {
+            if pretouch > 0 {
+                settle(kind);
+            } else if kind != Kind::ArchiveFile {
                 // One full pass: every segment of the ring used once (not timed).
                 for i in 0..(SEGMENT_RECORDS * RING_SEGMENTS) as u64 {
                     j.append(&[i; 3]);
@@ -201,13 +234,18 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
         p9999: hist.value_at_quantile(0.9999),
         max: hist.max(),
         minflt,
+        writer_cpu_ns: cpu.0,
+        other_cpu_ns: cpu.1,
     }
 }
 
 /// With a pre-toucher, gives it time to fill its first window (as a program would
 /// between creating a journal and its first burst).
 fn settle(kind: Kind) {
-    if matches!(kind, Kind::PlainMemoryPretouch | Kind::PlainFilePretouch) {
+    if matches!(
+        kind,
+        Kind::PlainMemoryPretouch | Kind::PlainFilePretouch | Kind::ArchiveFilePretouch
+    ) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -225,18 +263,7 @@ fn tempdir_in(base: &Path) -> PathBuf {
 impl AppendRun {
     pub fn print(&self) {
         println!(
-            "  {:<20} {:<7} p50 {:>6} ns  p99 {:>6} ns  p99.9 {:>7} ns  p99.99 {:>8} ns  max {:>10} ns  minflt {:>8}",
-            self.kind.name(),
-            self.place,
-            self.p50,
-            self.p99,
-            self.p999,
-            self.p9999,
-            self.max,
-            self.minflt
-        );
-        println!(
-            "RESULT append {}@{} p50_ns={} p99_ns={} p999_ns={} p9999_ns={} max_ns={} minflt={} appends={}",
+            "  {:<22} {:<6} p50 {:>4} ns  p99 {:>5} ns  p99.9 {:>6} ns  p99.99 {:>7} ns  max {:>9} ns  minflt {:>6}  cpu writer {:>5} ms, others {:>4} ms",
             self.kind.name(),
             self.place,
             self.p50,
@@ -245,6 +272,21 @@ impl AppendRun {
             self.p9999,
             self.max,
             self.minflt,
+            self.writer_cpu_ns / 1_000_000,
+            self.other_cpu_ns / 1_000_000
+        );
+        println!(
+            "RESULT append {}@{} p50_ns={} p99_ns={} p999_ns={} p9999_ns={} max_ns={} minflt={} writer_cpu_ns={} other_cpu_ns={} appends={}",
+            self.kind.name(),
+            self.place,
+            self.p50,
+            self.p99,
+            self.p999,
+            self.p9999,
+            self.max,
+            self.minflt,
+            self.writer_cpu_ns,
+            self.other_cpu_ns,
             self.appends
         );
     }

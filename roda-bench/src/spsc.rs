@@ -16,9 +16,10 @@ pub type Msg = [u64; 3];
 /// Ring capacity of the bounded peers.
 const RING: usize = 1 << 16;
 
-pub const IMPLS: [&str; 9] = [
+pub const IMPLS: [&str; 10] = [
     "roda-journal-next",
     "roda-journal-batch",
+    "roda-segmented-next",
     "roda-segmented-batch",
     "rtrb",
     "crossbeam-channel",
@@ -131,24 +132,40 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                 },
             )
         }
-        "roda-segmented-batch" => {
+        "roda-segmented-next" | "roda-segmented-batch" => {
             // The recycled ring: 4 segments holding RING records in all, like the bounded
             // peers, pre-faulted outside the clock; the producer appends one record at a
             // time (one Release store each; `append` spins, then yields, while the ring
-            // is full), the consumer reads batches.
+            // is full), the consumer reads one record or one batch at a time.
             let mut journal = roda::SegmentedJournal::<Msg>::options()
                 .populate(true)
                 .huge_pages(true)
                 .in_memory(RING / 4, 4)
                 .expect("segmented journal");
             let mut reader = journal.reader();
+            let batch = name.ends_with("batch");
             pair(
                 move || {
                     for i in 0..n {
                         journal.append(&msg(i));
                     }
                 },
-                move || consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096))),
+                move || {
+                    if batch {
+                        return consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096)));
+                    }
+                    let mut sum = 0u64;
+                    let mut seen = 0;
+                    while seen < n {
+                        if let Some(m) = reader.next() {
+                            sum = sum.wrapping_add(m[2]);
+                            seen += 1;
+                        } else {
+                            idle();
+                        }
+                    }
+                    sum
+                },
             )
         }
         "rtrb" => {

@@ -3,8 +3,11 @@
 //! ahead of the writer faulted in without changing a byte.
 //!
 //! Faults are counted for the appending thread alone (getrusage RUSAGE_THREAD), so the
-//! test harness and the pre-toucher's own faults never count. The bounds leave room
-//! for the odd fault of the test's own stack and code, far below one per page.
+//! test harness and the pre-toucher's own faults never count. The bounds are far below
+//! one fault per page (1,024 to 2,048 pages here) but leave room for the test's own
+//! stack and code and, in files, for the kernel's dirty tracking: a page written back
+//! while the test runs (other processes' writes can start background writeback) is
+//! write-protected again and takes one more fault on its next write.
 #![cfg(not(miri))]
 
 use std::time::{Duration, Instant};
@@ -84,7 +87,7 @@ fn populate_prefaults_file_journals_for_writing() {
         }
     });
     assert!(
-        faults <= 32,
+        faults <= 64,
         "{faults} minor faults over {POPULATED} appends into a populated journal file"
     );
 }
@@ -149,7 +152,7 @@ fn pretouched(mut journal: JournalStore<Rec>, path: Option<&std::path::Path>) {
         }
     });
     assert!(
-        faults <= 32,
+        faults <= 64,
         "{faults} minor faults over {records} appends inside the pre-touched window"
     );
     let mut check = journal.reader();
@@ -184,4 +187,65 @@ fn the_pretoucher_keeps_a_window_ahead_of_a_memory_journal() {
         .in_memory(1_000_000)
         .unwrap();
     pretouched(journal, None);
+}
+
+/// A `KeepAll` journal maps a brand-new file at each roll; the pre-toucher starts over
+/// in it: once the writer has rolled, the window ahead of it in the new segment becomes
+/// resident without the writer touching it, and appends through it take no faults.
+#[test]
+fn the_pretoucher_follows_a_keep_all_journal_into_each_new_segment() {
+    const SEGMENT: usize = 1 << 18; // 6 MiB of records
+    const WINDOW: usize = 4 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = SegmentedJournal::<Rec>::options()
+        .retention(Retention::KeepAll)
+        .pretouch(WINDOW)
+        .create(dir.path().join("archive"), SEGMENT)
+        .unwrap();
+    let mut reader = journal.reader();
+    for round in 0..3u64 {
+        let first = round * SEGMENT as u64;
+        for i in 0..SEGMENT as u64 {
+            journal.append(&[first + i, 0, 0]);
+        }
+        // Roll into the next segment (a new file) with one record.
+        journal.append(&[first + SEGMENT as u64, 1, 1]);
+        let mut drained = 0;
+        while drained < SEGMENT {
+            drained += reader.next_batch(SEGMENT - drained).len();
+        }
+        let rolled = first + SEGMENT as u64;
+        let base = loop {
+            if let Some(r) = reader.next() {
+                assert_eq!(r[0], rolled);
+                break r as *const Rec as *const u8;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !resident(base, WINDOW) {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the new segment's window was not faulted in within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let records = WINDOW / 24 - 2;
+        let faults = faults_of(|| {
+            for i in 1..records as u64 {
+                journal.append(&[rolled + i, 2, 2]);
+            }
+        });
+        assert!(
+            faults <= 64,
+            "round {round}: {faults} minor faults over {records} appends in a pre-touched segment"
+        );
+        for i in 1..records as u64 {
+            assert_eq!(reader.next(), Some(&[rolled + i, 2, 2]));
+        }
+        // Finish the segment so the next round starts at a boundary.
+        for i in records as u64..SEGMENT as u64 {
+            journal.append(&[rolled + i, 3, 3]);
+        }
+        while reader.next().is_some() {}
+    }
 }

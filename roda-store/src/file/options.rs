@@ -89,14 +89,16 @@ impl<S> StoreOptions<S> {
     }
 
     /// Keeps `bytes` ahead of the writer faulted in for writing, from a background
-    /// thread (`roda-pretouch`) that follows the published count, so appends into a plain
-    /// journal (file or memory) never stop for a page fault. 0, the default, turns it
-    /// off. The thread only asks the kernel to populate pages (MADV_POPULATE_WRITE); it
+    /// thread (`roda-pretouch`) that follows the published count, so appends never stop
+    /// for a page fault: for plain journals (file or memory) and segmented journals,
+    /// where it follows the writer into each segment (a `KeepAll` journal maps a new
+    /// file at every roll; a recycled ring needs it only for its first pass). 0, the
+    /// default, turns it off. The thread only asks the kernel to populate pages (MADV_POPULATE_WRITE); it
     /// never reads or writes a record, so file contents and crash recovery are
     /// unchanged. It sleeps while the writer stands still (10 ms at most between
     /// checks) and stops when the journal is full or dropped. A few MiB suffice: the
     /// window only has to cover what the writer appends between two of its checks
-    /// (100 µs while the writer moves). Other stores ignore it.
+    /// (100 µs while the writer moves). Slot stores ignore it.
     ///
     /// ```
     /// # fn main() -> roda_core::Result<()> {

@@ -5,8 +5,6 @@
 //! segmented journal reuses for each of its segments.
 
 pub(crate) mod core;
-#[cfg(not(roda_loom))]
-pub(crate) mod pretouch;
 pub(crate) mod reader;
 pub(crate) mod store;
 

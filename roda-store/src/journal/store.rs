@@ -10,9 +10,9 @@ use crate::file::backing::{Backing, Claimed};
 use crate::file::header::{HeaderInfo, Shape};
 use crate::file::lock::WriterLock;
 use crate::file::options::{Settings, StoreOptions};
-use crate::journal::core::JournalCore;
 #[cfg(not(roda_loom))]
-use crate::journal::pretouch::Pretoucher;
+use crate::file::pretouch::Pretoucher;
+use crate::journal::core::JournalCore;
 use crate::journal::reader::JournalReader;
 
 /// Options for a [`JournalStore`] or a [`JournalReader`]: see [`StoreOptions`].
