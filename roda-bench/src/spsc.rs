@@ -61,6 +61,52 @@ fn add_batch(sum: &mut u64, batch: &[Msg]) -> u64 {
     batch.len() as u64
 }
 
+/// A Roda reader seen by the SPSC consumer: one record, or one batch, at a time.
+trait RodaCursor {
+    fn one(&mut self) -> Option<&Msg>;
+    fn batch(&mut self, max: usize) -> &[Msg];
+}
+
+impl RodaCursor for roda::JournalReader<Msg> {
+    #[inline]
+    fn one(&mut self) -> Option<&Msg> {
+        self.next()
+    }
+    #[inline]
+    fn batch(&mut self, max: usize) -> &[Msg] {
+        self.next_batch(max)
+    }
+}
+
+impl RodaCursor for roda::SegmentedReader<Msg> {
+    #[inline]
+    fn one(&mut self) -> Option<&Msg> {
+        self.next()
+    }
+    #[inline]
+    fn batch(&mut self, max: usize) -> &[Msg] {
+        self.next_batch(max)
+    }
+}
+
+/// The consumer of the Roda rows: `n` records one at a time or in batches; the checksum.
+fn consume_roda(n: u64, reader: &mut impl RodaCursor, batch: bool) -> u64 {
+    if batch {
+        return consume_batches(n, |sum| add_batch(sum, reader.batch(4096)));
+    }
+    let mut sum = 0u64;
+    let mut seen = 0;
+    while seen < n {
+        if let Some(m) = reader.one() {
+            sum = sum.wrapping_add(m[2]);
+            seen += 1;
+        } else {
+            idle();
+        }
+    }
+    sum
+}
+
 fn msg(i: u64) -> Msg {
     [i, i ^ 0x5555, i.wrapping_mul(3)]
 }
@@ -114,22 +160,7 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                         journal.append(&msg(i));
                     }
                 },
-                move || {
-                    if batch {
-                        return consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096)));
-                    }
-                    let mut sum = 0u64;
-                    let mut seen = 0;
-                    while seen < n {
-                        if let Some(m) = reader.next() {
-                            sum = sum.wrapping_add(m[2]);
-                            seen += 1;
-                        } else {
-                            idle();
-                        }
-                    }
-                    sum
-                },
+                move || consume_roda(n, &mut reader, batch),
             )
         }
         "roda-segmented-next" | "roda-segmented-batch" => {
@@ -150,22 +181,7 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                         journal.append(&msg(i));
                     }
                 },
-                move || {
-                    if batch {
-                        return consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096)));
-                    }
-                    let mut sum = 0u64;
-                    let mut seen = 0;
-                    while seen < n {
-                        if let Some(m) = reader.next() {
-                            sum = sum.wrapping_add(m[2]);
-                            seen += 1;
-                        } else {
-                            idle();
-                        }
-                    }
-                    sum
-                },
+                move || consume_roda(n, &mut reader, batch),
             )
         }
         "rtrb" => {

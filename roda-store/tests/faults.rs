@@ -32,6 +32,15 @@ fn faults_of(f: impl FnOnce()) -> u64 {
 
 const WARM_APPENDS: u64 = 10_000_000;
 
+/// Minor faults over `n` appends of distinct records through `append`.
+fn faults_appending(n: u64, mut append: impl FnMut(&Rec)) -> u64 {
+    faults_of(|| {
+        for i in 0..n {
+            append(&[i, 1, 2]);
+        }
+    })
+}
+
 #[test]
 fn a_warm_file_ring_takes_no_page_faults() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,10 +51,8 @@ fn a_warm_file_ring_takes_no_page_faults() {
     for i in 0..ring_len {
         ring.append(&[i; 3]);
     }
-    let faults = faults_of(|| {
-        for i in 0..WARM_APPENDS {
-            ring.append(&[i, 1, 2]);
-        }
+    let faults = faults_appending(WARM_APPENDS, |r| {
+        ring.append(r);
     });
     assert!(
         faults <= 100,
@@ -59,10 +66,8 @@ fn a_warm_memory_ring_takes_no_page_faults() {
     for i in 0..(1u64 << 16) {
         ring.append(&[i; 3]);
     }
-    let faults = faults_of(|| {
-        for i in 0..WARM_APPENDS {
-            ring.append(&[i, 1, 2]);
-        }
+    let faults = faults_appending(WARM_APPENDS, |r| {
+        ring.append(r);
     });
     assert!(
         faults <= 100,
@@ -81,10 +86,8 @@ fn populate_prefaults_file_journals_for_writing() {
         .populate(true)
         .create(dir.path().join("j.roda"), POPULATED)
         .unwrap();
-    let faults = faults_of(|| {
-        for i in 0..POPULATED as u64 {
-            journal.append(&[i, 1, 2]);
-        }
+    let faults = faults_appending(POPULATED as u64, |r| {
+        journal.append(r);
     });
     assert!(
         faults <= 64,
@@ -98,10 +101,8 @@ fn populate_prefaults_memory_journals_for_writing() {
         .populate(true)
         .in_memory(POPULATED)
         .unwrap();
-    let faults = faults_of(|| {
-        for i in 0..POPULATED as u64 {
-            journal.append(&[i, 1, 2]);
-        }
+    let faults = faults_appending(POPULATED as u64, |r| {
+        journal.append(r);
     });
     assert!(
         faults <= 32,
