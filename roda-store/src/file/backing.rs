@@ -42,7 +42,7 @@ impl Backing {
     pub(crate) fn in_memory(shape: Shape, capacity: usize, settings: &Settings) -> Result<Claimed> {
         let info = header::layout(shape, capacity)?;
         let len = info.required_len() as usize;
-        let region = anonymous_region(len, settings)?;
+        let region = anonymous_region(len)?;
         // SAFETY: the region is new and not shared yet; it is at least one header long.
         let head = unsafe {
             std::slice::from_raw_parts_mut(region.base().as_ptr(), header::HEADER_FIELDS_LEN)
@@ -78,12 +78,10 @@ impl Backing {
 }
 
 #[cfg(not(any(miri, roda_loom)))]
-fn anonymous_region(len: usize, settings: &Settings) -> Result<Box<dyn Region>> {
+/// Anonymous memory of `len` bytes; `apply_settings` pre-faults it when asked.
+fn anonymous_region(len: usize) -> Result<Box<dyn Region>> {
     let mut opts = memmap2::MmapOptions::new();
     opts.len(len);
-    if prefault_at_map(settings) {
-        opts.populate();
-    }
     let map = opts
         .map_anon()
         .map_err(|source| RodaError::Io { path: None, source })?;
@@ -94,15 +92,17 @@ fn anonymous_region(len: usize, settings: &Settings) -> Result<Box<dyn Region>> 
 }
 
 #[cfg(any(miri, roda_loom))]
-fn anonymous_region(len: usize, _settings: &Settings) -> Result<Box<dyn Region>> {
+fn anonymous_region(len: usize) -> Result<Box<dyn Region>> {
     let region = crate::file::region::HeapRegion::new(len)
         .map_err(|source| RodaError::Io { path: None, source })?;
     Ok(Box::new(region))
 }
 
-/// Whether to pre-fault while mapping (MAP_POPULATE). With huge pages requested the
-/// mapping is pre-faulted after the huge-page advice instead, or it would be filled with
-/// small pages before the advice could apply.
+/// Whether to pre-fault a read-only mapping while mapping it (MAP_POPULATE). Writable
+/// mappings are pre-faulted for writing by [`apply_settings`] instead (MAP_POPULATE
+/// reads a shared file mapping in, so every page would still take a write fault on its
+/// first append), and so is any mapping with huge pages requested (after the advice, or
+/// it would be filled with small pages before the advice could apply).
 fn prefault_at_map(settings: &Settings) -> bool {
     settings.populate && !settings.huge_pages
 }
@@ -114,10 +114,10 @@ pub(crate) fn apply_settings(region: &dyn Region, settings: &Settings, len: usiz
         if let Err(e) = region.advise_huge_pages() {
             log::warn!("roda: huge pages not applied ({e}); continuing with normal pages");
         }
-        if settings.populate {
-            if let Err(e) = region.prefault() {
-                log::warn!("roda: could not pre-fault the store ({e}); pages fault on first use");
-            }
+    }
+    if settings.populate && (settings.huge_pages || region.is_writable()) {
+        if let Err(e) = region.prefault() {
+            log::warn!("roda: could not pre-fault the store ({e}); pages fault on first use");
         }
     }
     if !settings.lock_memory {
@@ -408,7 +408,7 @@ mod files {
     ) -> io::Result<MappedRegion> {
         let mut opts = memmap2::MmapOptions::new();
         opts.len(info.required_len() as usize);
-        if prefault_at_map(settings) {
+        if !writable && prefault_at_map(settings) {
             opts.populate();
         }
         Ok(MappedRegion::new(opts.map_raw(file)?, writable))

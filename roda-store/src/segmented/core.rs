@@ -4,6 +4,8 @@
 use roda_core::{Record, Result, RodaError};
 
 use crate::file::header::OFF_FIRST_SEQ;
+#[cfg(not(roda_loom))]
+use crate::file::pretouch::{Followed, Position};
 use crate::journal::core::JournalCore;
 use crate::segmented::files::SegmentFiles;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
@@ -226,4 +228,27 @@ pub(crate) fn check_ring(segment_records: usize, segments: usize) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// The pre-toucher follows the segment being written, once the writer has rolled into it.
+#[cfg(not(roda_loom))]
+impl<T: Record> Followed for SegmentedCore<T> {
+    fn position(&self) -> Option<Position<'_>> {
+        let published = self.published();
+        let start = published / self.segment_records * self.segment_records;
+        let segment = self.segment_of(start);
+        // Relaxed: only compared, never used to read records; a stale value only delays
+        // the pre-toucher by one check.
+        if segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed) != start {
+            return None;
+        }
+        let size = std::mem::size_of::<T>();
+        let data = segment.backing.info.data_offset as usize;
+        Some(Position {
+            region: segment.backing.region.as_ref(),
+            at: data + (published - start) as usize * size,
+            end: data + self.segment_records as usize * size,
+            epoch: start,
+        })
+    }
 }

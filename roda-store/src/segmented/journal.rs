@@ -47,7 +47,7 @@ impl<T: Record> SegmentedOptions<T> {
             segment_records,
             retention,
         )?;
-        Ok(SegmentedJournal::from_opened(opened))
+        SegmentedJournal::from_opened(opened).with_settings(&self.settings)
     }
 
     /// Reopens the file-backed segmented journal in `dir` for writing: takes its lock
@@ -59,7 +59,7 @@ impl<T: Record> SegmentedOptions<T> {
     pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedJournal<T>> {
         let shape = journal_shape::<T>(&self.settings, true)?;
         let opened = crate::segmented::files::open(dir.as_ref(), shape, &self.settings)?;
-        Ok(SegmentedJournal::from_opened(opened))
+        SegmentedJournal::from_opened(opened).with_settings(&self.settings)
     }
 
     /// [`open`](Self::open) if `dir` holds segment files, else [`create`](Self::create).
@@ -196,6 +196,9 @@ pub struct SegmentedJournal<T: Record> {
     data: SegmentData<T>,
     /// The directory, for a file-backed journal.
     files: Option<Box<SegmentFiles>>,
+    /// Keeps pages ahead of the writer faulted in, when asked for (`pretouch`).
+    #[cfg(not(roda_loom))]
+    pretoucher: Option<crate::file::pretouch::Pretoucher>,
 }
 
 /// The data area of the segment a writer fills: a pointer into a segment its `core`
@@ -240,7 +243,7 @@ impl<T: Record> SegmentedJournal<T> {
                 .generation(slot)
                 .store(NO_RECORDS, Ordering::Relaxed);
         }
-        Ok(journal)
+        journal.with_settings(settings)
     }
 
     #[cfg(not(roda_loom))]
@@ -337,7 +340,26 @@ impl<T: Record> SegmentedJournal<T> {
             slot,
             data,
             files,
+            #[cfg(not(roda_loom))]
+            pretoucher: None,
         }
+    }
+
+    /// Starts the pre-toucher when the settings ask for one.
+    fn with_settings(mut self, settings: &Settings) -> Result<Self> {
+        #[cfg(not(roda_loom))]
+        if settings.pretouch > 0 {
+            let started =
+                crate::file::pretouch::Pretoucher::start(Arc::clone(&self.core), settings.pretouch)
+                    .map_err(|source| RodaError::Io {
+                        path: self.dir().map(Into::into),
+                        source,
+                    })?;
+            self.pretoucher = Some(started);
+        }
+        #[cfg(roda_loom)]
+        let _ = settings;
+        Ok(self)
     }
 
     /// A new gating reader starting at the oldest record still in memory. Until it is
@@ -516,6 +538,10 @@ impl<T: Record> SegmentedJournal<T> {
         self.segment_end = next_start + self.core.segment_records;
         self.slot = slot;
         self.data = SegmentData(self.core.segments[slot].data_ptr());
+        #[cfg(not(roda_loom))]
+        if let Some(pretoucher) = &self.pretoucher {
+            pretoucher.wake();
+        }
         Ok(())
     }
 
