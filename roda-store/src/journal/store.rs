@@ -10,6 +10,8 @@ use crate::file::backing::{Backing, Claimed};
 use crate::file::header::{HeaderInfo, Shape};
 use crate::file::lock::WriterLock;
 use crate::file::options::{Settings, StoreOptions};
+#[cfg(not(roda_loom))]
+use crate::file::pretouch::Pretoucher;
 use crate::journal::core::JournalCore;
 use crate::journal::reader::JournalReader;
 
@@ -57,6 +59,9 @@ pub struct JournalStore<T: Record> {
     len: u64,
     lock: Option<WriterLock>,
     dir_synced: bool,
+    /// Keeps pages ahead of the writer faulted in, when asked for (`pretouch`).
+    #[cfg(not(roda_loom))]
+    _pretoucher: Option<Pretoucher>,
 }
 
 /// The shape of a plain journal of `T` (a segmented journal's files say `segment`).
@@ -141,7 +146,8 @@ impl<T: Record> JournalStore<T> {
 
     /// Creates a journal file of `capacity` records at `path` and takes its writer lock.
     /// Fails with `AlreadyExists` if the path exists. The file's full size is reserved
-    /// up front (sparse where the file system allows).
+    /// on disk up front (its blocks allocated), so a disk without room is an `Io` error
+    /// here rather than a SIGBUS at some later append; see docs/file-format.md.
     #[cfg(not(roda_loom))]
     pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Self> {
         Self::options().create(path, capacity)
@@ -177,11 +183,26 @@ impl<T: Record> JournalStore<T> {
         if let Some(wake) = &core.wake {
             wake.open();
         }
+        let core = Arc::new(core);
+        #[cfg(not(roda_loom))]
+        let pretoucher = match settings.pretouch {
+            0 => None,
+            window => Some(
+                Pretoucher::start(Arc::clone(&core), window).map_err(|source| RodaError::Io {
+                    path: core.backing.path.clone(),
+                    source,
+                })?,
+            ),
+        };
+        #[cfg(roda_loom)]
+        let _ = settings;
         Ok(JournalStore {
-            core: Arc::new(core),
+            core,
             len: stored,
             lock: claim.lock,
             dir_synced: false,
+            #[cfg(not(roda_loom))]
+            _pretoucher: pretoucher,
         })
     }
 
