@@ -174,8 +174,8 @@ mod tests {
     }
 
     /// Wakes `word` in `wake_shared` mode until a sleeper in `wait_shared` mode is
-    /// woken, or 300 ms pass; then wakes it in its own mode. Returns how many the
-    /// first mode woke in total.
+    /// woken, or 1 s passes; then wakes it in its own mode (so it must have been
+    /// asleep). Returns how many the first mode woke in total.
     fn woken_across_modes(wait_shared: bool, wake_shared: bool) -> usize {
         let (_file, map) = file_word();
         let map = Arc::new(map);
@@ -190,7 +190,7 @@ mod tests {
         };
         let mut woken = 0;
         let start = Instant::now();
-        while woken == 0 && start.elapsed() < Duration::from_millis(300) {
+        while woken == 0 && start.elapsed() < Duration::from_secs(1) {
             std::thread::sleep(Duration::from_millis(5));
             woken += wake_all(word(&map), wake_shared).unwrap();
         }
