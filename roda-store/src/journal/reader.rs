@@ -132,8 +132,9 @@ impl<T: Record> JournalReader<T> {
     }
 
     /// The record at the cursor, advancing past it, waiting up to `timeout` for the
-    /// writer to publish it; `None` when the time is up first, or at once when the
-    /// writer has closed the journal (dropped its `JournalStore`) and nothing is left.
+    /// writer to publish it; `None` when the time is up first, or (with waking on) at
+    /// once when the writer has closed the journal (dropped its `JournalStore`) and
+    /// nothing is left.
     ///
     /// How it waits: a journal created with waking on (`options().wake(true)`) lets the
     /// reader sleep in the kernel (a futex on the header's wake word) until the

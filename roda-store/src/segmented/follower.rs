@@ -185,8 +185,8 @@ impl<T: Record> SegmentedFollower<T> {
     }
 
     /// The next record (a copy), waiting up to `timeout` for the writer to publish it;
-    /// `Ok(None)` when the time is up first, or at once when the writer has been
-    /// dropped; `Err(Lagged)` as for [`next`](Self::next). With waking on, the
+    /// `Ok(None)` when the time is up first, or (with waking on) at once when the
+    /// writer has been dropped; `Err(Lagged)` as for [`next`](Self::next). With waking on, the
     /// follower sleeps in the kernel until the writer's next publish (or its roll
     /// into the next segment) wakes it, in this process or, for a follower opened on
     /// the directory, in another; otherwise it polls with sleeps of up to 1 ms.

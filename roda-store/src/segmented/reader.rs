@@ -133,8 +133,8 @@ impl<T: Record> SegmentedReader<T> {
     }
 
     /// The next record, waiting up to `timeout` for the writer to publish it; `None`
-    /// when the time is up first, or at once when the writer has been dropped and
-    /// nothing is left. With waking on (`SegmentedJournal::options().wake(true)`) the
+    /// when the time is up first, or (with waking on) at once when the writer has been
+    /// dropped and nothing is left. With waking on (`SegmentedJournal::options().wake(true)`) the
     /// reader sleeps in the kernel until the writer's next publish wakes it; otherwise
     /// it polls with sleeps of up to 1 ms. Spurious wake-ups are re-checked, never
     /// returned; the safety timeout (100 ms by default) bounds a lost wake-up. The same
