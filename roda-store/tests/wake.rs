@@ -260,6 +260,45 @@ fn closing_the_writer_wakes_sleepers_at_once() {
 }
 
 #[test]
+fn closing_a_segmented_writer_wakes_its_followers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("seg");
+    let mut journal = SegmentedJournal::<u64>::options()
+        .wake(true)
+        .retention(Retention::KeepAll)
+        .create(&dir, 4)
+        .unwrap();
+    assert!(journal.wakes_readers());
+    for i in 0..10 {
+        journal.append(&i);
+    }
+    let mut local = journal.follower();
+    let mut remote = SegmentedJournal::<u64>::options()
+        .wake_safety_timeout(SAFETY)
+        .open_follower(&dir)
+        .unwrap();
+    for i in 0..10 {
+        assert_eq!(local.next().unwrap(), Some(i));
+        assert_eq!(remote.next_timeout(SAFETY).unwrap(), Some(i));
+    }
+    let in_process = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        assert_eq!(local.next_timeout(SAFETY * 3).unwrap(), None);
+        start.elapsed()
+    });
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(journal);
+    });
+    let start = std::time::Instant::now();
+    assert_eq!(remote.next_timeout(SAFETY * 3).unwrap(), None);
+    assert!(start.elapsed() < WOKEN_WITHIN, "{:?}", start.elapsed());
+    let waited = in_process.join().unwrap();
+    assert!(waited < WOKEN_WITHIN, "{waited:?}");
+    closer.join().unwrap();
+}
+
+#[test]
 fn timed_reads_without_waking_poll_and_time_out() {
     let mut journal = JournalStore::<u64>::in_memory(8).unwrap();
     let mut reader = journal.reader();
