@@ -11,20 +11,29 @@ use std::path::Path;
 
 use roda_store::{StoreFile, StoreKind};
 
-use crate::args::{Command, USAGE};
+use crate::cli::{Cli, Command};
 use crate::Failure;
 
 /// Runs `command`, writing its report to `out`.
 pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
     match command {
-        Command::Help => writeln!(out, "{USAGE}")?,
         Command::Version => writeln!(out, "roda {}", env!("CARGO_PKG_VERSION"))?,
         Command::Inspect(common) => inspect::run(&common, out)?,
-        Command::Tail(common, options) => tail::run(&common, &options, out)?,
-        Command::Stats(common, options) => stats::run(&common, &options, out)?,
+        Command::Tail { common, options } => tail::run(&common, &options, out)?,
+        Command::Stats { common, options } => stats::run(&common, &options, out)?,
         Command::Verify(common) => verify::run(&common, out)?,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "roda", out);
+        }
     }
     Ok(())
+}
+
+/// Writes `value` as one line of JSON.
+fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
 }
 
 /// Opens the store file at `path`, any kind, read-only.
