@@ -57,6 +57,11 @@ pub struct StageMetrics {
     pub output_len: u64,
     /// The output journal's capacity.
     pub output_capacity: usize,
+    /// Whether the stage is waiting for room in its output journal right now
+    /// (back-pressure from the next stage; bounded pipelines only).
+    pub waiting_for_room: bool,
+    /// Whether the stage panicked (only the pipeline's first panic is known).
+    pub panicked: bool,
 }
 
 impl StageMetrics {
@@ -105,7 +110,7 @@ impl StageMetrics {
 /// assert!(engine.await_idle(std::time::Duration::from_secs(10)));
 /// let json = serde_json::to_string(&engine.metrics()[0]).unwrap();
 /// assert!(json.starts_with(r#"{"name":"stage 1","processed":1,"emitted":1,"input_lag":0,"#));
-/// assert!(json.contains(r#""output_capacity":100,"#));
+/// assert!(json.contains(r#""output_capacity":100,"waiting_for_room":false,"panicked":false,"#));
 /// assert!(json.ends_with(r#""fill":0.01}"#));
 /// # }
 /// ```
@@ -113,13 +118,15 @@ impl StageMetrics {
 impl serde::Serialize for StageMetrics {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("StageMetrics", 7)?;
+        let mut s = serializer.serialize_struct("StageMetrics", 9)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("processed", &self.processed)?;
         s.serialize_field("emitted", &self.emitted)?;
         s.serialize_field("input_lag", &self.input_lag)?;
         s.serialize_field("output_len", &self.output_len)?;
         s.serialize_field("output_capacity", &self.output_capacity)?;
+        s.serialize_field("waiting_for_room", &self.waiting_for_room)?;
+        s.serialize_field("panicked", &self.panicked)?;
         s.serialize_field("fill", &self.output_fill())?;
         s.end()
     }
@@ -153,6 +160,8 @@ mod tests {
             input_lag: 0,
             output_len: 0,
             output_capacity: 0,
+            waiting_for_room: false,
+            panicked: false,
         };
         let json = serde_json::to_string(&m).unwrap();
         assert!(
