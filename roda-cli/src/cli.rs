@@ -50,6 +50,27 @@ pub enum Command {
     /// Scan the whole file; exit 1 at the first problem found; for a DIR, every segment
     /// header and an unbroken run
     Verify(Common),
+    /// Watch a pipeline's counters file live: per-stage rate, lag, fill and back-pressure
+    ///
+    /// FILE is the counters file a pipeline writes (StageEngine::metrics_file). q quits.
+    Top {
+        /// A pipeline's counters file
+        #[arg(value_name = "FILE")]
+        path: PathBuf,
+        #[command(flatten)]
+        options: TopOptions,
+    },
+    /// Print a pipeline's counters file in the Prometheus text format (0.0.4)
+    ///
+    /// On stdout; with --output into a file (for node_exporter's textfile collector);
+    /// with --listen served over HTTP at /metrics.
+    Metrics {
+        /// A pipeline's counters file
+        #[arg(value_name = "FILE")]
+        path: PathBuf,
+        #[command(flatten)]
+        options: MetricsOptions,
+    },
     /// Print a completion script for SHELL on stdout
     ///
     /// For example `roda completions bash > /etc/bash_completion.d/roda`.
@@ -103,6 +124,33 @@ pub struct StatsOptions {
     /// Stop after N samples (default: until interrupted)
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
+}
+
+/// Options of `top`.
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct TopOptions {
+    /// Time between two refreshes (with --once: between its two samples)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Print one snapshot, with rates from two samples, instead of the live view
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: the snapshot as one JSON object
+    #[arg(long, requires = "once")]
+    pub json: bool,
+}
+
+/// Options of `metrics`.
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct MetricsOptions {
+    /// Write the metrics to PATH through a temporary file and a rename, so a reader never
+    /// sees a partial file
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    pub output: Option<PathBuf>,
+    /// Serve the metrics over HTTP at http://ADDR/metrics until stopped (ADDR such as
+    /// 127.0.0.1:9464; port 0 picks a free port, printed on stdout)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// A non-negative whole number; `_` may group digits (`1_000_000`).
@@ -221,6 +269,9 @@ mod tests {
             &["stats", "x", "--count", "0"],
             &["verify", "x", "--json=yes"],
             &["completions", "tcsh"],
+            &["top"],
+            &["top", "f", "--json"],
+            &["metrics", "f", "--output", "x", "--listen", "127.0.0.1:0"],
         ] {
             let err = parse(bad).expect_err(&format!("{bad:?}"));
             assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");

@@ -126,7 +126,7 @@ impl Format {
 
     /// The format used when none is given: words when the record is made of them.
     pub fn default_for(record_size: u64) -> Format {
-        if record_size % 8 == 0 {
+        if record_size.is_multiple_of(8) {
             Format::U64
         } else {
             Format::Hex

@@ -85,6 +85,8 @@ struct State {
     bounded: bool,
     workers: Arc<WorkerShared>,
     stop: bool,
+    /// A stage was added: sample now rather than at the next tick.
+    sample_now: bool,
     /// At shutdown: the owner's exact `metrics()`, for the final sample.
     last: Option<Vec<StageMetrics>>,
 }
@@ -125,6 +127,11 @@ impl Counters {
     pub(crate) fn add_stage(&mut self, stage: SampledStage) {
         if let Some(mut state) = self.state() {
             state.stages.push(stage);
+            state.sample_now = true;
+            drop(state);
+            if let Some(sampler) = &self.sampler {
+                sampler.shared.wake.notify_all();
+            }
             return;
         }
         self.stages.push(stage);
@@ -169,6 +176,7 @@ impl Counters {
                 bounded,
                 workers,
                 stop: false,
+                sample_now: false,
                 last: None,
             }),
             wake: Condvar::new(),
@@ -276,7 +284,7 @@ fn run(mut store: SlotStore<Slot>, shared: &Shared, started: u64, mut room_wait:
             // Fell behind (a stopped process, a loaded machine): no burst of samples.
             next = now + state.interval;
         }
-        while !state.stop {
+        while !state.stop && !state.sample_now {
             let now = Instant::now();
             if now >= next {
                 break;
@@ -286,6 +294,11 @@ fn run(mut store: SlotStore<Slot>, shared: &Shared, started: u64, mut room_wait:
                 .wait_timeout(state, next - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+        }
+        if state.sample_now {
+            // An extra sample for a new stage; the schedule stays.
+            state.sample_now = false;
+            next -= state.interval;
         }
         let last = state.stop;
         let interval = state.interval;

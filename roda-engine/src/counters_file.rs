@@ -29,7 +29,7 @@
 //! the file is open for writing and cleared on a clean close, so a reader tells a
 //! running pipeline, one that stopped cleanly, and one whose process died.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use roda_core::{Result, RodaError};
@@ -195,17 +195,12 @@ impl CountersFile {
         let path = path.as_ref();
         let file = StoreFile::open(path)?;
         let h = file.header();
-        let not_counters = |what: String| {
-            RodaError::io(
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "{what}, not a pipeline counters file (schema {COUNTERS_SCHEMA:#x}); \
-                         give the file a pipeline writes with StageEngine::metrics_file"
-                    ),
-                ),
-            )
+        let not_counters = |what: String| RodaError::Counters {
+            path: path.into(),
+            detail: format!(
+                "{what}, not a pipeline counters file (schema {COUNTERS_SCHEMA:#x}); give the \
+                 file a pipeline writes with StageEngine::metrics_file"
+            ),
         };
         if h.kind != StoreKind::Slots {
             return Err(not_counters("a journal".into()));
@@ -295,15 +290,13 @@ impl CountersFile {
     }
 }
 
-fn not_started(path: &PathBuf) -> RodaError {
-    RodaError::io(
-        path,
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "a counters file whose pipeline has not written its first sample yet; try again \
-             in a moment",
-        ),
-    )
+fn not_started(path: &Path) -> RodaError {
+    RodaError::Counters {
+        path: path.into(),
+        detail: "a counters file whose pipeline has not written its first sample yet; try \
+                 again in a moment"
+            .into(),
+    }
 }
 
 #[cfg(test)]
