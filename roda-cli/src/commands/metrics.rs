@@ -325,6 +325,21 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_list_every_metric_with_its_type_and_help() {
+        let docs = include_str!("../../../docs/observability.md");
+        for m in METRICS {
+            let row = format!("| `{}` | {} | {} |", m.name, m.kind, m.help);
+            assert!(docs.contains(&row), "docs/observability.md lacks {row}");
+        }
+        let rows = docs.lines().filter(|l| l.starts_with("| `roda_")).count();
+        assert_eq!(
+            rows,
+            METRICS.len(),
+            "docs/observability.md lists other metrics"
+        );
+    }
+
+    #[test]
     fn every_metric_is_named_and_typed_once() {
         let mut names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
         names.sort_unstable();
