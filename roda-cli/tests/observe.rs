@@ -451,3 +451,49 @@ fn top_shows_every_stage_live_in_an_80x24_terminal() {
     assert!(status.success(), "{status:?}");
     running.stop();
 }
+
+#[test]
+fn a_roda_engine_s_workers_show_in_top_and_metrics() {
+    use roda_engine::{Progress, RodaEngine};
+    let (_dir, path) = temp();
+    let mut engine = RodaEngine::new();
+    engine.set_name("ingest");
+    engine.set_metrics_interval(Duration::from_millis(20));
+    engine.metrics_file(&path).unwrap();
+    let mut n = 0u64;
+    engine
+        .run_worker("poller", move || {
+            n += 1;
+            Progress::from_work(n.is_multiple_of(2))
+        })
+        .unwrap();
+    let json = ok(run(&[
+        &"top",
+        &path,
+        &"--once",
+        &"--json",
+        &"--interval",
+        &"300ms",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let workers = v["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{v}");
+    assert_eq!(workers[0]["name"], "poller");
+    assert!(workers[0]["busy_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    let text = ok(run(&[&"top", &path, &"--once", &"--interval", &"10ms"]));
+    assert!(text.contains("\npoller "), "{text}");
+    engine.shutdown().unwrap();
+    let text = ok(run(&[&"metrics", &path]));
+    let scrape = scrape(&text);
+    let busy = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "roda_worker_busy_iterations_total")
+        .unwrap();
+    assert_eq!(busy.labels.get("worker"), Some("poller"));
+    assert_eq!(busy.labels.get("pipeline"), Some("ingest"));
+    match busy.value {
+        prometheus_parse::Value::Counter(v) => assert!(v > 0.0),
+        ref other => panic!("{other:?}"),
+    }
+}

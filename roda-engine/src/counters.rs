@@ -15,11 +15,11 @@ use roda_store::SlotStore;
 
 use crate::counters_file::{
     put_name, Slot, COUNTERS_SCHEMA, COUNTERS_SLOTS, FLAG_PANICKED, FLAG_WAITING, KIND_HEADER,
-    KIND_STAGE, LAYOUT_VERSION, MAX_STAGES, UNKNOWN, WORDS,
+    KIND_STAGE, KIND_WORKER, LAYOUT_VERSION, MAX_STAGES, UNKNOWN, WORDS,
 };
 use crate::metrics::{StageCounters, StageMetrics};
 use crate::stage_journal::{Published, RoomSignal};
-use crate::worker::WorkerShared;
+use crate::worker::{WorkerCounters, WorkerShared};
 
 /// Default time between two samples: 10 Hz.
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -44,6 +44,14 @@ pub(crate) struct SampledStage {
     pub(crate) room: Arc<RoomSignal>,
     pub(crate) input: Box<dyn Published>,
     pub(crate) output: Box<dyn Published>,
+    /// The stage's worker thread's busy and idle steps.
+    pub(crate) worker: Arc<WorkerCounters>,
+}
+
+/// A `RodaEngine` worker as the sampler reads it.
+pub(crate) struct SampledWorker {
+    pub(crate) name: String,
+    pub(crate) counters: Arc<WorkerCounters>,
 }
 
 /// A pipeline's counters-file settings and, once started, its sampler.
@@ -54,6 +62,7 @@ pub(crate) struct Counters {
     /// Every stage so far (kept also without a file, so `metrics_file` may come anywhere
     /// in the builder chain).
     stages: Vec<SampledStage>,
+    workers: Vec<SampledWorker>,
     sampler: Option<Sampler>,
 }
 
@@ -63,6 +72,7 @@ impl Default for Counters {
             name: "pipeline".into(),
             interval: DEFAULT_INTERVAL,
             stages: Vec::new(),
+            workers: Vec::new(),
             sampler: None,
         }
     }
@@ -82,8 +92,10 @@ struct State {
     name: String,
     interval: Duration,
     stages: Vec<SampledStage>,
+    workers: Vec<SampledWorker>,
     bounded: bool,
-    workers: Arc<WorkerShared>,
+    /// The engine's shared worker state: which stage panicked.
+    shared: Arc<WorkerShared>,
     stop: bool,
     /// A stage was added: sample now rather than at the next tick.
     sample_now: bool,
@@ -137,6 +149,20 @@ impl Counters {
         self.stages.push(stage);
     }
 
+    /// Registers a worker (of a `RodaEngine`).
+    pub(crate) fn add_worker(&mut self, worker: SampledWorker) {
+        if let Some(mut state) = self.state() {
+            state.workers.push(worker);
+            state.sample_now = true;
+            drop(state);
+            if let Some(sampler) = &self.sampler {
+                sampler.shared.wake.notify_all();
+            }
+            return;
+        }
+        self.workers.push(worker);
+    }
+
     /// Renames the last stage, if any.
     pub(crate) fn rename_last(&mut self, name: &str) {
         if let Some(mut state) = self.state() {
@@ -173,8 +199,9 @@ impl Counters {
                 name: self.name.clone(),
                 interval: self.interval,
                 stages: std::mem::take(&mut self.stages),
+                workers: std::mem::take(&mut self.workers),
                 bounded,
-                workers,
+                shared: workers,
                 stop: false,
                 sample_now: false,
                 last: None,
@@ -344,7 +371,7 @@ fn write_sample(
     let stages = &state.stages;
     let count = stages.len().min(MAX_STAGES);
     room_wait.resize(count, 0);
-    let panicked = panicked_stage(&state.workers);
+    let panicked = panicked_stage(&state.shared);
     let last = stages.len().saturating_sub(1);
     for (i, s) in stages.iter().enumerate().take(count) {
         let mut slot = [0u64; WORDS];
@@ -383,10 +410,23 @@ fn write_sample(
             room_wait[i] = room_wait[i].saturating_add(sample.interval.as_nanos() as u64);
         }
         slot[7] = room_wait[i];
+        slot[9] = s.worker.busy();
+        slot[10] = s.worker.idle();
         slot[8] =
             if stage_panicked { FLAG_PANICKED } else { 0 } | if waiting { FLAG_WAITING } else { 0 };
         put_name(&mut slot, &s.name);
         store.set(i + 1, &slot);
+    }
+    // Workers fill the slots after the stages.
+    let workers = state.workers.len().min(MAX_STAGES - count);
+    for (i, w) in state.workers.iter().enumerate().take(workers) {
+        let mut slot = [0u64; WORDS];
+        slot[0] = KIND_WORKER;
+        slot[1] = i as u64 + 1;
+        slot[2] = w.counters.busy();
+        slot[3] = w.counters.idle();
+        put_name(&mut slot, &w.name);
+        store.set(count + i + 1, &slot);
     }
     let mut header = [0u64; WORDS];
     header[0] = KIND_HEADER;
@@ -398,6 +438,7 @@ fn write_sample(
     header[6] = sample.samples;
     header[7] = unix_nanos();
     header[8] = u64::from(sample.finished);
+    header[9] = workers as u64;
     put_name(&mut header, &state.name);
     store.set(0, &header);
 }

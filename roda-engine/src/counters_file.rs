@@ -5,25 +5,29 @@
 //! its own schema id, [`COUNTERS_SCHEMA`], and [`COUNTERS_SLOTS`] slots:
 //!
 //! * slot 0, the header: who writes the file and how often;
-//! * slot `i` (1 to [`MAX_STAGES`]): stage `i`'s counters, written as a whole by one
-//!   seqlocked `set`, so a reader never sees a torn mix of two samples.
+//! * slot `i` (1 to the number of stages): stage `i`'s counters, written as a whole by
+//!   one seqlocked `set`, so a reader never sees a torn mix of two samples;
+//! * the slots after the stages: a `RodaEngine`'s workers (`RodaEngine::metrics_file`),
+//!   at most [`MAX_STAGES`] stages and workers together.
 //!
 //! Every value is a native-endian `u64` word:
 //!
-//! | word | header slot | stage slot |
-//! |---|---|---|
-//! | 0 | kind: 1 | kind: 2 (0: no stage) |
-//! | 1 | layout version: 1 | stage number (1, 2, ...) |
-//! | 2 | writer's pid | processed |
-//! | 3 | start time, Unix ns | emitted |
-//! | 4 | stages | input lag |
-//! | 5 | sampling interval, ns | output length (`u64::MAX`: unknown) |
-//! | 6 | samples written | output capacity |
-//! | 7 | last sample time, Unix ns | ns seen waiting for room (sampled) |
-//! | 8 | 1 after the final sample (shutdown) | flags: bit 0 panicked, bit 1 waiting for room |
-//! | 9..15 | reserved (0) | reserved (0) |
-//! | 15 | name length in bytes | name length in bytes |
-//! | 16..32 | pipeline name, UTF-8, up to 128 bytes | stage name, UTF-8, up to 128 bytes |
+//! | word | header slot | stage slot | worker slot |
+//! |---|---|---|---|
+//! | 0 | kind: 1 | kind: 2 (0: none) | kind: 3 |
+//! | 1 | layout version: 1 | stage number (1, 2, ...) | worker number (1, 2, ...) |
+//! | 2 | writer's pid | processed | busy steps |
+//! | 3 | start time, Unix ns | emitted | idle steps |
+//! | 4 | stages | input lag | reserved (0) |
+//! | 5 | sampling interval, ns | output length (`u64::MAX`: unknown) | reserved |
+//! | 6 | samples written | output capacity | reserved |
+//! | 7 | last sample time, Unix ns | ns seen waiting for room (sampled) | reserved |
+//! | 8 | 1 after the final sample (shutdown) | flags: bit 0 panicked, bit 1 waiting for room | reserved |
+//! | 9 | workers | busy steps of the stage's thread | reserved |
+//! | 10 | reserved (0) | idle steps of the stage's thread | reserved |
+//! | 11..15 | reserved (0) | reserved (0) | reserved (0) |
+//! | 15 | name length in bytes | name length in bytes | name length in bytes |
+//! | 16..32 | pipeline name, UTF-8, up to 128 bytes | stage name | worker name |
 //!
 //! Liveness comes from the slot store's own header: the writer's pid is recorded while
 //! the file is open for writing and cleared on a clean close, so a reader tells a
@@ -54,6 +58,7 @@ pub(crate) type Slot = [u64; WORDS];
 
 pub(crate) const KIND_HEADER: u64 = 1;
 pub(crate) const KIND_STAGE: u64 = 2;
+pub(crate) const KIND_WORKER: u64 = 3;
 const NAME_LEN: usize = 15;
 const NAME_AT: usize = 16;
 pub(crate) const FLAG_PANICKED: u64 = 1;
@@ -142,6 +147,22 @@ pub struct PipelineSnapshot {
     pub writer_alive: bool,
     /// Every stage, first to last.
     pub stages: Vec<StageSnapshot>,
+    /// A `RodaEngine`'s workers, in the order they started (none for a `StageEngine`,
+    /// whose stages report their threads' steps themselves).
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+/// One `RodaEngine` worker in a counters file.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct WorkerSnapshot {
+    /// The worker's name (its thread's name).
+    pub name: String,
+    /// Steps of its closure that did work.
+    pub busy_iterations: u64,
+    /// Steps of its closure that found nothing to do.
+    pub idle_iterations: u64,
 }
 
 /// One stage's counters in a counters file.
@@ -172,6 +193,10 @@ pub struct StageSnapshot {
     /// finds it waiting adds one sampling interval.
     #[cfg_attr(feature = "serde", serde(serialize_with = "as_seconds"))]
     pub room_wait: Duration,
+    /// Steps of the stage's thread that processed a batch.
+    pub busy_iterations: u64,
+    /// Steps of the stage's thread that found no input.
+    pub idle_iterations: u64,
 }
 
 #[cfg(feature = "serde")]
@@ -274,6 +299,24 @@ impl CountersFile {
                 waiting_for_room: s[8] & FLAG_WAITING != 0,
                 panicked: s[8] & FLAG_PANICKED != 0,
                 room_wait: Duration::from_nanos(s[7]),
+                busy_iterations: s[9],
+                idle_iterations: s[10],
+            });
+        }
+        let capacity = self.file.header().capacity as usize;
+        let worker_count = (header[9] as usize).min(capacity - 1 - count);
+        let mut workers = Vec::with_capacity(worker_count);
+        for i in count + 1..=count + worker_count {
+            let Some(w) = self
+                .slot(i as u64, &mut bytes)
+                .filter(|s| s[0] == KIND_WORKER)
+            else {
+                continue;
+            };
+            workers.push(WorkerSnapshot {
+                name: get_name(&w),
+                busy_iterations: w[2],
+                idle_iterations: w[3],
             });
         }
         Ok(PipelineSnapshot {
@@ -286,6 +329,7 @@ impl CountersFile {
             finished: header[8] != 0,
             writer_alive: self.writer_alive(),
             stages,
+            workers,
         })
     }
 }

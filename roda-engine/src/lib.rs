@@ -31,7 +31,7 @@ pub mod wait;
 mod worker;
 
 pub use affinity::{pin_current_thread, CorePlanner, Pinning};
-pub use counters_file::{CountersFile, PipelineSnapshot, StageSnapshot};
+pub use counters_file::{CountersFile, PipelineSnapshot, StageSnapshot, WorkerSnapshot};
 pub use engine::{EngineBuilder, RodaEngine};
 pub use metrics::StageMetrics;
 pub use stage_engine::StageEngine;

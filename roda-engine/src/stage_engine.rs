@@ -270,7 +270,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         };
         let thread = format!("roda {name}");
         let step = counters.clone();
-        match (self.output, output) {
+        let worker = match (self.output, output) {
             (Reader::Plain(input), Writer::Plain(output)) => self
                 .engine
                 .run_worker(thread, stage_step(input, output, stage, context, step))?,
@@ -279,6 +279,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 .run_worker(thread, stage_step(input, output, stage, context, step))?,
             _ => unreachable!("one pipeline uses one journal layout throughout"),
         };
+        let worker = worker.counters();
         let next_probe = output_probe.clone_box();
         self.counters.add_stage(SampledStage {
             name: name.clone(),
@@ -286,6 +287,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
             room: room.clone(),
             input: self.output_probe.clone_box(),
             output: output_probe.clone_box(),
+            worker,
         });
         self.stages.push(StageProbe {
             name,

@@ -221,3 +221,74 @@ fn other_files_are_refused_clearly() {
         Err(RodaError::Io { .. })
     ));
 }
+
+#[test]
+fn stages_report_their_threads_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("steps.counters");
+    let mut engine = StageEngine::<u64, u64>::with_capacity(10_000)
+        .metrics_file(&path)
+        .add_stage(map(|x: &u64| *x));
+    for i in 0..5_000 {
+        engine.send(&i);
+    }
+    assert!(engine.await_idle(WAIT));
+    engine.shutdown().unwrap();
+    let s = CountersFile::open(&path).unwrap().snapshot().unwrap();
+    let stage = &s.stages[0];
+    // At most BATCH (1024) inputs a step: at least 5 busy steps, each one of them a
+    // step that consumed something.
+    assert!((5..=5_000).contains(&stage.busy_iterations), "{stage:?}");
+    assert!(stage.idle_iterations > 0, "{stage:?}");
+    assert!(s.workers.is_empty());
+}
+
+#[test]
+fn a_roda_engine_publishes_its_workers() {
+    use roda_engine::{Progress, RodaEngine};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("engine.counters");
+    let mut engine = RodaEngine::new();
+    let mut left = 1_000u64;
+    engine
+        .run_worker("before the file", move || {
+            Progress::from_work(
+                left > 0 && {
+                    left -= 1;
+                    true
+                },
+            )
+        })
+        .unwrap();
+    engine.set_name("ingest");
+    engine.set_metrics_interval(Duration::from_millis(5));
+    engine.metrics_file(&path).unwrap();
+    engine
+        .run_worker("after the file", || Progress::Idle)
+        .unwrap();
+    let file = CountersFile::open(&path).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = file.snapshot().unwrap();
+        if s.workers.len() == 2
+            && s.workers[0].busy_iterations == 1_000
+            && s.workers[1].idle_iterations > 0
+        {
+            assert!(s.writer_alive);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.shutdown().unwrap();
+    let s = file.snapshot().unwrap();
+    assert_eq!(s.name, "ingest");
+    assert!(s.finished && !s.writer_alive);
+    assert!(s.stages.is_empty());
+    let names: Vec<&str> = s.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["before the file", "after the file"]);
+    assert_eq!(s.workers[0].busy_iterations, 1_000);
+    assert!(s.workers[0].idle_iterations > 0);
+    assert_eq!(s.workers[1].busy_iterations, 0);
+    assert!(s.workers[1].idle_iterations > 0);
+}

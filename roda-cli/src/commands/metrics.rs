@@ -5,7 +5,7 @@
 //! Every metric has `# HELP` and `# TYPE` lines; every series has the labels
 //! `pipeline` (the pipeline's name) and, for stages, `stage` (the stage's name) and
 //! `index` (its position, 1 = first, which keeps series apart when two stages share a
-//! name). Label values are escaped as the format requires (`\\`, `\"`, `\n`).
+//! name); for a `RodaEngine`'s workers, `worker` and `index`. Label values are escaped as the format requires (`\\`, `\"`, `\n`).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
@@ -105,6 +105,26 @@ pub const METRICS: &[Metric] = &[
         kind: "gauge",
         help: "1 if the stage panicked, else 0.",
     },
+    Metric {
+        name: "roda_stage_busy_iterations_total",
+        kind: "counter",
+        help: "Steps of the stage's thread that processed a batch of inputs.",
+    },
+    Metric {
+        name: "roda_stage_idle_iterations_total",
+        kind: "counter",
+        help: "Steps of the stage's thread that found no input.",
+    },
+    Metric {
+        name: "roda_worker_busy_iterations_total",
+        kind: "counter",
+        help: "Steps of a RodaEngine worker's closure that did work.",
+    },
+    Metric {
+        name: "roda_worker_idle_iterations_total",
+        kind: "counter",
+        help: "Steps of a RodaEngine worker's closure that found nothing to do.",
+    },
 ];
 
 /// A label value escaped for the text format: backslash, double quote and newline.
@@ -158,6 +178,22 @@ pub fn render(s: &PipelineSnapshot) -> String {
             line(&pipeline, value);
             continue;
         }
+        if m.name.starts_with("roda_worker_") {
+            for (i, w) in s.workers.iter().enumerate() {
+                let labels = format!(
+                    "{pipeline},worker=\"{}\",index=\"{}\"",
+                    escape_label(&w.name),
+                    i + 1
+                );
+                let value = match m.name {
+                    "roda_worker_busy_iterations_total" => w.busy_iterations,
+                    "roda_worker_idle_iterations_total" => w.idle_iterations,
+                    other => unreachable!("metric {other} has no value"),
+                };
+                line(&labels, value.to_string());
+            }
+            continue;
+        }
         for (i, st) in s.stages.iter().enumerate() {
             let labels = format!(
                 "{pipeline},stage=\"{}\",index=\"{}\"",
@@ -174,6 +210,8 @@ pub fn render(s: &PipelineSnapshot) -> String {
                 "roda_stage_backpressure_seconds_total" => Some(number(st.room_wait.as_secs_f64())),
                 "roda_stage_waiting_for_room" => Some(u64::from(st.waiting_for_room).to_string()),
                 "roda_stage_panicked" => Some(u64::from(st.panicked).to_string()),
+                "roda_stage_busy_iterations_total" => Some(st.busy_iterations.to_string()),
+                "roda_stage_idle_iterations_total" => Some(st.idle_iterations.to_string()),
                 other => unreachable!("metric {other} has no value"),
             };
             if let Some(value) = value {

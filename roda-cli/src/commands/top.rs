@@ -56,6 +56,19 @@ struct StageView {
     panicked: bool,
 }
 
+/// One `RodaEngine` worker between two snapshots.
+#[derive(Clone, Debug, Serialize)]
+struct WorkerView {
+    index: usize,
+    name: String,
+    busy_iterations: u64,
+    idle_iterations: u64,
+    /// Busy steps per second between the two samples.
+    busy_per_sec: f64,
+    /// Idle steps per second between the two samples.
+    idle_per_sec: f64,
+}
+
 /// The pipeline between two snapshots.
 #[derive(Debug, Serialize)]
 struct View {
@@ -68,6 +81,7 @@ struct View {
     /// Seconds between the two samples the rates come from (0: no new sample came).
     measured_seconds: f64,
     stages: Vec<StageView>,
+    workers: Vec<WorkerView>,
 }
 
 /// The view of `now`, with rates measured against `before` (an earlier snapshot of the
@@ -106,6 +120,26 @@ fn view(before: &PipelineSnapshot, now: &PipelineSnapshot) -> View {
             }
         })
         .collect();
+    let per_sec = |now: u64, before: Option<u64>| match before {
+        Some(before) if seconds > 0.0 => now.saturating_sub(before) as f64 / seconds,
+        _ => 0.0,
+    };
+    let workers = now
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let prev = before.workers.get(i).filter(|p| p.name == w.name);
+            WorkerView {
+                index: i + 1,
+                name: w.name.clone(),
+                busy_iterations: w.busy_iterations,
+                idle_iterations: w.idle_iterations,
+                busy_per_sec: per_sec(w.busy_iterations, prev.map(|p| p.busy_iterations)),
+                idle_per_sec: per_sec(w.idle_iterations, prev.map(|p| p.idle_iterations)),
+            }
+        })
+        .collect();
     View {
         pipeline: now.name.clone(),
         pid: now.pid,
@@ -115,6 +149,7 @@ fn view(before: &PipelineSnapshot, now: &PipelineSnapshot) -> View {
         samples: now.samples,
         measured_seconds: seconds,
         stages,
+        workers,
     }
 }
 
@@ -128,7 +163,8 @@ pub fn run(path: &Path, options: &TopOptions, out: &mut dyn Write) -> Result<(),
         let mut now = snapshot()?;
         // A pipeline still adding stages: measure again over the same stages.
         for _ in 0..3 {
-            if now.stages.len() == before.stages.len() {
+            if now.stages.len() == before.stages.len() && now.workers.len() == before.workers.len()
+            {
                 break;
             }
             before = now;
@@ -183,6 +219,24 @@ fn print_table(v: &View, out: &mut dyn Write) -> std::io::Result<()> {
             s.backpressure * 100.0,
             if s.panicked { "  PANICKED" } else { "" }
         )?;
+    }
+    if !v.workers.is_empty() {
+        writeln!(
+            out,
+            "{:<16} {:>12} {:>12} {:>14} {:>14}",
+            "worker", "busy/s", "idle/s", "busy steps", "idle steps"
+        )?;
+        for w in &v.workers {
+            writeln!(
+                out,
+                "{:<16} {:>12} {:>12} {:>14} {:>14}",
+                w.name,
+                human::count(w.busy_per_sec.round() as u64),
+                human::count(w.idle_per_sec.round() as u64),
+                human::count(w.busy_iterations),
+                human::count(w.idle_iterations)
+            )?;
+        }
     }
     Ok(())
 }
@@ -272,9 +326,14 @@ fn short(n: f64) -> String {
 fn draw(frame: &mut Frame, path: &Path, v: &View, history: &[History], interval: Duration) {
     let area = frame.area();
     let stages = v.stages.len() as u16;
-    let [title, table, sparks, footer] = Layout::vertical([
+    let workers = match v.workers.len() as u16 {
+        0 => 0,
+        n => n + 2,
+    };
+    let [title, table, worker_table, sparks, footer] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(stages + 1),
+        Constraint::Length(workers),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
@@ -345,6 +404,36 @@ fn draw(frame: &mut Frame, path: &Path, v: &View, history: &[History], interval:
         .header(header),
         table,
     );
+
+    if !v.workers.is_empty() {
+        let rows = v.workers.iter().map(|w| {
+            Row::new([
+                w.name.clone(),
+                short(w.busy_per_sec),
+                short(w.idle_per_sec),
+                human::count(w.busy_iterations),
+                human::count(w.idle_iterations),
+            ])
+        });
+        frame.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(20),
+                    Constraint::Length(10),
+                    Constraint::Length(10),
+                    Constraint::Length(16),
+                    Constraint::Length(16),
+                ],
+            )
+            .header(
+                Row::new(["worker", "busy/s", "idle/s", "busy steps", "idle steps"])
+                    .style(Style::default().add_modifier(Modifier::BOLD))
+                    .top_margin(1),
+            ),
+            worker_table,
+        );
+    }
 
     // Per stage: a label line, then rate and lag sparklines side by side.
     let mut y = sparks.y + 1;
