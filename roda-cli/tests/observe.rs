@@ -363,6 +363,17 @@ fn other_files_are_refused_with_one_line() {
     let o = run(&[&"metrics", &path]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("No such file"));
+    // The live view needs a terminal: piped, it says what to use instead.
+    let mut engine = StageEngine::<u64, u64>::with_capacity(16).metrics_file(&path);
+    let o = run(&[&"top", &path]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("roda: roda top draws on a terminal"),
+        "{err}"
+    );
+    assert!(err.contains("--once"), "{err}");
+    engine.shutdown().unwrap();
 }
 
 /// Runs `roda top` in a pseudo-terminal of 80x24 through script(1) and returns the

@@ -6,7 +6,7 @@
 //! takes two samples `--interval` apart, so the rates are measured, not guessed.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -178,6 +178,13 @@ pub fn run(path: &Path, options: &TopOptions, out: &mut dyn Write) -> Result<(),
             print_table(&view, out)?;
         }
         return Ok(());
+    }
+    if !std::io::stdout().is_terminal() {
+        return Err(Failure::Usage(
+            "roda top draws on a terminal and stdout is not one; in scripts use \
+             'roda top FILE --once' (or --once --json), or 'roda metrics FILE'"
+                .into(),
+        ));
     }
     live(path, options.interval, snapshot)
 }
