@@ -508,3 +508,49 @@ fn a_roda_engine_s_workers_show_in_top_and_metrics() {
         ref other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_pipeline_whose_process_died_is_shown_dead() {
+    use std::os::unix::fs::FileExt;
+    let (_dir, path) = temp();
+    let mut engine = StageEngine::<u64, u64>::with_capacity(16)
+        .name("crashed")
+        .metrics_file(&path)
+        .add_stage(map(|x: &u64| *x));
+    engine.shutdown().unwrap();
+    // What a process killed mid-run leaves: no final sample (header word 8 is 0) and
+    // its pid in the store header (offset 80), no longer running.
+    let header = roda_store::StoreFile::open(&path).unwrap().header();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let finished_word = header.data_offset + 8 + 8 * 8;
+    file.write_all_at(&0u64.to_ne_bytes(), finished_word)
+        .unwrap();
+    file.write_all_at(&0x7fff_fff0u64.to_ne_bytes(), 80)
+        .unwrap();
+    let json = ok(run(&[
+        &"top",
+        &path,
+        &"--once",
+        &"--json",
+        &"--interval",
+        &"10ms",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["status"], "dead", "{v}");
+    let text = ok(run(&[&"top", &path, &"--once", &"--interval", &"10ms"]));
+    // The pid the pipeline recorded in its header slot (this process here).
+    let dead = format!(
+        "DEAD: pid {} stopped without shutting down",
+        std::process::id()
+    );
+    assert!(text.contains(&dead), "{text}");
+    let text = ok(run(&[&"metrics", &path]));
+    assert!(
+        text.contains("roda_pipeline_up{pipeline=\"crashed\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("roda_pipeline_finished{pipeline=\"crashed\"} 0\n"),
+        "{text}"
+    );
+}
