@@ -173,6 +173,7 @@ struct Level {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
 fn directory_followers_waiting_at_a_segment_end_allocate_nothing() {
     const POLLS: u64 = 10_000;
     let tmp = tempfile::tempdir().unwrap();
