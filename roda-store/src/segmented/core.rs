@@ -4,7 +4,10 @@
 use roda_core::{Record, Result, RodaError};
 
 use crate::file::header::OFF_FIRST_SEQ;
+#[cfg(not(roda_loom))]
+use crate::file::pretouch::{Followed, Position};
 use crate::journal::core::JournalCore;
+use crate::segmented::files::SegmentFiles;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 #[cfg(not(roda_loom))]
@@ -76,6 +79,10 @@ pub(crate) struct SegmentedCore<T> {
     /// The oldest sequence the segments held when the journal was opened (0 for a new
     /// one): a reopened directory may have lost its oldest segment to a crash mid-recycle.
     pub(crate) floor: u64,
+    /// The directory's locks, handed over by a file-backed writer dropped while gating
+    /// readers still existed: they keep the directory locked (a new writer would recycle
+    /// under their `&T`) until the last handle on this core is gone.
+    pub(crate) parked_files: std::sync::OnceLock<Box<SegmentFiles>>,
 }
 
 impl<T: Record> SegmentedCore<T> {
@@ -221,4 +228,27 @@ pub(crate) fn check_ring(segment_records: usize, segments: usize) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// The pre-toucher follows the segment being written, once the writer has rolled into it.
+#[cfg(not(roda_loom))]
+impl<T: Record> Followed for SegmentedCore<T> {
+    fn position(&self) -> Option<Position<'_>> {
+        let published = self.published();
+        let start = published / self.segment_records * self.segment_records;
+        let segment = self.segment_of(start);
+        // Relaxed: only compared, never used to read records; a stale value only delays
+        // the pre-toucher by one check.
+        if segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed) != start {
+            return None;
+        }
+        let size = std::mem::size_of::<T>();
+        let data = segment.backing.info.data_offset as usize;
+        Some(Position {
+            region: segment.backing.region.as_ref(),
+            at: data + (published - start) as usize * size,
+            end: data + self.segment_records as usize * size,
+            epoch: start,
+        })
+    }
 }

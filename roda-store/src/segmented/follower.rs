@@ -225,6 +225,7 @@ impl<T: Record> SegmentedFollower<T> {
             #[cfg(not(roda_loom))]
             Source::Dir(source) => source.segment_records(),
         };
+        // Saturating: a cursor sought near 2^64 (or a damaged header) has no segment end.
         self.lost_below = self.lost_below.max((seq - seq % s).saturating_add(s));
         let oldest = self.oldest_retained();
         RodaError::Lagged {
@@ -326,7 +327,9 @@ mod dir {
     use crate::file::header::Shape;
     use crate::file::options::Retention;
     use crate::file::options::Settings;
-    use crate::segmented::files::{mapped_segments, scan, set_segment_path, Found};
+    use crate::segmented::files::{
+        holds_segment, mapped_segments, scan, set_segment_path, Found, SEQUENCE_LIMIT,
+    };
 
     /// How long a directory scan stays good for a follower waiting at a segment
     /// boundary: it rescans at most this often to learn that segments were removed
@@ -409,7 +412,9 @@ mod dir {
             // The common miss (a follower waiting at a segment end for the writer to
             // create the next file) costs one `openat` and allocates nothing; the error
             // `open_reader` would build names the path, an allocation per poll.
-            let mapped = match std::fs::File::open(&path) {
+            // Non-blocking, like every store open: a named pipe in the file's place
+            // must not block the poll.
+            let mapped = match backing::open_regular(&path, false) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
                 _ => self.map_path(&path, self.slot_of(first), first),
             };
@@ -440,9 +445,11 @@ mod dir {
         fn map_scanned_ring_file(&mut self, first: u64) -> Result<bool> {
             let slot = self.slot_of(first);
             let s = self.segment_records;
-            let Some(found) = self.scanned.iter().find(|f| {
-                f.first != NO_RECORDS && f.first % s == 0 && self.slot_of(f.first) == slot
-            }) else {
+            let Some(found) = self
+                .scanned
+                .iter()
+                .find(|f| holds_segment(f.first, s) && self.slot_of(f.first) == slot)
+            else {
                 return Ok(false);
             };
             let (path, name) = (found.path.clone(), found.name);
@@ -497,8 +504,13 @@ mod dir {
         pub(super) fn read(&mut self, seq: u64, out: &mut [T]) -> Result<Got> {
             let s = self.segment_records;
             let first = seq - seq % s;
-            // Records left in the segment (`first + s` may not fit in a u64).
-            let n = out.len().min((s - (seq - first)) as usize);
+            if first >= SEQUENCE_LIMIT {
+                // No segment holds it, whatever a header says now (another process may
+                // have damaged one): the cursor plus what is read must not overflow.
+                return Ok(Got::Nothing);
+            }
+            // Records left in the segment: `s - (seq - first)`, which cannot overflow.
+            let n = out.len().min((s - seq % s) as usize);
             let mut remapped = false;
             loop {
                 match self.generation(first) {
@@ -560,7 +572,7 @@ mod dir {
             let newest = self
                 .scanned
                 .iter()
-                .filter(|f| f.first != NO_RECORDS && f.first % s == 0)
+                .filter(|f| holds_segment(f.first, s))
                 .map(|f| f.first)
                 .max();
             match newest {
@@ -592,7 +604,7 @@ mod dir {
                 .map(|found| {
                     found
                         .into_iter()
-                        .filter(|f| f.first != NO_RECORDS && f.first % self.segment_records == 0)
+                        .filter(|f| holds_segment(f.first, self.segment_records))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -603,6 +615,8 @@ mod dir {
         }
 
         pub(super) fn published(&mut self) -> u64 {
+            // No overflow: `valid` keeps first sequences below 2^63 (`holds_segment`),
+            // and a segment's size is below 2^63 too (its bytes fit the address space).
             self.newest()
                 .map_or(0, |f| f.first + f.written.min(self.segment_records))
         }
