@@ -183,6 +183,31 @@ mod on_disk {
         }
     }
 
+    /// Removes the temporary files (`.{segment name}.roda-tmp-PID-N`) that a writer
+    /// killed while creating a segment file left in `dir`. Only the holder of the
+    /// directory lock creates segment files, so every such file is a leftover; each
+    /// holds its reserved blocks until removed.
+    fn remove_temp_files(dir: &Path) -> Result<()> {
+        let entries = std::fs::read_dir(dir).map_err(|e| RodaError::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| RodaError::io(dir, e))?;
+            let name = entry.file_name();
+            let leftover = name.to_str().is_some_and(|name| {
+                name.strip_prefix('.')
+                    .and_then(|rest| rest.split_once(".roda-tmp-"))
+                    .is_some_and(|(segment, _)| parse_name(OsStr::new(segment)).is_some())
+            });
+            if leftover {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(RodaError::io(entry.path(), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn sync_dir(dir: &Path) -> Result<()> {
         backing::open_dir(dir)
             .and_then(|d| d.sync_all())
@@ -254,6 +279,7 @@ mod on_disk {
             })?;
         std::fs::create_dir_all(dir).map_err(|e| RodaError::io(dir, e))?;
         let dir_lock = lock_dir(dir)?;
+        remove_temp_files(dir)?;
         if !scan(dir)?.is_empty() {
             return Err(RodaError::AlreadyExists { path: dir.into() });
         }
@@ -281,6 +307,7 @@ mod on_disk {
     /// docs/file-format.md, "Recovery").
     pub(crate) fn open(dir: &Path, shape: Shape, settings: &Settings) -> Result<Opened> {
         let dir_lock = lock_dir(dir)?;
+        remove_temp_files(dir)?;
         let found = scan(dir)?;
         let Some(any) = found.first() else {
             return Err(RodaError::io(
@@ -563,12 +590,14 @@ mod on_disk {
             core.segment_of(current_start).publish(core.segment_records);
             let slot = core.slot_of(next_start);
             let backing = &core.segments[slot].backing;
-            let holds_nothing = {
-                // Relaxed: only this writer stores the word.
-                backing.atomic(OFF_FIRST_SEQ).load(Ordering::Relaxed) == NO_RECORDS
-            };
             match self.retention {
-                Retention::KeepAll if !(holds_nothing && self.names[slot] == next_start) => {
+                // The slot's file is already named for `next_start`: a spare, or the
+                // file a roll cut short by a crash created (or a spare whose first
+                // sequence it set) before publishing a record in it. Recovery resumed
+                // at `next_start`, so it holds nothing committed: prepare it in place.
+                // (Creating it again would find it, and opening it would find this
+                // writer's own lock.)
+                Retention::KeepAll if self.names[slot] != next_start => {
                     self.replace(backing, slot, next_start)
                 }
                 _ => self.prepare(backing, slot, next_start),

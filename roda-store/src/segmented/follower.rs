@@ -190,7 +190,11 @@ impl<T: Record> SegmentedFollower<T> {
                 }
                 let s = core.segment_records;
                 let first = seq - seq % s;
-                let end = self.known.min(first + s).min(seq + out.len() as u64);
+                // Saturating: a cursor sought near `u64::MAX` must not wrap.
+                let end = self
+                    .known
+                    .min(first.saturating_add(s))
+                    .min(seq.saturating_add(out.len() as u64));
                 let n = (end - seq) as usize;
                 read_validated(
                     core.segment_of(seq),
