@@ -398,6 +398,7 @@ const NAMED: &[Named] = &[
     ("follower_sought_to_the_end", follower_sought_to_the_end),
     ("named_pipes", named_pipes),
     ("missing_files", missing_files),
+    ("path_replaced_by_a_pipe", path_replaced_by_a_pipe),
 ];
 
 const OFF_FIRST_SEQ: u64 = 88;
@@ -501,16 +502,19 @@ fn named_pipes(tmp: &Path) {
     assert!(StoreFile::open(&pipe).is_err());
     assert!(SegmentedJournal::<SegRec>::open(&pipe).is_err());
     assert!(SegmentedFollower::<SegRec>::open(&pipe).is_err());
-    // A pipe under a segment's name: not a segment file, ignored like any other name;
-    // the writer and followers carry on with the files there are.
+    // A pipe under a segment's name: not a segment file, ignored like any other name.
+    // Followers carry on with the files there are; the writer finds a ring file
+    // missing from a journal that holds records, and refuses.
     let dir = keep_last(tmp);
     fs::remove_file(dir.join(format!("{:020}.roda", 0))).unwrap();
     mkfifo(&dir.join(format!("{:020}.roda", 0)));
     let mut follower = SegmentedFollower::<SegRec>::open(&dir).unwrap();
     assert_eq!(follower.seek_to_oldest(), 4);
     assert_eq!(follower.next().unwrap(), Some([4, !4]));
-    let mut journal = SegmentedJournal::<SegRec>::open(&dir).unwrap();
-    assert_eq!(journal.try_append(&[10, !10]).unwrap(), 10);
+    assert!(matches!(
+        SegmentedJournal::<SegRec>::open(&dir),
+        Err(RodaError::Corrupted { .. })
+    ));
 }
 
 /// A `KeepLast` directory missing files: completed when nothing was written yet (a
@@ -556,6 +560,21 @@ fn missing_files(tmp: &Path) {
     assert_eq!(entries(&huge).len(), 1, "nothing created");
 }
 
+/// A store file replaced by a named pipe after `StoreFile` opened it: asking whether a
+/// writer holds it opens the path again, and must not wait on the pipe.
+fn path_replaced_by_a_pipe(tmp: &Path) {
+    let path = tmp.join("journal.roda");
+    drop(JournalStore::<JournalRec>::create(&path, 4).unwrap());
+    let file = StoreFile::open(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!file.writer_alive());
+}
+
 /// Runs named case `name` in a child and fails with its output unless it passed.
 fn expect_clean(name: &str) {
     let outcome = run_child("child", &format!("named:{name}"), STALL);
@@ -595,6 +614,11 @@ fn named_pipes_are_refused_without_blocking() {
 #[test]
 fn missing_files_are_recreated_only_before_the_first_record() {
     expect_clean("missing_files");
+}
+
+#[test]
+fn store_file_replaced_by_a_pipe_is_not_waited_on() {
+    expect_clean("path_replaced_by_a_pipe");
 }
 
 #[test]
