@@ -25,6 +25,9 @@ mod slots;
 mod sync;
 mod wake;
 
+#[cfg(all(test, not(roda_loom), not(miri)))]
+mod flush_errors;
+
 #[cfg(roda_loom)]
 #[doc(hidden)]
 pub mod loom_hooks;
