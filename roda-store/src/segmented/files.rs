@@ -84,7 +84,7 @@ mod on_disk {
 
     /// Sets `path` to `dir/{first:020}.roda` without allocating once `path` has the
     /// capacity (rolls happen on the append path).
-    fn set_segment_path(path: &mut PathBuf, dir: &Path, first: u64) {
+    pub(crate) fn set_segment_path(path: &mut PathBuf, dir: &Path, first: u64) {
         let mut name = *b"00000000000000000000.roda";
         let mut v = first;
         for digit in name[..20].iter_mut().rev() {
