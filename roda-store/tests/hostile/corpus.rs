@@ -91,9 +91,8 @@ pub struct Template {
 pub const FIELD_OFFSETS: [usize; 16] = [
     0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 88, 96, 104, 112, 120, 128,
 ];
-/// The writer pid: kept pointing at no process. A reader waits while the recorded
-/// writer is alive and a slot is odd (a `set` under way): that is a wait by design, not
-/// a defect, so the corpus never makes a dead writer look alive.
+/// The writer pid: damaged like any other word. It is for messages only: readers tell a
+/// live writer by its lock, so no pid makes a reader wait on a slot left mid-write.
 pub const OFF_WRITER_PID: u64 = 80;
 const PAGE: u64 = 4096;
 
@@ -250,7 +249,7 @@ impl Case {
     /// another process with write access could while readers have it open: readers
     /// must re-check what they load from a live mapping at each use. Never the length
     /// (truncating a mapped file raises SIGBUS in its readers by the kernel's design,
-    /// see docs/file-format.md) and never the writer pid (see [`OFF_WRITER_PID`]).
+    /// see docs/file-format.md).
     pub fn change_live(&mut self) {
         let files: Vec<PathBuf> = if self.path.is_dir() {
             entries(&self.path)
@@ -385,9 +384,6 @@ fn mutate(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Template]) 
             } else {
                 *rng.pick(&FIELD_OFFSETS) as u64
             };
-            if at == OFF_WRITER_PID {
-                return;
-            }
             let old = read_u64(&file, at);
             let value = interesting(rng, old, t.capacity);
             write_at(&file, at, &value.to_ne_bytes());
@@ -401,12 +397,9 @@ fn mutate(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Template]) 
             write_at(&file, at, &value.to_ne_bytes());
             case.log.push(format!("{name}: u32 at {at} -> {value:#x}"));
         }
-        // A byte of the header (never the writer pid).
+        // A byte of the header.
         6 => {
             let at = rng.below(256);
-            if (OFF_WRITER_PID..OFF_WRITER_PID + 8).contains(&at) {
-                return;
-            }
             let mut b = [0u8; 1];
             let _ = open_regular(&file, false).and_then(|f| f.read_exact_at(&mut b, at));
             let value = b[0] ^ (1 << rng.below(8)) as u8;
