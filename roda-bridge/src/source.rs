@@ -1,0 +1,143 @@
+//! What an export reads: [`ExportSource`], implemented by [`JournalSource`] (a plain
+//! journal file, through a [`JournalReader`]) and [`SegmentedSource`] (a segmented
+//! journal, through a [`SegmentedFollower`], which never holds the writer back).
+
+use std::path::Path;
+
+use roda_core::{Record, RodaError};
+use roda_store::{JournalReader, SegmentedFollower};
+
+use crate::format::Shape;
+
+/// A journal being exported: records as bytes from a cursor.
+pub trait ExportSource {
+    /// The records' shape.
+    fn shape(&self) -> Shape;
+    /// The journal id stored in the journal, if any.
+    fn journal_id(&self) -> Option<u64>;
+    /// The cursor: the sequence of the next record [`read`](Self::read) returns.
+    fn position(&self) -> u64;
+    /// Moves the cursor to `seq`.
+    fn seek(&mut self, seq: u64);
+    /// Records published by the writer so far.
+    fn published(&mut self) -> u64;
+    /// The oldest record the journal still retains.
+    fn oldest_retained(&mut self) -> u64;
+    /// Appends the bytes of up to `max` records from the cursor to `out` and advances
+    /// past them; returns how many (0: nothing new). `Err(Lagged { missed })` when the
+    /// journal no longer holds the record at the cursor.
+    fn read(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, RodaError>;
+}
+
+/// A plain journal file followed read-only.
+pub struct JournalSource<T: Record> {
+    reader: JournalReader<T>,
+}
+
+impl<T: Record> JournalSource<T> {
+    /// Follows the journal file at `path` (read-only; the writer may keep appending).
+    pub fn open(path: impl AsRef<Path>) -> roda_core::Result<Self> {
+        Ok(JournalSource {
+            reader: JournalReader::open(path)?,
+        })
+    }
+
+    /// Exports through an existing reader.
+    pub fn new(reader: JournalReader<T>) -> Self {
+        JournalSource { reader }
+    }
+}
+
+impl<T: Record> ExportSource for JournalSource<T> {
+    fn shape(&self) -> Shape {
+        Shape::of::<T>(self.reader.header().schema)
+    }
+    fn journal_id(&self) -> Option<u64> {
+        None
+    }
+    fn position(&self) -> u64 {
+        self.reader.get_index()
+    }
+    fn seek(&mut self, seq: u64) {
+        self.reader.seek(seq);
+    }
+    fn published(&mut self) -> u64 {
+        self.reader.published()
+    }
+    fn oldest_retained(&mut self) -> u64 {
+        0
+    }
+    fn read(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, RodaError> {
+        let batch = self.reader.next_batch(max);
+        out.extend_from_slice(bytemuck::cast_slice(batch));
+        Ok(batch.len())
+    }
+}
+
+/// A segmented journal followed without holding its writer back.
+pub struct SegmentedSource<T: Record> {
+    follower: SegmentedFollower<T>,
+    schema: u64,
+    scratch: Vec<T>,
+}
+
+impl<T: Record> SegmentedSource<T> {
+    /// Follows the segmented journal in directory `dir` (schema 0).
+    pub fn open(dir: impl AsRef<Path>) -> roda_core::Result<Self> {
+        Self::open_with_schema(dir, 0)
+    }
+
+    /// Follows the segmented journal in `dir`, created with schema id `schema`.
+    pub fn open_with_schema(dir: impl AsRef<Path>, schema: u64) -> roda_core::Result<Self> {
+        Ok(Self::new(
+            SegmentedFollower::open_with_schema(dir, schema)?,
+            schema,
+        ))
+    }
+
+    /// Exports through an existing follower of a journal with schema id `schema`.
+    pub fn new(follower: SegmentedFollower<T>, schema: u64) -> Self {
+        SegmentedSource {
+            follower,
+            schema,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<T: Record> ExportSource for SegmentedSource<T> {
+    fn shape(&self) -> Shape {
+        Shape::of::<T>(self.schema)
+    }
+    fn journal_id(&self) -> Option<u64> {
+        None
+    }
+    fn position(&self) -> u64 {
+        self.follower.position()
+    }
+    fn seek(&mut self, seq: u64) {
+        self.follower.seek(seq);
+    }
+    fn published(&mut self) -> u64 {
+        self.follower.published()
+    }
+    fn oldest_retained(&mut self) -> u64 {
+        self.follower.oldest_retained()
+    }
+    fn read(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, RodaError> {
+        if self.scratch.len() < max {
+            self.scratch.resize(max, T::zeroed());
+        }
+        let mut total = 0;
+        // A follower's batch ends at a segment end: keep reading up to `max`.
+        while total < max {
+            let n = self.follower.next_batch(&mut self.scratch[..max - total])?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(bytemuck::cast_slice(&self.scratch[..n]));
+            total += n;
+        }
+        Ok(total)
+    }
+}
