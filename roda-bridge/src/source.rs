@@ -53,7 +53,7 @@ impl<T: Record> ExportSource for JournalSource<T> {
         Shape::of::<T>(self.reader.header().schema)
     }
     fn journal_id(&self) -> Option<u64> {
-        None
+        Some(self.reader.header().journal_id).filter(|&id| id != 0)
     }
     fn position(&self) -> u64 {
         self.reader.get_index()
@@ -78,6 +78,7 @@ impl<T: Record> ExportSource for JournalSource<T> {
 pub struct SegmentedSource<T: Record> {
     follower: SegmentedFollower<T>,
     schema: u64,
+    journal_id: Option<u64>,
     scratch: Vec<T>,
 }
 
@@ -89,10 +90,16 @@ impl<T: Record> SegmentedSource<T> {
 
     /// Follows the segmented journal in `dir`, created with schema id `schema`.
     pub fn open_with_schema(dir: impl AsRef<Path>, schema: u64) -> roda_core::Result<Self> {
-        Ok(Self::new(
-            SegmentedFollower::open_with_schema(dir, schema)?,
-            schema,
-        ))
+        let dir = dir.as_ref();
+        let follower = SegmentedFollower::open_with_schema(dir, schema)?;
+        Ok(Self::new(follower, schema).with_journal_id(directory_journal_id(dir)?))
+    }
+
+    /// Sets the journal id (e.g. `SegmentedJournal::journal_id` of the journal the
+    /// follower follows; 0 for none).
+    pub fn with_journal_id(mut self, journal_id: u64) -> Self {
+        self.journal_id = Some(journal_id).filter(|&id| id != 0);
+        self
     }
 
     /// Exports through an existing follower of a journal with schema id `schema`.
@@ -100,6 +107,7 @@ impl<T: Record> SegmentedSource<T> {
         SegmentedSource {
             follower,
             schema,
+            journal_id: None,
             scratch: Vec::new(),
         }
     }
@@ -110,7 +118,7 @@ impl<T: Record> ExportSource for SegmentedSource<T> {
         Shape::of::<T>(self.schema)
     }
     fn journal_id(&self) -> Option<u64> {
-        None
+        self.journal_id
     }
     fn position(&self) -> u64 {
         self.follower.position()
@@ -140,4 +148,23 @@ impl<T: Record> ExportSource for SegmentedSource<T> {
         }
         Ok(total)
     }
+}
+
+/// The journal id the segment files in `dir` carry (0 when none does).
+fn directory_journal_id(dir: &Path) -> roda_core::Result<u64> {
+    let entries = std::fs::read_dir(dir).map_err(|e| RodaError::io(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| RodaError::io(dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.len() == 25
+            && name.ends_with(".roda")
+            && name[..20].bytes().all(|b| b.is_ascii_digit())
+        {
+            // A segment may be renamed while it is opened: try the next one.
+            if let Ok(file) = roda_store::StoreFile::open(&path) {
+                return Ok(file.header().journal_id);
+            }
+        }
+    }
+    Ok(0)
 }

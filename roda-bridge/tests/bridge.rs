@@ -70,6 +70,29 @@ fn batches(server: &NatsServer, subject: &str) -> Vec<(u64, u64)> {
     })
 }
 
+/// The journal id of the last batch on the subject `roda.test`.
+fn last_journal_id(server: &NatsServer) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(server.url.as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream("RODA").await.unwrap();
+        let m = stream
+            .get_last_raw_message_by_subject("roda.test")
+            .await
+            .unwrap();
+        let h = roda_bridge::BatchHeader::from_headers(Some(&m.headers), m.payload.len()).unwrap();
+        assert_eq!(
+            m.headers.get("Nats-Msg-Id").unwrap().as_str(),
+            format!("{:016x}:{}", h.journal_id, h.first)
+        );
+        h.journal_id
+    })
+}
+
 /// Each batch starts where the previous ended, from 0 to `n`: every sequence once.
 fn assert_chained(batches: &[(u64, u64)], n: u64) {
     let mut next = 0;
@@ -89,11 +112,20 @@ fn export_then_import_copies_a_journal_byte_for_byte() {
     let src = tmp.path().join("src.roda");
     fill(&src, 0..100_000, 200_000);
 
+    // The journal's own id (header offset 104) names it on the subject.
+    let id = JournalReader::<Rec>::open(&src)
+        .unwrap()
+        .header()
+        .journal_id;
+    assert_ne!(id, 0);
     let mut source = JournalSource::<Rec>::open(&src).unwrap();
-    let report = Exporter::new(server.connection(), export_options(64 << 10))
+    let mut options = export_options(64 << 10);
+    options.journal_id = None;
+    let report = Exporter::new(server.connection(), options)
         .run(&mut source)
         .unwrap();
     assert_eq!((report.start, report.end, report.rewinds), (0, 100_000, 0));
+    assert_eq!(last_journal_id(&server), id);
     let stored = batches(&server, "roda.test");
     assert_chained(&stored, 100_000);
     assert!(stored.len() >= 100_000 * 24 / (64 << 10));
@@ -250,8 +282,11 @@ fn segmented_journals_export_through_a_follower_and_lagging_is_an_error_or_skipp
         journal.append(&rec(i));
     }
     let mut source = SegmentedSource::<Rec>::open(&dir).unwrap();
-    let report = Exporter::new(server.connection(), export_options(8 << 10)).run(&mut source);
+    let mut options = export_options(8 << 10);
+    options.journal_id = None; // the directory's
+    let report = Exporter::new(server.connection(), options).run(&mut source);
     assert_eq!(report.unwrap().end, 3500);
+    assert_eq!(last_journal_id(&server), journal.journal_id());
 
     // The writer laps the exporter: records 3500..6000 are recycled before export
     // (4 segments of 1000 retain 6000..10000).
@@ -259,13 +294,16 @@ fn segmented_journals_export_through_a_follower_and_lagging_is_an_error_or_skipp
         journal.append(&rec(i));
     }
     let mut source = SegmentedSource::<Rec>::open(&dir).unwrap();
-    match Exporter::new(server.connection(), export_options(8 << 10)).run(&mut source) {
+    let mut options = export_options(8 << 10);
+    options.journal_id = Some(journal.journal_id());
+    match Exporter::new(server.connection(), options).run(&mut source) {
         Err(e @ BridgeError::Lagged { from: 3500, .. }) => {
             assert!(e.to_string().contains("--skip-lagged"), "{e}")
         }
         other => panic!("{other:?}"),
     }
     let mut o = export_options(8 << 10);
+    o.journal_id = Some(journal.journal_id());
     o.skip_lagged = true;
     let mut source = SegmentedSource::<Rec>::open(&dir).unwrap();
     let report = Exporter::new(server.connection(), o)
@@ -287,6 +325,29 @@ fn segmented_journals_export_through_a_follower_and_lagging_is_an_error_or_skipp
         other => panic!("{other:?}"),
     }
     assert_eq!(sink.journal().len(), 3500);
+
+    // A journal created at the first sequence the stream still holds takes the rest.
+    let mut sink = SegmentedSink::new(
+        SegmentedJournal::<Rec>::options()
+            .retention(Retention::KeepAll)
+            .create_at(tmp.path().join("tail"), 1000, 6000)
+            .unwrap(),
+        0,
+    );
+    let mut import = ImportOptions::new("RODA", "roda.test");
+    import.position_file = Some(tmp.path().join("tail.position"));
+    let report = Importer::new(server.connection(), import)
+        .run(&mut sink)
+        .unwrap();
+    assert_eq!(
+        (report.start, report.end, report.duplicates),
+        (6000, 10_000, 3500)
+    );
+    let mut follower = roda_store::SegmentedFollower::<Rec>::open(tmp.path().join("tail")).unwrap();
+    assert_eq!(follower.position(), 6000);
+    for i in 6000..10_000 {
+        assert_eq!(follower.next().unwrap(), Some(rec(i)));
+    }
 }
 
 #[test]
@@ -324,9 +385,9 @@ fn mismatched_shapes_journals_and_stream_configurations_are_clear_errors() {
         }) => {}
         other => panic!("{other:?}"),
     }
-    // No journal id.
+    // 0 is no journal id.
     let mut o = export_options(4096);
-    o.journal_id = None;
+    o.journal_id = Some(0);
     let mut source = JournalSource::<Rec>::open(&src).unwrap();
     assert!(matches!(
         Exporter::new(server.connection(), o).run(&mut source),
