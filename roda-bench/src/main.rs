@@ -7,12 +7,15 @@
 //!   spsc                      one producer, one consumer, 24-byte records, Roda vs peers
 //!   hop                       one-way latency by ping-pong, p50/p99/p99.9
 //!   slots                     SlotStore: one writer over 10,000 slots, one sampling reader
+//!   bridge                    roda-bridge export/import vs bare async-nats on a local
+//!                             nats-server -js (skipped, saying why, without one)
 //!   report                    all of the above at report size; writes docs/benchmarks.md and .svg
 //! ```
 //! Each workload ends with `RESULT <workload> <impl> <metric>=<value> ...` lines.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod bridge;
 mod hop;
 mod measure;
 mod pipelines;
@@ -41,7 +44,7 @@ pub struct Args {
 fn usage(problem: &str) -> ! {
     eprintln!("roda-bench: {problem}");
     eprintln!(
-        "usage: roda-bench <sensor|service-health|spsc|hop|slots|report> [--events N] [--runs K] \
+        "usage: roda-bench <sensor|service-health|spsc|hop|slots|bridge|report> [--events N] [--runs K] \
          [--rounds N] [--secs S] [--impl NAME] [--out DIR]"
     );
     std::process::exit(2)
@@ -317,6 +320,9 @@ fn main() {
         }
         "slots" => {
             slots(args.secs.unwrap_or(2.0), args.runs);
+        }
+        "bridge" => {
+            bridge::run(args.events.unwrap_or(10_000_000), args.runs);
         }
         "report" => report::run(&args),
         other => usage(&format!("unknown workload {other}")),

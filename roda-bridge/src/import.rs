@@ -40,12 +40,15 @@ pub struct ImportOptions {
     pub position_file: Option<PathBuf>,
     /// Messages requested per pull.
     pub pull_batch: usize,
+    /// Bytes requested per pull, at most: keep it well below the server's `max_pending`
+    /// (64 MiB by default), past which the server drops messages for a slow client.
+    pub pull_bytes: usize,
     /// Set it to stop a following import.
     pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl ImportOptions {
-    /// Defaults: no follow, no position file, 64 messages per pull.
+    /// Defaults: no follow, no position file, 64 messages and 8 MiB per pull.
     pub fn new(stream: impl Into<String>, subject: impl Into<String>) -> Self {
         ImportOptions {
             stream: stream.into(),
@@ -53,6 +56,7 @@ impl ImportOptions {
             follow: false,
             position_file: None,
             pull_batch: 64,
+            pull_bytes: 8 << 20,
             stop: None,
         }
     }
@@ -232,6 +236,7 @@ impl Importer {
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(o.pull_batch.max(1))
+            .max_bytes_per_batch(o.pull_bytes.max(1 << 20))
             .heartbeat(Duration::from_secs(2))
             .expires(Duration::from_secs(10))
             .messages()
@@ -284,16 +289,35 @@ impl Importer {
             if header.end() <= local {
                 report.duplicates += header.count;
             } else if header.first > local {
-                if first_of_session && from > 1 {
+                if first_of_session && !position.exact(from) {
                     // The hint pointed past the journal's end: read from the start.
                     log::warn!("the position file is ahead of the journal; reading the stream from its start");
                     position.forget();
                     return Ok(SessionEnd::Restart(1));
                 }
-                return Err(BridgeError::Gap {
-                    expected: local,
-                    found: header.first,
-                });
+                // Either the consumer skipped messages it did not deliver (a server
+                // drops messages for a client that reads too slowly, a connection is
+                // lost with messages in flight) or the stream does not hold the
+                // records. The stream decides: its next message after the last one
+                // applied.
+                let after = position.start_for(local);
+                let next = next_batch_from(stream, &o.subject, after).await?;
+                match next {
+                    Some(next) if next.first <= local => {
+                        log::warn!(
+                            "batch {} arrived while the journal needs {local}, which the \
+                             stream holds: reading it again",
+                            header.first
+                        );
+                        return Ok(SessionEnd::Restart(after));
+                    }
+                    _ => {
+                        return Err(BridgeError::Gap {
+                            expected: local,
+                            found: next.map_or(header.first, |n| n.first),
+                        })
+                    }
+                }
             } else {
                 let skip = (local - header.first) as usize;
                 report.duplicates += skip as u64;
@@ -314,11 +338,34 @@ impl Importer {
     }
 }
 
+/// The header of the first batch on `subject` at or after stream sequence `from`.
+async fn next_batch_from(
+    stream: &jetstream::stream::Stream,
+    subject: &str,
+    from: u64,
+) -> Result<Option<BatchHeader>> {
+    let found = stream
+        .raw_message_builder()
+        .sequence(from)
+        .next_by_subject(subject.to_owned())
+        .send()
+        .await;
+    match found {
+        Ok(m) => BatchHeader::from_headers(Some(&m.headers), m.payload.len()).map(Some),
+        Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+            Ok(None)
+        }
+        Err(e) => Err(nats("reading the stream's next batch", e)),
+    }
+}
+
 /// The position file: the last applied stream sequence and the journal length after it.
 struct Position {
     file: Option<File>,
     stream_seq: u64,
     end: u64,
+    /// Recorded by this process (not a hint read from the file).
+    verified: bool,
 }
 
 impl Position {
@@ -328,6 +375,7 @@ impl Position {
                 file: None,
                 stream_seq: 0,
                 end: 0,
+                verified: true,
             });
         };
         let file = std::fs::OpenOptions::new()
@@ -354,6 +402,7 @@ impl Position {
             file: Some(file),
             stream_seq,
             end,
+            verified: stream_seq == 0,
         })
     }
 
@@ -367,6 +416,11 @@ impl Position {
         }
     }
 
+    /// Whether every message before stream sequence `from` is known to be applied.
+    fn exact(&self, from: u64) -> bool {
+        from <= 1 || (self.verified && from == self.stream_seq + 1)
+    }
+
     fn forget(&mut self) {
         self.record(0, 0);
     }
@@ -374,6 +428,7 @@ impl Position {
     fn record(&mut self, stream_seq: u64, end: u64) {
         self.stream_seq = stream_seq;
         self.end = end;
+        self.verified = true;
         if let Some(file) = &self.file {
             let mut bytes = [0u8; 16];
             bytes[..8].copy_from_slice(&stream_seq.to_le_bytes());

@@ -41,4 +41,4 @@ pub use format::{BatchHeader, Shape};
 pub use import::{ImportOptions, ImportProgress, ImportReport, Importer};
 pub use nats::{Connection, StreamSettings};
 pub use sink::{ImportSink, JournalSink, SegmentedSink};
-pub use source::{ExportSource, JournalSource, SegmentedSource};
+pub use source::{ExportSource, FileSource, JournalSource, SegmentedSource};

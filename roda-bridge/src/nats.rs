@@ -60,8 +60,14 @@ impl Connection {
         if self.require_tls {
             options = options.require_tls(true);
         }
+        let servers: Vec<&str> = self
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         options
-            .connect(self.url.as_str())
+            .connect(servers)
             .await
             .map_err(|e| nats(format!("connecting to {}", self.url), e))
     }

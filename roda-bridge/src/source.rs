@@ -168,3 +168,202 @@ fn directory_journal_id(dir: &Path) -> roda_core::Result<u64> {
     }
     Ok(0)
 }
+
+/// A journal of any record type, exported as bytes: a plain journal file or a segmented
+/// journal's directory, read through [`StoreFile`](roda_store::StoreFile) (read-only,
+/// no lock, never holding the writer back). For tools that do not know the record type,
+/// like the `roda` command; a program that knows it exports through [`JournalSource`] or
+/// [`SegmentedSource`], which read batches at a time.
+pub struct FileSource {
+    shape: Shape,
+    journal_id: u64,
+    cursor: u64,
+    kind: FileKind,
+    record: Vec<u8>,
+}
+
+enum FileKind {
+    Plain(roda_store::StoreFile),
+    Segmented {
+        dir: std::path::PathBuf,
+        segment_records: u64,
+        /// The segment file holding the cursor's segment, when open: (its base, file).
+        current: Option<(u64, roda_store::StoreFile)>,
+    },
+}
+
+impl FileSource {
+    /// Opens the journal file or segmented journal directory at `path`.
+    pub fn open(path: impl AsRef<Path>) -> roda_core::Result<FileSource> {
+        let path = path.as_ref();
+        let (kind, header) = if path.is_dir() {
+            let first = segment_files(path)?
+                .into_iter()
+                .find_map(|(_, p)| roda_store::StoreFile::open(p).ok())
+                .ok_or_else(|| {
+                    RodaError::io(
+                        path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "no segment files ({20 digits}.roda) in this directory",
+                        ),
+                    )
+                })?;
+            let header = first.header();
+            (
+                FileKind::Segmented {
+                    dir: path.into(),
+                    segment_records: header.capacity,
+                    current: None,
+                },
+                header,
+            )
+        } else {
+            let file = roda_store::StoreFile::open(path)?;
+            let header = file.header();
+            if header.kind != roda_store::StoreKind::Journal || header.segment {
+                return Err(RodaError::LayoutMismatch {
+                    field: "kind",
+                    expected: roda_store::StoreKind::Journal as u64,
+                    found: header.kind as u64,
+                });
+            }
+            (FileKind::Plain(file), header)
+        };
+        let mut source = FileSource {
+            shape: Shape {
+                record_size: header.record_size,
+                record_align: header.record_align,
+                schema: header.schema,
+                little_endian: cfg!(target_endian = "little"),
+            },
+            journal_id: header.journal_id,
+            cursor: 0,
+            kind,
+            record: Vec::new(),
+        };
+        source.cursor = source.oldest_retained();
+        Ok(source)
+    }
+}
+
+/// The segment files of `dir` as (first sequence in the name, path), sorted.
+fn segment_files(dir: &Path) -> roda_core::Result<Vec<(u64, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| RodaError::io(dir, e))? {
+        let path = entry.map_err(|e| RodaError::io(dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.len() == 25 && name.ends_with(".roda") {
+            if let Ok(first) = name[..20].parse::<u64>() {
+                out.push((first, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// (oldest retained, published) of a segmented directory, from its segment headers.
+fn directory_range(dir: &Path) -> (u64, u64) {
+    let mut oldest = u64::MAX;
+    let mut end = 0;
+    for (_, path) in segment_files(dir).unwrap_or_default() {
+        let Ok(file) = roda_store::StoreFile::open(&path) else {
+            continue;
+        };
+        if let Some(first) = file.first_sequence() {
+            oldest = oldest.min(first);
+            end = end.max(first + file.published());
+        }
+    }
+    (if oldest == u64::MAX { end } else { oldest }, end)
+}
+
+impl ExportSource for FileSource {
+    fn shape(&self) -> Shape {
+        self.shape
+    }
+    fn journal_id(&self) -> Option<u64> {
+        Some(self.journal_id).filter(|&id| id != 0)
+    }
+    fn position(&self) -> u64 {
+        self.cursor
+    }
+    fn seek(&mut self, seq: u64) {
+        self.cursor = seq;
+    }
+    fn published(&mut self) -> u64 {
+        match &self.kind {
+            FileKind::Plain(file) => file.published(),
+            FileKind::Segmented { dir, .. } => directory_range(dir).1,
+        }
+    }
+    fn oldest_retained(&mut self) -> u64 {
+        match &self.kind {
+            FileKind::Plain(_) => 0,
+            FileKind::Segmented { dir, .. } => directory_range(dir).0,
+        }
+    }
+    fn read(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, RodaError> {
+        let mut n = 0;
+        match &mut self.kind {
+            FileKind::Plain(file) => {
+                while n < max {
+                    let Some(bytes) = file.record_bytes(self.cursor) else {
+                        break;
+                    };
+                    out.extend_from_slice(bytes);
+                    self.cursor += 1;
+                    n += 1;
+                }
+            }
+            FileKind::Segmented {
+                dir,
+                segment_records,
+                current,
+            } => {
+                while n < max {
+                    let base = self.cursor - self.cursor % *segment_records;
+                    if current.as_ref().is_none_or(|(b, _)| *b != base) {
+                        // The file named for this segment (a recycled file is renamed
+                        // before it is reused, so the name finds the right one or none).
+                        let path = dir.join(format!("{base:020}.roda"));
+                        *current = roda_store::StoreFile::open(path).ok().map(|f| (base, f));
+                    }
+                    let Some((_, file)) = current.as_ref() else {
+                        let (oldest, _) = directory_range(dir);
+                        if self.cursor < oldest && n == 0 {
+                            return Err(RodaError::Lagged {
+                                missed: oldest - self.cursor,
+                            });
+                        }
+                        break;
+                    };
+                    match file.copy_record(self.cursor, &mut self.record) {
+                        Ok(true) => {
+                            out.extend_from_slice(&self.record);
+                            self.cursor += 1;
+                            n += 1;
+                        }
+                        Ok(false) => {
+                            // Not written yet, or the file holds no segment now.
+                            if file.first_sequence() != Some(base) {
+                                *current = None;
+                            }
+                            break;
+                        }
+                        Err(e @ RodaError::Lagged { .. }) => {
+                            *current = None;
+                            if n == 0 {
+                                return Err(e);
+                            }
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+}

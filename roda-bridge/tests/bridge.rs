@@ -425,3 +425,118 @@ fn mismatched_shapes_journals_and_stream_configurations_are_clear_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn file_sources_export_journals_of_any_record_type() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // A segmented directory, read as bytes through its segment files.
+    let dir = tmp.path().join("ring");
+    let mut journal = SegmentedJournal::<Rec>::create(&dir, 1000, Retention::KeepLast(3)).unwrap();
+    for i in 0..2500 {
+        journal.append(&rec(i));
+    }
+    let mut source = roda_bridge::FileSource::open(&dir).unwrap();
+    let mut o = export_options(4096);
+    o.journal_id = None; // the directory's
+    let report = Exporter::new(server.connection(), o.clone())
+        .run(&mut source)
+        .unwrap();
+    assert_eq!(report.end, 2500);
+    // It laps the exporter: a clear error, then skipped on request.
+    for i in 2500..6200 {
+        journal.append(&rec(i));
+    }
+    let mut source = roda_bridge::FileSource::open(&dir).unwrap();
+    match Exporter::new(server.connection(), o.clone()).run(&mut source) {
+        Err(BridgeError::Lagged { from: 2500, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    o.skip_lagged = true;
+    let mut source = roda_bridge::FileSource::open(&dir).unwrap();
+    let report = Exporter::new(server.connection(), o)
+        .run(&mut source)
+        .unwrap();
+    assert_eq!((report.skipped, report.end), (1500, 6200));
+    let stored = batches(&server, "roda.test");
+    let mut next = 0;
+    for &(first, count) in &stored {
+        assert!(
+            first == next || (next == 2500 && first == 4000),
+            "{stored:?}"
+        );
+        next = first + count;
+    }
+    assert_eq!(next, 6200);
+
+    // A plain journal file.
+    let src = tmp.path().join("src.roda");
+    fill(&src, 0..10_000, 10_000);
+    let mut o = export_options(4096);
+    o.stream = "PLAIN".into();
+    o.subject = "roda.plain".into();
+    o.journal_id = None;
+    let mut source = roda_bridge::FileSource::open(&src).unwrap();
+    let report = Exporter::new(server.connection(), o)
+        .run(&mut source)
+        .unwrap();
+    assert_eq!(report.end, 10_000);
+    let dst = tmp.path().join("dst.roda");
+    let mut sink = JournalSink::new(JournalStore::<Rec>::create(&dst, 10_000).unwrap());
+    Importer::new(
+        server.connection(),
+        ImportOptions::new("PLAIN", "roda.plain"),
+    )
+    .run(&mut sink)
+    .unwrap();
+    drop(sink);
+    assert_eq!(contents(&dst), expected(10_000));
+}
+
+/// A sink that blocks its thread on every batch, like a slow disk: the client stops
+/// reading its socket meanwhile.
+struct SlowSink(JournalSink<Rec>);
+
+impl roda_bridge::ImportSink for SlowSink {
+    fn shape(&self) -> roda_bridge::Shape {
+        self.0.shape()
+    }
+    fn next_sequence(&self) -> u64 {
+        self.0.next_sequence()
+    }
+    fn append(&mut self, bytes: &[u8]) -> Result<(), roda_store::RodaError> {
+        std::thread::sleep(Duration::from_millis(3));
+        self.0.append(bytes)
+    }
+}
+
+#[test]
+fn messages_a_slow_importer_was_not_delivered_are_fetched_again_not_reported_as_a_gap() {
+    // The server drops what it cannot send to a client that reads too slowly (past
+    // max_pending bytes): the importer must ask again, never report a gap.
+    let Some(server) = NatsServer::start_with("max_pending: 262144\nmax_payload: 65536\n") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.roda");
+    fill(&src, 0..16_000, 16_000);
+    let mut source = JournalSource::<Rec>::open(&src).unwrap();
+    Exporter::new(server.connection(), export_options(32 << 10))
+        .run(&mut source)
+        .unwrap();
+    let dst = tmp.path().join("dst.roda");
+    let mut sink = SlowSink(JournalSink::new(
+        JournalStore::<Rec>::create(&dst, 16_000).unwrap(),
+    ));
+    let mut o = ImportOptions::new("RODA", "roda.test");
+    o.pull_bytes = 4 << 20;
+    let report = Importer::new(server.connection(), o)
+        .run(&mut sink)
+        .unwrap();
+    assert_eq!(report.end, 16_000);
+    println!("restarts after undelivered messages: {}", report.restarts);
+    drop(sink);
+    assert_eq!(contents(&dst), expected(16_000));
+}

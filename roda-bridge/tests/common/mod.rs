@@ -20,12 +20,18 @@ pub struct NatsServer {
     pub dir: tempfile::TempDir,
     pub url: String,
     starts: u32,
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts a server, or returns `None` (after saying so) when `RODA_BRIDGE_SKIP_NATS=1`.
     /// Panics when `nats-server` cannot be started.
     pub fn start() -> Option<NatsServer> {
+        Self::start_with("")
+    }
+
+    /// [`start`](Self::start) with extra lines of server configuration.
+    pub fn start_with(config: &str) -> Option<NatsServer> {
         if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
             eprintln!("SKIP: {SKIP_VAR}=1, not starting nats-server");
             return None;
@@ -40,7 +46,13 @@ impl NatsServer {
             dir: tempfile::tempdir().unwrap(),
             url: format!("nats://127.0.0.1:{port}"),
             starts: 0,
+            config: None,
         };
+        if !config.is_empty() {
+            let path = server.dir.path().join("server.conf");
+            std::fs::write(&path, config).unwrap();
+            server.config = Some(path);
+        }
         server.spawn();
         Some(server)
     }
@@ -53,7 +65,11 @@ impl NatsServer {
         self.starts += 1;
         let log = std::fs::File::create(self.log_path()).unwrap();
         let store = self.dir.path().join("store");
-        let child = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args([
                 "-js",
                 "-a",
