@@ -253,6 +253,8 @@ type AckFuture = std::pin::Pin<
 /// Publishes the journal's records in batches of the exporter's size with the same
 /// headers and acknowledgements in flight, reading them from the journal the same way.
 async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
+    // Timed from the connection on, as the exporter is.
+    let t = Instant::now();
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client.clone());
     js.create_stream(jetstream::stream::Config {
@@ -267,7 +269,6 @@ async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
     let per_batch = (BATCH_BYTES.min(client.server_info().max_payload - 1024) / 24) as u64;
     let mut reader = JournalReader::<Rec>::open(src).expect("source");
     let shape = Shape::of::<Rec>(0);
-    let t = Instant::now();
     let mut acks: futures_util::stream::FuturesOrdered<AckFuture> =
         futures_util::stream::FuturesOrdered::new();
     let mut first = 0;
@@ -302,10 +303,11 @@ async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
 /// Fetches the exported stream with a pull consumer, acknowledging each message and
 /// copying its payload, until every record is in.
 async fn bare_fetch(url: &str, records: u64, name: &str) -> f64 {
+    // Timed from the connection on, as the importer is.
+    let t = Instant::now();
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client);
     let stream = js.get_stream(name).await.expect("stream");
-    let t = Instant::now();
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::Config {
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
@@ -316,7 +318,9 @@ async fn bare_fetch(url: &str, records: u64, name: &str) -> f64 {
         .expect("consumer");
     let mut messages = consumer
         .stream()
+        // The importer's pull sizes: 64 messages, 8 MiB.
         .max_messages_per_batch(64)
+        .max_bytes_per_batch(8 << 20)
         .messages()
         .await
         .expect("messages");

@@ -370,7 +370,11 @@ impl Exporter {
                     let sent = Sent {
                         header,
                         headers,
-                        payload: Bytes::copy_from_slice(&buf),
+                        // The batch's buffer becomes the payload (no copy).
+                        payload: Bytes::from(std::mem::replace(
+                            &mut buf,
+                            Vec::with_capacity(batch_bytes),
+                        )),
                         resent: false,
                     };
                     buf.clear();
