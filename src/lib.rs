@@ -7,7 +7,7 @@
 //! can follow it live, and a run can be replayed.
 //!
 //! This umbrella crate re-exports the member crates as modules ([`core`], [`store`],
-//! [`pipe`], [`engine`]) and the everyday names at its root and in [`prelude`].
+//! [`pipe`](mod@pipe), [`engine`]) and the everyday names at its root and in [`prelude`].
 //!
 //! ```
 //! use roda::prelude::*;

@@ -6,6 +6,8 @@
 //!                             (roda-state 0.1), to true completion
 //!   spsc                      one producer, one consumer, 24-byte records, Roda vs peers
 //!   hop                       one-way latency by ping-pong, p50/p99/p99.9
+//!   append                    append latency percentiles, max and minor faults per journal
+//!                             kind and option, files on disk and on tmpfs
 //!   slots                     SlotStore: one writer over 10,000 slots, one sampling reader
 //!   bridge                    roda-bridge export/import vs bare async-nats on a local
 //!                             nats-server -js (skipped, saying why, without one)
@@ -15,6 +17,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod append;
 mod bridge;
 mod hop;
 mod measure;
@@ -44,7 +47,7 @@ pub struct Args {
 fn usage(problem: &str) -> ! {
     eprintln!("roda-bench: {problem}");
     eprintln!(
-        "usage: roda-bench <sensor|service-health|spsc|hop|slots|bridge|report> [--events N] [--runs K] \
+        "usage: roda-bench <sensor|service-health|spsc|hop|append|slots|bridge|report> [--events N] [--runs K] \
          [--rounds N] [--secs S] [--impl NAME] [--out DIR]"
     );
     std::process::exit(2)
@@ -187,6 +190,32 @@ pub fn pipeline(workload: Workload, events: u64, runs: usize, only: Option<&str>
     out
 }
 
+/// Append latency and faults per journal kind, in each place files can live.
+pub fn append_workload(events: u64, only: Option<&str>) -> Vec<append::AppendRun> {
+    println!(
+        "append: {events} timed appends of 24-byte records per journal, writer alone (timer included, ~20 ns); \
+         rings after one untimed pass over the ring"
+    );
+    let mut out = Vec::new();
+    for kind in append::Kind::ALL {
+        if only.is_some_and(|o| o != kind.name()) {
+            continue;
+        }
+        let places = append::places();
+        let places = if !kind.uses_files() {
+            &places[..1]
+        } else {
+            &places[..]
+        };
+        for (place, base) in places {
+            let run = append::run(kind, base, place, events);
+            run.print();
+            out.push(run);
+        }
+    }
+    out
+}
+
 pub fn spsc(n: u64, runs: usize, only: Option<&str>) -> Vec<Series> {
     println!("spsc: {n} messages of 24 bytes, {runs} runs; producer and consumer pinned to distinct cores");
     let mut out = Vec::new();
@@ -320,6 +349,9 @@ fn main() {
         }
         "slots" => {
             slots(args.secs.unwrap_or(2.0), args.runs);
+        }
+        "append" => {
+            append_workload(args.events.unwrap_or(10_000_000), only);
         }
         "bridge" => {
             bridge::run(args.events.unwrap_or(10_000_000), args.runs);

@@ -13,17 +13,39 @@
 //! be read is skipped, never printed torn, and one line on stderr says how many were
 //! skipped and where printing continues.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use roda_store::{RodaError, SlotSnapshot, StoreFile, StoreKind};
 
-use super::open;
+use serde::Serialize;
+
 use super::segdir::{dir_of, SegmentDir};
-use crate::args::{Common, Tail};
-use crate::format::{human_values, json_values, Format};
-use crate::{json, Failure};
+use super::{json_line, open};
+use crate::cli::{Common, TailOptions};
+use crate::format::{human_values, Format, Value};
+use crate::Failure;
+
+/// One record in JSON.
+#[derive(Serialize)]
+struct RecordJson<'a> {
+    seq: u64,
+    values: &'a [Value],
+}
+
+/// One slot in JSON: a value with its version, or torn.
+#[derive(Serialize)]
+struct SlotJson<'a> {
+    slot: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    torn: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<&'a [Value]>,
+}
 
 /// Pause between two polls while following.
 const POLL: Duration = Duration::from_millis(10);
@@ -31,7 +53,7 @@ const POLL: Duration = Duration::from_millis(10);
 const BATCH: u64 = 4096;
 
 /// Prints records (or slots) and, with `-f`, keeps following.
-pub fn run(common: &Common, options: &Tail, out: &mut dyn Write) -> Result<(), Failure> {
+pub fn run(common: &Common, options: &TailOptions, out: &mut dyn Write) -> Result<(), Failure> {
     if common.path.is_dir() {
         return segmented(&common.path, common, options, out);
     }
@@ -55,7 +77,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(common: &Common, options: &Tail, record_size: u64) -> Result<Printer, Failure> {
+    fn new(common: &Common, options: &TailOptions, record_size: u64) -> Result<Printer, Failure> {
         let format = options
             .format
             .clone()
@@ -70,11 +92,13 @@ impl Printer {
     fn record(&self, out: &mut dyn Write, seq: u64, bytes: &[u8]) -> std::io::Result<()> {
         let values = self.format.decode(bytes);
         if self.json {
-            let line = json::Object::new()
-                .u64("seq", seq)
-                .raw("values", json_values(&values))
-                .finish();
-            writeln!(out, "{line}")
+            json_line(
+                out,
+                &RecordJson {
+                    seq,
+                    values: &values,
+                },
+            )
         } else {
             writeln!(out, "{seq:>10}  {}", human_values(&values))
         }
@@ -90,13 +114,15 @@ impl Printer {
         match (snapshot, self.json) {
             (SlotSnapshot::Empty, _) => Ok(()),
             (SlotSnapshot::Torn, false) => writeln!(out, "{index:>10}  {:>8}  torn", "-"),
-            (SlotSnapshot::Torn, true) => {
-                let line = json::Object::new()
-                    .u64("slot", index)
-                    .bool("torn", true)
-                    .finish();
-                writeln!(out, "{line}")
-            }
+            (SlotSnapshot::Torn, true) => json_line(
+                out,
+                &SlotJson {
+                    slot: index,
+                    torn: Some(true),
+                    version: None,
+                    values: None,
+                },
+            ),
             (SlotSnapshot::Value { version }, false) => {
                 let values = self.format.decode(bytes);
                 writeln!(
@@ -108,12 +134,15 @@ impl Printer {
             }
             (SlotSnapshot::Value { version }, true) => {
                 let values = self.format.decode(bytes);
-                let line = json::Object::new()
-                    .u64("slot", index)
-                    .u64("version", version)
-                    .raw("values", json_values(&values))
-                    .finish();
-                writeln!(out, "{line}")
+                json_line(
+                    out,
+                    &SlotJson {
+                        slot: index,
+                        torn: None,
+                        version: Some(version),
+                        values: Some(&values),
+                    },
+                )
             }
         }
     }
@@ -121,7 +150,7 @@ impl Printer {
 
 fn journal(
     file: &StoreFile,
-    options: &Tail,
+    options: &TailOptions,
     printer: &Printer,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
@@ -207,7 +236,7 @@ fn fetch(dir: &mut SegmentDir, seq: u64, buf: &mut Vec<u8>) -> Result<Fetch, Fai
 fn segmented(
     path: &Path,
     common: &Common,
-    options: &Tail,
+    options: &TailOptions,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let mut dir = SegmentDir::open(path)?;
@@ -264,31 +293,33 @@ fn segmented(
 
 fn slots(
     file: &StoreFile,
-    options: &Tail,
+    options: &TailOptions,
     printer: &Printer,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let capacity = file.header().capacity;
     let first = options.from.unwrap_or(0).min(capacity);
-    // The sequence word each slot had when last printed: a slot is printed again when
-    // its word changes.
-    let mut seen = vec![0u64; (capacity - first) as usize];
+    // The sequence word each slot had when last printed (0 if never): a slot is printed
+    // again when its word changes. Kept for printed slots only: the header's slot count
+    // (any number, in a sparse or damaged file) sizes nothing.
+    let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut bytes = Vec::new();
     loop {
         let mut printed = false;
-        for (index, last) in (first..capacity).zip(seen.iter_mut()) {
+        for index in first..capacity {
             let seq = file.slot_sequence(index).unwrap_or(0);
-            if seq == *last {
+            if seq == seen.get(&index).copied().unwrap_or(0) {
                 continue;
             }
             let snapshot = file
                 .read_slot(index, &mut bytes)
                 .unwrap_or(SlotSnapshot::Empty);
             // Remember the word the snapshot came from (it may be newer than `seq`).
-            *last = match snapshot {
-                SlotSnapshot::Value { version } => version * 2,
+            let last = match snapshot {
+                SlotSnapshot::Value { version } => version.saturating_mul(2),
                 _ => file.slot_sequence(index).unwrap_or(0),
             };
+            seen.insert(index, last);
             printer.slot(out, index, snapshot, &bytes)?;
             printed = true;
         }
