@@ -119,7 +119,9 @@ pub struct ExportProgress {
 
 type Progress = Box<dyn FnMut(&ExportProgress) + Send>;
 
-/// Exports a journal to a JetStream subject; see the [module docs](self).
+/// Exports a journal to a JetStream subject in batches, exactly once: chained message
+/// ids, rewind and identical resend on any refusal or timeout, resume after the
+/// subject's last batch (the protocol is in `docs/bridge.md`).
 pub struct Exporter {
     connection: Connection,
     options: ExportOptions,

@@ -90,7 +90,9 @@ pub struct ImportProgress {
 
 type Progress = Box<dyn FnMut(&ImportProgress) + Send>;
 
-/// Imports a subject's batches into a journal; see the [module docs](self).
+/// Imports a subject's batches into a journal with the same sequences, exactly once:
+/// positioned from the local journal, redeliveries dropped, gaps refused (the protocol
+/// is in `docs/bridge.md`).
 pub struct Importer {
     connection: Connection,
     options: ImportOptions,
