@@ -9,6 +9,8 @@
 //!   append                    append latency percentiles, max and minor faults per journal
 //!                             kind and option, files on disk and on tmpfs
 //!   slots                     SlotStore: one writer over 10,000 slots, one sampling reader
+//!   bridge                    roda-bridge export/import vs bare async-nats on a local
+//!                             nats-server -js (skipped, saying why, without one)
 //!   report                    all of the above at report size; writes docs/benchmarks.md and .svg
 //! ```
 //! Each workload ends with `RESULT <workload> <impl> <metric>=<value> ...` lines.
@@ -16,6 +18,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod append;
+mod bridge;
 mod hop;
 mod measure;
 mod pipelines;
@@ -44,7 +47,7 @@ pub struct Args {
 fn usage(problem: &str) -> ! {
     eprintln!("roda-bench: {problem}");
     eprintln!(
-        "usage: roda-bench <sensor|service-health|spsc|hop|append|slots|report> [--events N] [--runs K] \
+        "usage: roda-bench <sensor|service-health|spsc|hop|append|slots|bridge|report> [--events N] [--runs K] \
          [--rounds N] [--secs S] [--impl NAME] [--out DIR]"
     );
     std::process::exit(2)
@@ -349,6 +352,9 @@ fn main() {
         }
         "append" => {
             append_workload(args.events.unwrap_or(10_000_000), only);
+        }
+        "bridge" => {
+            bridge::run(args.events.unwrap_or(10_000_000), args.runs);
         }
         "report" => report::run(&args),
         other => usage(&format!("unknown workload {other}")),

@@ -79,6 +79,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Replicate a journal through NATS JetStream
+    #[cfg(feature = "bridge")]
+    #[command(subcommand)]
+    Bridge(BridgeCommand),
     /// Print the version
     #[command(hide = true)]
     Version,
@@ -287,5 +291,92 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("1x").is_err());
         assert!(parse_duration("").is_err());
+    }
+}
+
+/// `roda bridge ...`.
+#[cfg(feature = "bridge")]
+#[derive(Debug, Subcommand)]
+pub enum BridgeCommand {
+    /// Publish a journal's records to a JetStream subject in batches, exactly once
+    ///
+    /// Resumes after the subject's last batch; without --follow, exits once every record
+    /// present at the start is acknowledged. Progress goes to stderr every second.
+    Export(BridgeExport),
+}
+
+/// `roda bridge export`'s arguments.
+#[cfg(feature = "bridge")]
+#[derive(Clone, Debug, Args)]
+pub struct BridgeExport {
+    /// A journal file, or the directory of a segmented journal
+    #[arg(value_name = "JOURNAL")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Keep following the journal (stop with Ctrl-C; a restart resumes exactly)
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// The journal id in hex, for journals created without one (the same every time)
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    pub journal_id: Option<u64>,
+    /// Continue with the oldest retained record when a segmented journal recycled
+    /// records before they were exported (says what was skipped)
+    #[arg(long)]
+    pub skip_lagged: bool,
+    /// Largest batch in bytes (lowered to the server's max_payload)
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub batch_bytes: usize,
+    /// How long a partial batch waits for more records
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2ms")]
+    pub linger: Duration,
+    /// Batches awaiting their acknowledgement, at most
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub in_flight: usize,
+    /// Duplicate window of a stream the export creates
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+    pub duplicate_window: Duration,
+    /// Replicas of a stream the export creates (3 on a three-node cluster)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub replicas: usize,
+}
+
+/// Where the NATS server is and how to reach it.
+#[cfg(feature = "bridge")]
+#[derive(Clone, Debug, Args)]
+pub struct NatsArgs {
+    /// Server URL(s), comma-separated
+    #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// The JetStream stream (created by export when missing: file storage, limits retention)
+    #[arg(long, value_name = "NAME")]
+    pub stream: String,
+    /// The subject carrying the journal's batches
+    #[arg(long, value_name = "SUBJ")]
+    pub subject: String,
+    /// A .creds file (JWT and nkey seed)
+    #[arg(long, value_name = "FILE")]
+    pub creds: Option<PathBuf>,
+    /// PEM root certificates to trust for TLS
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM client key for mutual TLS (with --tls-cert)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse to connect without TLS
+    #[arg(long)]
+    pub require_tls: bool,
+}
+
+#[cfg(feature = "bridge")]
+fn parse_hex(text: &str) -> Result<u64, String> {
+    let digits = text.trim_start_matches("0x");
+    match u64::from_str_radix(digits, 16) {
+        Ok(0) => Err("a journal id is not 0".into()),
+        Ok(id) => Ok(id),
+        Err(e) => Err(format!("not a hexadecimal journal id: {e}")),
     }
 }

@@ -344,3 +344,90 @@ fn keep_last_steady_state_takes_no_page_faults() {
         "{faults} minor page faults over 20 recycled segments"
     );
 }
+
+#[test]
+fn segments_share_the_directorys_random_journal_id() {
+    let (_tmp, dir) = temp();
+    let mut journal = SegmentedJournal::<u64>::create(&dir, 4, Retention::KeepAll).unwrap();
+    let id = journal.journal_id();
+    assert_ne!(id, 0);
+    for i in 0..30u64 {
+        journal.append(&i);
+    }
+    drop(journal);
+    // Reopened, it keeps the id, and the segments it creates carry it too.
+    let mut journal = SegmentedJournal::<u64>::open(&dir).unwrap();
+    assert_eq!(journal.journal_id(), id);
+    for i in 30..50u64 {
+        journal.append(&i);
+    }
+    drop(journal);
+    let ids: Vec<u64> = names(&dir)
+        .iter()
+        .filter(|n| n.ends_with(".roda"))
+        .map(|n| StoreFile::open(dir.join(n)).unwrap().header().journal_id)
+        .collect();
+    assert!(ids.len() >= 12, "{ids:?}");
+    assert!(ids.iter().all(|&x| x == id), "{ids:?}");
+    // Another directory, another id.
+    let (_tmp2, other) = temp();
+    let journal = SegmentedJournal::<u64>::create(&other, 4, Retention::KeepLast(2)).unwrap();
+    assert_ne!(journal.journal_id(), id);
+}
+
+#[test]
+fn a_journal_created_at_a_first_sequence_keeps_it_through_rolls_and_reopens() {
+    for retention in [Retention::KeepLast(3), Retention::KeepAll] {
+        let (_tmp, dir) = temp();
+        let mut journal = SegmentedJournal::<u64>::options()
+            .retention(retention)
+            .create_at(&dir, 10, 1_000)
+            .unwrap();
+        assert_eq!((journal.len(), journal.oldest_retained()), (1_000, 1_000));
+        let mut follower = journal.follower();
+        assert_eq!(follower.position(), 1_000);
+        for i in 1_000..1_025u64 {
+            assert_eq!(journal.append(&(i * 3)), i);
+        }
+        let mut got = vec![0u64; 64];
+        let mut seen = Vec::new();
+        loop {
+            let n = follower.next_batch(&mut got).unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&got[..n]);
+        }
+        assert_eq!(seen, (1_000..1_025u64).map(|i| i * 3).collect::<Vec<_>>());
+        drop(journal);
+
+        // From the directory, in another process: starts at the first sequence.
+        let mut follower = SegmentedFollower::<u64>::open(&dir).unwrap();
+        assert_eq!(follower.position(), 1_000, "{retention:?}");
+        assert_eq!(follower.next().unwrap(), Some(3_000));
+        // Reopened, the writer resumes after the last record.
+        let mut journal = SegmentedJournal::<u64>::open(&dir).unwrap();
+        assert_eq!(journal.len(), 1_025);
+        assert_eq!(journal.oldest_retained(), 1_000);
+        for i in 1_025..1_100u64 {
+            assert_eq!(journal.append(&(i * 3)), i);
+        }
+        drop(journal);
+        let mut follower = SegmentedFollower::<u64>::open(&dir).unwrap();
+        let oldest = follower.position();
+        match retention {
+            Retention::KeepAll => assert_eq!(oldest, 1_000),
+            _ => assert_eq!(oldest, 1_070),
+        }
+        for i in oldest..1_100 {
+            assert_eq!(follower.next().unwrap(), Some(i * 3));
+        }
+        assert_eq!(follower.next().unwrap(), None);
+    }
+    // Not a multiple of the segment size: refused, nothing created.
+    let (_tmp, dir) = temp();
+    let err = SegmentedJournal::<u64>::options()
+        .create_at(&dir, 10, 1_005)
+        .unwrap_err();
+    assert!(matches!(err, RodaError::InvalidCapacity { .. }), "{err}");
+}

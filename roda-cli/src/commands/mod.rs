@@ -1,5 +1,7 @@
 //! The subcommands, one file each, and what they share.
 
+#[cfg(feature = "bridge")]
+mod bridge;
 mod inspect;
 pub mod metrics;
 mod segdir;
@@ -26,6 +28,8 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Verify(common) => verify::run(&common, out)?,
         Command::Top { path, options } => top::run(&path, &options, out)?,
         Command::Metrics { path, options } => metrics::run(&path, &options, out)?,
+        #[cfg(feature = "bridge")]
+        Command::Bridge(command) => bridge::run(&command, out)?,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "roda", out);

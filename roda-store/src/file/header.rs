@@ -7,7 +7,8 @@
 //!      8     4  version          1
 //!     12     4  kind             1 = journal, 2 = slots
 //!     16     4  byte order mark  0x01020304 in the writer's byte order
-//!     20     4  flags            bit 0: a segment of a segmented journal; bit 1: wake words in use
+//!     20     4  flags            bit 0: a segment of a segmented journal; bit 1: wake words in use;
+//!                                bit 2: journal id set
 //!     24     8  record size      size_of::<T>()
 //!     32     8  record align     align_of::<T>()
 //!     40     8  capacity         records (journal) or slots
@@ -20,6 +21,8 @@
 //!                                holds none (spare, or being recycled); 0 in other files
 //!     96     8  retention        segment: k of `KeepLast(k)` (k <= 65,536), 0 for `KeepAll`;
 //!                                0 in other files
+//!    104     8  journal id       random at creation, nonzero, shared by a directory's segments
+//!                                (flag bit 2); 0 and the flag clear: none (older files, slots)
 //!    128     8  write sequence   atomic; records committed (journal); alone on its cache line
 //!    136     4  wake word        atomic (futex), flag bit 1 only: bit 0 closed, bits 1.. wake-ups
 //!    140     4  waiter flag      atomic, flag bit 1 only: nonzero while a reader may sleep
@@ -54,6 +57,8 @@ const OFF_FLAGS: usize = 20;
 const FLAG_SEGMENT: u32 = 1;
 /// Flags bit 1: the journal's writer wakes sleeping readers through the words at 136.
 const FLAG_WAKE: u32 = 2;
+/// Flags bit 2: the journal id at [`OFF_JOURNAL_ID`] is set (journals only).
+const FLAG_JOURNAL_ID: u32 = 1 << 2;
 const OFF_RECORD_SIZE: usize = 24;
 const OFF_RECORD_ALIGN: usize = 32;
 const OFF_CAPACITY: usize = 40;
@@ -68,6 +73,8 @@ pub(crate) const OFF_WRITER_PID: usize = 80;
 pub(crate) const OFF_FIRST_SEQ: usize = 88;
 /// A segment's retention: k of `KeepLast(k)`, 0 for `KeepAll`.
 const OFF_RETENTION: usize = 96;
+/// A journal's id: random at creation, nonzero, shared by a directory's segments.
+const OFF_JOURNAL_ID: usize = 104;
 /// Most segment files a `KeepLast(k)` journal keeps: its writer holds every one of them
 /// open and mapped (and a follower may too), so a larger k found in a header is damage,
 /// never a journal a writer made.
@@ -145,6 +152,11 @@ pub struct HeaderInfo {
     /// Whether the journal's writer wakes sleeping readers (header flag bit 1): readers
     /// of a file without it poll.
     pub wake: bool,
+    /// The journal's id: random and nonzero, chosen when the journal was created and
+    /// shared by every segment of a segmented journal's directory; it names the journal
+    /// when it is copied elsewhere (see `roda-bridge`). 0 for slot stores and for files
+    /// created before journal ids (header flag bit 2 clear).
+    pub journal_id: u64,
 }
 
 impl HeaderInfo {
@@ -203,9 +215,31 @@ pub(crate) fn layout(shape: Shape, capacity: usize) -> Result<HeaderInfo> {
         segment: shape.segment,
         retention: 0,
         wake: shape.wake && shape.kind == StoreKind::Journal,
+        journal_id: match shape.kind {
+            StoreKind::Journal => new_journal_id(),
+            StoreKind::Slots => 0,
+        },
     };
     check_size(&info)?;
     Ok(info)
+}
+
+/// A new journal id: random, nonzero. Hashed from the process's randomly keyed
+/// `RandomState` (seeded by the OS), the time, the pid and a counter, so two journals
+/// created at the same instant, in one process or several, get different ids.
+pub(crate) fn new_journal_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    hasher.write_u64(nanos);
+    hasher.write_u32(std::process::id());
+    // Relaxed: a counter that only needs to differ between calls.
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.finish().max(1)
 }
 
 /// Rejects a capacity whose byte size overflows or exceeds the address space.
@@ -231,12 +265,15 @@ pub(crate) fn encode(info: &HeaderInfo, out: &mut [u8]) {
     put_u32(out, OFF_VERSION, info.version);
     put_u32(out, OFF_KIND, info.kind as u32);
     put_u32(out, OFF_BYTE_ORDER, BYTE_ORDER_MARK);
-    let wake = if info.wake { FLAG_WAKE } else { 0 };
-    put_u32(
-        out,
-        OFF_FLAGS,
-        if info.segment { FLAG_SEGMENT } else { 0 } | wake,
-    );
+    let mut flags = if info.segment { FLAG_SEGMENT } else { 0 };
+    if info.wake {
+        flags |= FLAG_WAKE;
+    }
+    if info.journal_id != 0 {
+        flags |= FLAG_JOURNAL_ID;
+        put_u64(out, OFF_JOURNAL_ID, info.journal_id);
+    }
+    put_u32(out, OFF_FLAGS, flags);
     put_u64(out, OFF_RETENTION, info.retention);
     put_u64(out, OFF_RECORD_SIZE, info.record_size);
     put_u64(out, OFF_RECORD_ALIGN, info.record_align);
@@ -368,7 +405,9 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
     })?;
     let flags = get_u32(bytes, OFF_FLAGS);
     let journal_only = FLAG_SEGMENT | FLAG_WAKE;
-    if flags & !journal_only != 0 || (flags & journal_only != 0 && kind != StoreKind::Journal) {
+    if flags & !(journal_only | FLAG_JOURNAL_ID) != 0
+        || (flags & journal_only != 0 && kind != StoreKind::Journal)
+    {
         return Err(RodaError::Corrupted {
             path: path.into(),
             detail: format!("unknown header flags {flags:#x} for a {kind:?} file"),
@@ -384,6 +423,13 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
             ),
         });
     }
+    // Only journals have ids: on a slot store the flag is ignored (a kind check reports
+    // the mismatch to a journal open).
+    let journal_id = if flags & FLAG_JOURNAL_ID != 0 && kind == StoreKind::Journal {
+        get_u64(bytes, OFF_JOURNAL_ID)
+    } else {
+        0
+    };
     Ok(HeaderInfo {
         kind,
         version,
@@ -397,6 +443,7 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
         segment: flags & FLAG_SEGMENT != 0,
         retention,
         wake: flags & FLAG_WAKE != 0,
+        journal_id,
     })
 }
 
@@ -513,6 +560,42 @@ mod tests {
     }
 
     #[test]
+    fn journal_ids_are_random_flagged_and_optional() {
+        let (a, bytes) = encoded(10);
+        let (b, _) = encoded(10);
+        assert!(a.journal_id != 0 && b.journal_id != 0 && a.journal_id != b.journal_id);
+        assert_eq!(get_u32(&bytes, OFF_FLAGS), FLAG_JOURNAL_ID);
+        assert_eq!(get_u64(&bytes, OFF_JOURNAL_ID), a.journal_id);
+        let len = a.required_len();
+        // A file from before journal ids: flag clear, offset 104 zero.
+        let mut old = bytes.clone();
+        put_u32(&mut old, OFF_FLAGS, 0);
+        put_u64(&mut old, OFF_JOURNAL_ID, 0);
+        let info = decode(&old, len, Path::new("f"), &shape()).unwrap();
+        assert_eq!(info.journal_id, 0);
+        // The flag with a zero id reads as no id (0 always means none).
+        let mut zero = bytes.clone();
+        put_u64(&mut zero, OFF_JOURNAL_ID, 0);
+        let info = decode(&zero, len, Path::new("f"), &shape()).unwrap();
+        assert_eq!(info.journal_id, 0);
+        // Slot stores carry no journal id; the flag on one is ignored.
+        let slots = Shape {
+            kind: StoreKind::Slots,
+            stride: 64,
+            ..shape()
+        };
+        let info = layout(slots, 10).unwrap();
+        assert_eq!(info.journal_id, 0);
+        let mut bytes = vec![0u8; 4096];
+        encode(&info, &mut bytes);
+        assert_eq!(get_u32(&bytes, OFF_FLAGS), 0);
+        put_u32(&mut bytes, OFF_FLAGS, FLAG_JOURNAL_ID);
+        put_u64(&mut bytes, OFF_JOURNAL_ID, 5);
+        let back = decode_any(&bytes, info.required_len(), Path::new("f")).unwrap();
+        assert_eq!(back.journal_id, 0);
+    }
+
+    #[test]
     fn every_field_is_checked() {
         let (info, bytes) = encoded(10);
         let len = info.required_len();
@@ -553,6 +636,7 @@ mod tests {
         ));
         let mut kind = bytes.clone();
         put_u32(&mut kind, OFF_KIND, 2);
+        put_u32(&mut kind, OFF_FLAGS, 0); // slot stores carry no journal id
         assert!(matches!(
             err(&kind, len),
             RodaError::LayoutMismatch { field: "kind", .. }
@@ -646,6 +730,7 @@ mod tests {
         // A slot store's stride is its slot size (one cache line for 16 bytes).
         let mut slots = bytes.clone();
         put_u32(&mut slots, OFF_KIND, StoreKind::Slots as u32);
+        put_u32(&mut slots, OFF_FLAGS, 0); // slot stores carry no journal id
         assert!(matches!(err(&slots, len), RodaError::Corrupted { .. }));
         put_u64(&mut slots, OFF_STRIDE, 64);
         let info = decode_any(&slots, 4096 + 640, p).unwrap();

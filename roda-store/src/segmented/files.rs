@@ -269,6 +269,7 @@ mod on_disk {
         settings: &Settings,
         segment_records: usize,
         retention: Retention,
+        first: u64,
     ) -> Result<Opened> {
         check_retention(retention)?;
         let slots = mapped_segments(retention);
@@ -276,11 +277,19 @@ mod on_disk {
         let info = segment_info(shape, segment_records, retention)?;
         let s = segment_records as u64;
         s.checked_mul(slots as u64)
-            .filter(|&span| span <= SEQUENCE_LIMIT)
+            .and_then(|span| span.checked_add(first))
+            .filter(|&end| end <= SEQUENCE_LIMIT)
             .ok_or(RodaError::InvalidCapacity {
                 capacity: s,
                 reason: "the ring's sequence span overflows u64; use smaller segments",
             })?;
+        if first % s != 0 {
+            return Err(RodaError::InvalidCapacity {
+                capacity: s,
+                reason: "a segmented journal starts at a multiple of its segment size: \
+                         choose a first sequence divisible by segment_records",
+            });
+        }
         std::fs::create_dir_all(dir).map_err(|e| RodaError::io(dir, e))?;
         let dir_lock = lock_dir(dir)?;
         remove_temp_files(dir)?;
@@ -289,19 +298,24 @@ mod on_disk {
         }
         let mut files = SegmentFiles::new(dir, dir_lock, retention, info, settings);
         let mut backings = Vec::with_capacity(slots);
+        // The ring slot of the segment starting at `first` holds it; the others are
+        // spares named for the segments that follow it.
+        let first_slot = (first / s) % slots as u64;
         for slot in 0..slots as u64 {
-            let first = if slot == 0 { 0 } else { NO_RECORDS };
-            let claimed = files.create_segment(slot * s, first)?;
+            let ahead = (slot + slots as u64 - first_slot) % slots as u64;
+            let name = first + ahead * s;
+            let claimed =
+                files.create_segment(name, if ahead == 0 { first } else { NO_RECORDS })?;
             backings.push(claimed.backing);
-            files.names.push(slot * s);
+            files.names.push(name);
             files.locks.push(claimed.lock);
         }
         sync_dir(dir)?;
         Ok(Opened {
             backings,
             files,
-            seq: 0,
-            floor: 0,
+            seq: first,
+            floor: first,
             segment_records: s,
         })
     }
@@ -326,6 +340,7 @@ mod on_disk {
         // The layout, from one file, type-checked; every file is checked when mapped.
         let probe = backing::open_reader(&any.path, shape, settings)?;
         let (s, retention_raw) = (probe.info.capacity, probe.info.retention);
+        let journal_id = probe.info.journal_id;
         drop(probe);
         let retention = match retention_raw {
             0 => Retention::KeepAll,
@@ -475,13 +490,25 @@ mod on_disk {
             }
         }
         // `retention` came from `retention_raw`, so the new files' header says the same.
-        let info = segment_info(shape, s as usize, retention)?;
+        let mut info = segment_info(shape, s as usize, retention)?;
+        // New segment files carry the directory's journal id.
+        info.journal_id = journal_id;
         let mut files = SegmentFiles::new(dir, dir_lock, retention, info, settings);
         let mut backings = Vec::with_capacity(slots);
         for (slot, pick) in chosen.into_iter().enumerate() {
             let claimed = match pick {
                 Some(f) => {
                     let claimed = backing::open_writer(&f.path, shape, settings)?;
+                    if claimed.backing.info.journal_id != journal_id {
+                        return Err(corrupted(
+                            &f.path,
+                            format!(
+                                "segment of journal {:#x} in the directory of journal \
+                                 {journal_id:#x}; move it away",
+                                claimed.backing.info.journal_id
+                            ),
+                        ));
+                    }
                     if claimed.backing.info.capacity != s
                         || claimed.backing.info.retention != retention_raw
                     {
@@ -663,6 +690,11 @@ mod on_disk {
         }
 
         /// The directory.
+        /// The journal id every segment file of the directory carries (0: none).
+        pub(crate) fn journal_id(&self) -> u64 {
+            self.info.journal_id
+        }
+
         pub(crate) fn dir(&self) -> &Path {
             &self.dir
         }

@@ -38,6 +38,35 @@ impl<T: Record> SegmentedOptions<T> {
         dir: impl AsRef<std::path::Path>,
         segment_records: usize,
     ) -> Result<SegmentedJournal<T>> {
+        self.create_at(dir, segment_records, 0)
+    }
+
+    /// [`create`](Self::create) for a journal whose first record has sequence `first`
+    /// (a multiple of `segment_records`, else `InvalidCapacity`): its first `append`
+    /// returns `first`, and readers and followers start there. A copy of another
+    /// journal made from a later point keeps that journal's sequences this way.
+    ///
+    /// ```
+    /// use roda_store::{Retention, SegmentedFollower, SegmentedJournal};
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = tmp.path().join("copy");
+    /// let mut journal = SegmentedJournal::<u64>::options()
+    ///     .retention(Retention::KeepAll)
+    ///     .create_at(&dir, 100, 5000)?;
+    /// assert_eq!(journal.append(&7), 5000);
+    /// let mut follower = SegmentedFollower::<u64>::open(&dir)?;
+    /// assert_eq!((follower.position(), follower.next()?), (5000, Some(7)));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(not(roda_loom))]
+    pub fn create_at(
+        self,
+        dir: impl AsRef<std::path::Path>,
+        segment_records: usize,
+        first: u64,
+    ) -> Result<SegmentedJournal<T>> {
         let shape = journal_shape::<T>(&self.settings, true)?;
         let retention = self.settings.retention.unwrap_or(Retention::KeepLast(4));
         let opened = crate::segmented::files::create(
@@ -46,6 +75,7 @@ impl<T: Record> SegmentedOptions<T> {
             &self.settings,
             segment_records,
             retention,
+            first,
         )?;
         SegmentedJournal::from_opened(opened, &self.settings).with_settings(&self.settings)
     }
@@ -353,8 +383,19 @@ impl<T: Record> SegmentedJournal<T> {
     ) -> Self {
         let segments_len = segments.len() as u64;
         let segment_start = seq / segment_records * segment_records;
+        // The segment starting at `seq` is already prepared (a journal created at a
+        // first sequence, or a roll cut short before its first record): it is current.
+        let prepared = seq > 0 && seq == segment_start && {
+            let slot = ((seq / segment_records) % segments.len() as u64) as usize;
+            // Relaxed: this writer (or the one before it, whose lock it now holds)
+            // stored the word; nothing else is read through it.
+            segments[slot]
+                .header_word(crate::file::header::OFF_FIRST_SEQ)
+                .load(Ordering::Relaxed)
+                == seq
+        };
         // A full last segment: the next append rolls.
-        let segment_start = if seq > 0 && seq == segment_start {
+        let segment_start = if seq > 0 && seq == segment_start && !prepared {
             seq - segment_records
         } else {
             segment_start
@@ -644,6 +685,14 @@ impl<T: Record> SegmentedJournal<T> {
     /// The oldest sequence still in memory.
     pub fn oldest_retained(&self) -> u64 {
         self.core.oldest_retained(self.seq)
+    }
+
+    /// The journal id shared by the directory's segment files (header offset 104): random
+    /// at creation, it names this journal when it is copied elsewhere. 0 in memory and
+    /// for directories created before journal ids.
+    #[cfg(not(roda_loom))]
+    pub fn journal_id(&self) -> u64 {
+        self.files.as_deref().map_or(0, |files| files.journal_id())
     }
 
     /// The directory of a file-backed journal; `None` in memory.

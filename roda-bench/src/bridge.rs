@@ -1,0 +1,425 @@
+//! `bridge`: roda-bridge against bare async-nats on a local `nats-server -js`.
+//!
+//! * export: a journal of 24-byte records published by the exporter, against a bare
+//!   async-nats publisher of the same batches (same size, same message-id headers, the
+//!   same acknowledgements in flight) read from the same journal;
+//! * import: the importer into a new journal, against a bare pull loop that fetches
+//!   the same messages, acknowledges them and copies their payload;
+//! * end to end: a writer appends at a steady rate while a following exporter and a
+//!   following importer copy the journal; records/s and the lag from append to import
+//!   (p50/p99) are reported separately.
+//!
+//! Skipped, with the reason printed, when `nats-server` cannot be started.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures_util::StreamExt;
+use roda::prelude::*;
+use roda_bridge::{
+    BatchHeader, Connection, ExportOptions, Exporter, ImportOptions, Importer, JournalSink,
+    JournalSource, Shape,
+};
+
+/// Records of 24 bytes; field 0 carries the append time (ns) in the end-to-end run.
+type Rec = [u64; 3];
+const BATCH_BYTES: usize = 1 << 20;
+const IN_FLIGHT: usize = 64;
+
+/// One measurement: records per second of each side.
+#[derive(Clone, Debug)]
+pub struct BridgeResult {
+    pub export_per_s: f64,
+    pub bare_publish_per_s: f64,
+    pub import_per_s: f64,
+    pub bare_fetch_per_s: f64,
+    pub e2e_per_s: f64,
+    pub lag_p50_us: f64,
+    pub lag_p99_us: f64,
+}
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Server {
+    fn start() -> std::result::Result<Server, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let dir = std::env::temp_dir().join(format!("roda-bench-nats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let mut child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join("store"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                format!("cannot start nats-server ({e}); install it: apt-get install nats-server")
+            })?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if text.contains("Server is ready") {
+                break;
+            }
+            if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("nats-server did not start:\n{text}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Server {
+            child,
+            dir,
+            url: format!("nats://127.0.0.1:{port}"),
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rec(i: u64) -> Rec {
+    [i, i.wrapping_mul(0x9E37_79B9_7F4A_7C15), !i]
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Runs the workload with `records` records; `None` (after printing why) without a server.
+pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
+    let server = match Server::start() {
+        Ok(s) => s,
+        Err(why) => {
+            println!("SKIP bridge: {why}");
+            return None;
+        }
+    };
+    let dir = server.dir.clone();
+    let src = dir.join("src.roda");
+    {
+        let mut j = JournalStore::<Rec>::create(&src, records as usize).expect("source journal");
+        let all: Vec<Rec> = (0..records).map(rec).collect();
+        j.append_slice(&all);
+    }
+    let connection = Connection::new(server.url.clone());
+
+    // Rounds on fresh streams, the order alternating, so neither side reads what the
+    // other warmed; the median of each is reported.
+    let (mut export, mut bare_pub, mut import, mut bare_fetch_t) = (vec![], vec![], vec![], vec![]);
+    for round in 0..runs.max(1) {
+        let ours = format!("EXPORT{round}");
+        let theirs = format!("BARE{round}");
+        let export_once = || {
+            let mut o = ExportOptions::new(ours.clone(), format!("bench.{ours}"));
+            o.journal_id = Some(1);
+            o.max_batch_bytes = BATCH_BYTES;
+            o.max_in_flight = IN_FLIGHT;
+            let mut source = JournalSource::<Rec>::open(&src).expect("source");
+            let t = Instant::now();
+            let report = Exporter::new(connection.clone(), o)
+                .run(&mut source)
+                .expect("export");
+            assert_eq!(report.end, records);
+            t.elapsed().as_secs_f64()
+        };
+        let bare_once = || runtime().block_on(bare_publish(&server.url, &src, records, &theirs));
+        if round % 2 == 0 {
+            export.push(export_once());
+            bare_pub.push(bare_once());
+        } else {
+            bare_pub.push(bare_once());
+            export.push(export_once());
+        }
+        let import_once = || {
+            let dst = dir.join(format!("dst{round}.roda"));
+            let mut sink = JournalSink::new(
+                JournalStore::<Rec>::create(&dst, records as usize).expect("copy"),
+            );
+            let t = Instant::now();
+            let report = Importer::new(
+                connection.clone(),
+                ImportOptions::new(ours.clone(), format!("bench.{ours}")),
+            )
+            .run(&mut sink)
+            .expect("import");
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(report.end, records);
+            drop(sink);
+            let copy = JournalReader::<Rec>::open(&dst).expect("copy");
+            for i in (0..records).step_by(997) {
+                assert_eq!(copy.get_at(i), Some(&rec(i)), "record {i} of the copy");
+            }
+            drop(copy);
+            let _ = std::fs::remove_file(&dst);
+            secs
+        };
+        let fetch_once = || runtime().block_on(bare_fetch(&server.url, records, &theirs));
+        if round % 2 == 0 {
+            import.push(import_once());
+            bare_fetch_t.push(fetch_once());
+        } else {
+            bare_fetch_t.push(fetch_once());
+            import.push(import_once());
+        }
+        runtime().block_on(async {
+            let js = jetstream::new(
+                async_nats::connect(server.url.as_str())
+                    .await
+                    .expect("connect"),
+            );
+            let _ = js.delete_stream(&ours).await;
+            let _ = js.delete_stream(&theirs).await;
+        });
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (export_s, bare_publish_s, import_s, bare_fetch_s) = (
+        median(&mut export),
+        median(&mut bare_pub),
+        median(&mut import),
+        median(&mut bare_fetch_t),
+    );
+
+    // End to end.
+    let (e2e_per_s, p50, p99) = end_to_end(&connection, &dir, records.min(5_000_000));
+
+    let per = |s: f64| records as f64 / s;
+    let r = BridgeResult {
+        export_per_s: per(export_s),
+        bare_publish_per_s: per(bare_publish_s),
+        import_per_s: per(import_s),
+        bare_fetch_per_s: per(bare_fetch_s),
+        e2e_per_s,
+        lag_p50_us: p50,
+        lag_p99_us: p99,
+    };
+    println!(
+        "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs}",
+        r.export_per_s,
+        r.bare_publish_per_s,
+        r.export_per_s / r.bare_publish_per_s
+    );
+    println!(
+        "RESULT bridge import records_per_s={:.0} bare_fetch_records_per_s={:.0} ratio={:.2} runs={runs}",
+        r.import_per_s,
+        r.bare_fetch_per_s,
+        r.import_per_s / r.bare_fetch_per_s
+    );
+    println!(
+        "RESULT bridge end-to-end records_per_s={:.0} lag_p50_us={:.0} lag_p99_us={:.0}",
+        r.e2e_per_s, r.lag_p50_us, r.lag_p99_us
+    );
+    Some(r)
+}
+
+type AckFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = std::result::Result<
+                    jetstream::publish::PublishAck,
+                    jetstream::context::PublishError,
+                >,
+            > + Send,
+    >,
+>;
+
+/// Publishes the journal's records in batches of the exporter's size with the same
+/// headers and acknowledgements in flight, reading them from the journal the same way.
+async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
+    // Timed from the connection on, as the exporter is.
+    let t = Instant::now();
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = jetstream::new(client.clone());
+    js.create_stream(jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![format!("bench.{name}")],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    let per_batch = (BATCH_BYTES.min(client.server_info().max_payload - 1024) / 24) as u64;
+    let mut reader = JournalReader::<Rec>::open(src).expect("source");
+    let shape = Shape::of::<Rec>(0);
+    let mut acks: futures_util::stream::FuturesOrdered<AckFuture> =
+        futures_util::stream::FuturesOrdered::new();
+    let mut first = 0;
+    while first < records {
+        let batch = reader.next_batch(per_batch as usize);
+        let header = BatchHeader {
+            journal_id: 2,
+            first,
+            count: batch.len() as u64,
+            shape,
+        };
+        let payload = bytes::Bytes::copy_from_slice(bytemuck::cast_slice(batch));
+        first += batch.len() as u64;
+        if acks.len() == IN_FLIGHT {
+            acks.next().await.expect("an ack").expect("acknowledged");
+        }
+        let message = PublishMessage::build()
+            .payload(payload)
+            .headers(header.to_headers());
+        let ack = js
+            .send_publish(format!("bench.{name}"), message)
+            .await
+            .expect("publish");
+        acks.push_back(std::future::IntoFuture::into_future(ack));
+    }
+    while let Some(ack) = acks.next().await {
+        ack.expect("acknowledged");
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Fetches the exported stream with a pull consumer, acknowledging each message and
+/// copying its payload, until every record is in.
+async fn bare_fetch(url: &str, records: u64, name: &str) -> f64 {
+    // Timed from the connection on, as the importer is.
+    let t = Instant::now();
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = jetstream::new(client);
+    let stream = js.get_stream(name).await.expect("stream");
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            filter_subject: format!("bench.{name}"),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = consumer
+        .stream()
+        // The importer's pull sizes: 64 messages, 8 MiB.
+        .max_messages_per_batch(64)
+        .max_bytes_per_batch(8 << 20)
+        .messages()
+        .await
+        .expect("messages");
+    let mut out: Vec<u8> = Vec::with_capacity(records as usize * 24);
+    while (out.len() as u64) < records * 24 {
+        let m = messages.next().await.expect("a message").expect("fetched");
+        out.extend_from_slice(&m.payload);
+        m.ack().await.expect("acked");
+    }
+    t.elapsed().as_secs_f64()
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A writer appends `records` at about 2M records/s (in bursts of 2,000 a millisecond)
+/// while a following exporter and importer copy them; a reader of the copy measures
+/// the lag from append to import. Returns (records/s, lag p50 µs, lag p99 µs).
+fn end_to_end(connection: &Connection, dir: &Path, records: u64) -> (f64, f64, f64) {
+    let src = dir.join("e2e-src.roda");
+    let dst = dir.join("e2e-dst.roda");
+    let mut writer = JournalStore::<Rec>::create(&src, records as usize).expect("source");
+    let stop_export = Arc::new(AtomicBool::new(false));
+    let stop_import = Arc::new(AtomicBool::new(false));
+    let mut eo = ExportOptions::new("E2E", "bench.e2e");
+    eo.journal_id = Some(3);
+    eo.follow = true;
+    eo.linger = Duration::from_millis(1);
+    eo.stop = Some(stop_export.clone());
+    let mut source = JournalSource::new(writer.reader());
+    let c = connection.clone();
+    let exporter = std::thread::spawn(move || Exporter::new(c, eo).run(&mut source));
+    let mut io = ImportOptions::new("E2E", "bench.e2e");
+    io.follow = true;
+    io.stop = Some(stop_import.clone());
+    let c = connection.clone();
+    let dst2 = dst.clone();
+    let importer = std::thread::spawn(move || {
+        let mut sink =
+            JournalSink::new(JournalStore::<Rec>::create(&dst2, records as usize).expect("copy"));
+        loop {
+            match Importer::new(c.clone(), io.clone()).run(&mut sink) {
+                Err(roda_bridge::BridgeError::Config(m)) if m.contains("does not exist") => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                other => return other,
+            }
+        }
+    });
+    // The copy's reader: lag of every 100th record, from its append time to when the
+    // reader sees it in the copy.
+    let lag_reader = std::thread::spawn(move || {
+        let mut reader = loop {
+            if let Ok(r) = JournalReader::<Rec>::open(&dst) {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let mut lags = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while reader.get_index() < records && Instant::now() < deadline {
+            let start = reader.get_index();
+            let got = reader.next_batch(1 << 16);
+            let now = now_ns();
+            for (k, r) in got.iter().enumerate() {
+                if (start + k as u64) % 100 == 0 {
+                    let _ = lags.record(now.saturating_sub(r[0]) / 1000);
+                }
+            }
+            if got.is_empty() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        (reader.get_index(), lags)
+    });
+    let t = Instant::now();
+    let mut i = 0;
+    let mut batch = Vec::with_capacity(2000);
+    while i < records {
+        batch.clear();
+        let now = now_ns();
+        batch.extend((i..(i + 2000).min(records)).map(|k| [now, k, !k]));
+        i += batch.len() as u64;
+        writer.append_slice(&batch);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (copied, lags) = lag_reader.join().expect("lag reader");
+    let secs = t.elapsed().as_secs_f64();
+    stop_export.store(true, Ordering::Relaxed);
+    stop_import.store(true, Ordering::Relaxed);
+    exporter.join().expect("exporter").expect("export");
+    importer.join().expect("importer").expect("import");
+    assert_eq!(copied, records, "the end-to-end copy is incomplete");
+    (
+        records as f64 / secs,
+        lags.value_at_quantile(0.5) as f64,
+        lags.value_at_quantile(0.99) as f64,
+    )
+}
