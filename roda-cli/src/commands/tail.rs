@@ -215,7 +215,7 @@ fn segmented(
     let printer = Printer::new(common, options, dir.record_size)?;
     let retained = dir.retained();
     let oldest = retained.oldest.unwrap_or(0);
-    let mut next = options
+    let next = options
         .from
         .unwrap_or_else(|| retained.end.saturating_sub(options.lines).max(oldest));
     // Without -f: what was published when the command started, as for a journal.
@@ -224,10 +224,33 @@ fn segmented(
     } else {
         retained.end
     };
+    print_segmented(
+        next,
+        stop,
+        options.follow,
+        |seq, buf| fetch(&mut dir, seq, buf),
+        &printer,
+        out,
+        &mut std::io::stderr(),
+    )
+}
+
+/// Prints records `next .. stop` as `fetch` finds them, reporting skipped records on
+/// `lagged` (stderr); with `follow`, waits for records not published yet, else stops
+/// at the first.
+fn print_segmented(
+    mut next: u64,
+    stop: u64,
+    follow: bool,
+    mut fetch: impl FnMut(u64, &mut Vec<u8>) -> Result<Fetch, Failure>,
+    printer: &Printer,
+    out: &mut dyn Write,
+    lagged: &mut dyn Write,
+) -> Result<(), Failure> {
     let mut buf = Vec::new();
     let mut unflushed = 0;
     while next < stop {
-        match fetch(&mut dir, next, &mut buf)? {
+        match fetch(next, &mut buf)? {
             Fetch::Record => {
                 printer.record(out, next, &buf)?;
                 next += 1;
@@ -242,7 +265,7 @@ fn segmented(
                 unflushed = 0;
                 // Not an error: the command goes on. A closed stderr is no reason to stop.
                 let _ = writeln!(
-                    std::io::stderr(),
+                    lagged,
                     "roda: lagged: {} records recycled before they could be read; \
                      continuing at {to}",
                     to - next
@@ -252,7 +275,7 @@ fn segmented(
             Fetch::Wait => {
                 out.flush()?;
                 unflushed = 0;
-                if !options.follow {
+                if !follow {
                     break;
                 }
                 std::thread::sleep(POLL);
