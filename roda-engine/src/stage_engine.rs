@@ -7,6 +7,7 @@ use roda_core::{Record, Result, RodaError};
 use roda_pipe::Stage;
 
 use crate::affinity::Pinning;
+use crate::counters::{panicked_stage, Counters, SampledStage};
 use crate::engine::RodaEngine;
 use crate::metrics::{StageCounters, StageMetrics};
 use crate::stage_journal::{
@@ -70,6 +71,8 @@ pub struct StageEngine<In: Record, Out: Record> {
     output_probe: Box<dyn Published>,
     stages: Vec<StageProbe>,
     layout: Layout,
+    /// The counters file's settings and sampler (last: dropped after the stages stop).
+    counters: Counters,
 }
 
 /// What the owner needs to observe one stage.
@@ -129,6 +132,7 @@ impl<In: Record> StageEngine<In, In> {
             output_probe: journal.probe,
             stages: Vec::new(),
             layout,
+            counters: Counters::default(),
         })
     }
 }
@@ -144,6 +148,54 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// Sets the core pinning of stages added from now on (default: none).
     pub fn with_pinning(mut self, pinning: Pinning) -> Self {
         self.engine.set_pinning(&pinning);
+        self
+    }
+
+    /// Names the pipeline in its counters file (default "pipeline").
+    pub fn name(mut self, name: &str) -> Self {
+        self.counters.set_name(name);
+        self
+    }
+
+    /// Names the stage added last (stages are "stage 1", "stage 2", ... by default), as
+    /// [`metrics`](Self::metrics) and the counters file show it. Before the first stage
+    /// it names nothing.
+    pub fn stage_name(mut self, name: &str) -> Self {
+        if let Some(stage) = self.stages.last_mut() {
+            stage.name = name.to_owned();
+            self.counters.rename_last(name);
+        }
+        self
+    }
+
+    /// Publishes this pipeline's counters in the counters file at `path`, created (or
+    /// taken over from a previous run) now: a sampler thread copies every stage's
+    /// counters into it at 10 Hz ([`metrics_interval`](Self::metrics_interval) changes
+    /// that) and once more at shutdown. Stage threads never touch the file. Read it with
+    /// `roda top FILE`, `roda metrics FILE` or [`CountersFile`](crate::CountersFile).
+    /// It holds up to [`MAX_STAGES`](crate::counters_file::MAX_STAGES) stages.
+    ///
+    /// # Panics
+    /// If the file cannot be created or is written by another live pipeline;
+    /// [`try_metrics_file`](Self::try_metrics_file) returns the error instead.
+    pub fn metrics_file(self, path: impl AsRef<std::path::Path>) -> Self {
+        let path = path.as_ref();
+        self.try_metrics_file(path)
+            .unwrap_or_else(|e| panic!("StageEngine::metrics_file({}): {e}", path.display()))
+    }
+
+    /// [`metrics_file`](Self::metrics_file), returning an error instead of panicking.
+    pub fn try_metrics_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let bounded = self.is_bounded();
+        let workers = self.engine.workers_shared();
+        self.counters.start(path.as_ref(), bounded, workers)?;
+        Ok(self)
+    }
+
+    /// Time between two samples of the counters file (default 100 ms: 10 Hz; at least
+    /// 1 ms).
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.counters.set_interval(interval);
         self
     }
 
@@ -218,7 +270,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         };
         let thread = format!("roda {name}");
         let step = counters.clone();
-        match (self.output, output) {
+        let worker = match (self.output, output) {
             (Reader::Plain(input), Writer::Plain(output)) => self
                 .engine
                 .run_worker(thread, stage_step(input, output, stage, context, step))?,
@@ -227,7 +279,16 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 .run_worker(thread, stage_step(input, output, stage, context, step))?,
             _ => unreachable!("one pipeline uses one journal layout throughout"),
         };
+        let worker = worker.counters();
         let next_probe = output_probe.clone_box();
+        self.counters.add_stage(SampledStage {
+            name: name.clone(),
+            counters: counters.clone(),
+            room: room.clone(),
+            input: self.output_probe.clone_box(),
+            output: output_probe.clone_box(),
+            worker,
+        });
         self.stages.push(StageProbe {
             name,
             counters,
@@ -242,6 +303,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
             output_probe: next_probe,
             stages: std::mem::take(&mut self.stages),
             layout: self.layout,
+            counters: std::mem::take(&mut self.counters),
         })
     }
 
@@ -441,6 +503,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     pub fn metrics(&self) -> Vec<StageMetrics> {
         let bounded = matches!(self.layout, Layout::Bounded { .. });
         let last = self.stages.len().saturating_sub(1);
+        let panicked = panicked_stage(&self.engine.workers_shared());
         self.stages
             .iter()
             .enumerate()
@@ -461,6 +524,8 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                     input_lag: s.input.published().saturating_sub(processed),
                     output_len,
                     output_capacity: s.output.capacity(),
+                    waiting_for_room: s.room.is_waiting(),
+                    panicked: panicked == Some(i),
                 }
             })
             .collect()
@@ -486,8 +551,15 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// Stops and joins every stage; returns the first stage panic as
     /// `Err(WorkerPanicked)`. Outputs already published stay receivable. A bounded stage
     /// waiting for room when shutdown comes drops the outputs it was waiting to write.
+    ///
+    /// With a counters file, the final sample written then equals [`metrics`](Self::metrics).
     pub fn shutdown(&mut self) -> Result<()> {
-        self.engine.shutdown()
+        let result = self.engine.shutdown();
+        if self.counters.is_on() {
+            let last = self.metrics();
+            self.counters.finish(Some(last));
+        }
+        result
     }
 
     /// The first stage panic, if any stage has panicked.
