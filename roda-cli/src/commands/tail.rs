@@ -290,7 +290,9 @@ fn segmented(
         next,
         stop,
         options.follow,
-        |seq, buf| fetch(&mut dir, seq, buf),
+        &mut dir,
+        fetch,
+        wait_segmented,
         &printer,
         out,
         &mut std::io::stderr(),
@@ -305,11 +307,14 @@ fn segmented(
 /// resumes after it (or when the command ends): several skips in a row (the writer
 /// recycled the segment a skip landed on before it could be read) are one gap, and
 /// the line says where printing really continues.
-fn print_segmented(
+#[allow(clippy::too_many_arguments)]
+fn print_segmented<S>(
     mut next: u64,
     stop: u64,
     follow: bool,
-    mut fetch: impl FnMut(u64, &mut Vec<u8>) -> Result<Fetch, Failure>,
+    source: &mut S,
+    mut fetch: impl FnMut(&mut S, u64, &mut Vec<u8>) -> Result<Fetch, Failure>,
+    mut wait: impl FnMut(&mut S, u64),
     printer: &Printer,
     out: &mut dyn Write,
     lagged: &mut dyn Write,
@@ -322,7 +327,7 @@ fn print_segmented(
         if next >= stop {
             break Ok(());
         }
-        let fetched = match fetch(next, &mut buf) {
+        let fetched = match fetch(source, next, &mut buf) {
             Ok(fetched) => fetched,
             Err(failure) => break Err(failure),
         };
@@ -352,7 +357,7 @@ fn print_segmented(
                 if !follow {
                     break Ok(());
                 }
-                wait_segmented(&mut dir, next);
+                wait(source, next);
             }
         }
     };
@@ -472,7 +477,8 @@ mod tests {
                 0,
                 u64::MAX,
                 follow,
-                |seq, buf| {
+                &mut (),
+                |_, seq, buf| {
                     match seq {
                         // Segment 4 .. 8 is recycled under the tail: it skips to 12, the
                         // oldest segment retained then...
@@ -491,6 +497,7 @@ mod tests {
                     }
                     Ok(fetched)
                 },
+                |_, _| std::thread::sleep(POLL),
                 &printer,
                 &mut out,
                 &mut lagged,
@@ -529,7 +536,8 @@ mod tests {
             0,
             u64::MAX,
             follow,
-            |seq, buf| {
+            &mut (),
+            |_, seq, buf| {
                 let call = calls.entry(seq).or_insert(0);
                 let fetched = script(seq, *call).ok_or(Failure::Problem)?;
                 *call += 1;
@@ -539,6 +547,7 @@ mod tests {
                 }
                 Ok(fetched)
             },
+            |_, _| std::thread::sleep(POLL),
             &printer,
             &mut out,
             &mut lagged,
