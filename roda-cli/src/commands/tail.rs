@@ -14,7 +14,8 @@
 //! A segmented journal's records are copied and validated against their segment's
 //! generation (`StoreFile::copy_record`): a record its writer recycled before it could
 //! be read is skipped, never printed torn, and one line on stderr says how many were
-//! skipped and where printing continues.
+//! skipped and where printing continues: one line per gap in the output, written when
+//! printing resumes (or when the command ends), however many segments the gap spans.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -276,7 +277,7 @@ fn segmented(
     let printer = Printer::new(common, options, dir.record_size)?;
     let retained = dir.retained();
     let oldest = retained.oldest.unwrap_or(0);
-    let mut next = options
+    let next = options
         .from
         .unwrap_or_else(|| retained.end.saturating_sub(options.lines).max(oldest));
     // Without -f: what was published when the command started, as for a journal.
@@ -285,11 +286,56 @@ fn segmented(
     } else {
         retained.end
     };
+    print_segmented(
+        next,
+        stop,
+        options.follow,
+        &mut dir,
+        fetch,
+        wait_segmented,
+        &printer,
+        out,
+        &mut std::io::stderr(),
+    )
+}
+
+/// Prints records `next .. stop` as `fetch` finds them, reporting skipped records on
+/// `lagged` (stderr); with `follow`, waits for records not published yet, else stops
+/// at the first.
+///
+/// Each gap in the output gets exactly one line on `lagged`, written when printing
+/// resumes after it (or when the command ends): several skips in a row (the writer
+/// recycled the segment a skip landed on before it could be read) are one gap, and
+/// the line says where printing really continues.
+#[allow(clippy::too_many_arguments)]
+fn print_segmented<S>(
+    mut next: u64,
+    stop: u64,
+    follow: bool,
+    source: &mut S,
+    mut fetch: impl FnMut(&mut S, u64, &mut Vec<u8>) -> Result<Fetch, Failure>,
+    mut wait: impl FnMut(&mut S, u64),
+    printer: &Printer,
+    out: &mut dyn Write,
+    lagged: &mut dyn Write,
+) -> Result<(), Failure> {
     let mut buf = Vec::new();
     let mut unflushed = 0;
-    while next < stop {
-        match fetch(&mut dir, next, &mut buf)? {
+    // The first record skipped since the last one printed, if any.
+    let mut gap_from = None;
+    let result = loop {
+        if next >= stop {
+            break Ok(());
+        }
+        let fetched = match fetch(source, next, &mut buf) {
+            Ok(fetched) => fetched,
+            Err(failure) => break Err(failure),
+        };
+        match fetched {
             Fetch::Record => {
+                if let Some(from) = gap_from.take() {
+                    report_gap(lagged, from, next);
+                }
                 printer.record(out, next, &buf)?;
                 next += 1;
                 unflushed += 1;
@@ -299,29 +345,38 @@ fn segmented(
                 }
             }
             Fetch::Skip(to) => {
+                // What was printed before the gap goes out before the line about it.
                 out.flush()?;
                 unflushed = 0;
-                // Not an error: the command goes on. A closed stderr is no reason to stop.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "roda: lagged: {} records recycled before they could be read; \
-                     continuing at {to}",
-                    to - next
-                );
+                gap_from.get_or_insert(next);
                 next = to;
             }
             Fetch::Wait => {
                 out.flush()?;
                 unflushed = 0;
-                if !options.follow {
-                    break;
+                if !follow {
+                    break Ok(());
                 }
-                wait_segmented(&mut dir, next);
+                wait(source, next);
             }
         }
+    };
+    if let Some(from) = gap_from {
+        report_gap(lagged, from, next);
     }
+    result?;
     out.flush()?;
     Ok(())
+}
+
+/// Says on `lagged` that records `from .. to` were recycled unread.
+fn report_gap(lagged: &mut dyn Write, from: u64, to: u64) {
+    // Not an error: the command goes on. A closed stderr is no reason to stop.
+    let _ = writeln!(
+        lagged,
+        "roda: lagged: {} records recycled before they could be read; continuing at {to}",
+        to - from
+    );
 }
 
 fn slots(
@@ -363,5 +418,188 @@ fn slots(
             return Ok(());
         }
         std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roda_store::{Retention, SegmentedJournal};
+
+    /// What `print_segmented` wrote: the sequences printed, and the stderr lines.
+    fn printed(out: &[u8], lagged: &[u8]) -> (Vec<u64>, Vec<String>) {
+        let seqs = String::from_utf8_lossy(out)
+            .lines()
+            .map(|line| {
+                let words: Vec<u64> = line
+                    .split_whitespace()
+                    .map(|w| w.parse().unwrap())
+                    .collect();
+                // Records hold their own sequence: never a stale or foreign one.
+                assert_eq!(words[0], words[1], "{line}");
+                words[0]
+            })
+            .collect();
+        let lines = String::from_utf8_lossy(lagged)
+            .lines()
+            .map(String::from)
+            .collect();
+        (seqs, lines)
+    }
+
+    /// A `KeepLast(2)` ring of 4-record segments whose writer runs ahead between two
+    /// reads of the tail, twice in a row before the tail reads anything: the first skip
+    /// lands on the oldest retained segment, which is recycled too before the tail gets
+    /// to it. Stdout shows one gap, so stderr must say one line for it, with where
+    /// printing really continues.
+    #[test]
+    fn consecutive_skips_are_reported_as_one_gap() {
+        for follow in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("ring");
+            let mut journal =
+                SegmentedJournal::<[u64; 2]>::create(&path, 4, Retention::KeepLast(2)).unwrap();
+            let append_up_to = |journal: &mut SegmentedJournal<[u64; 2]>, end: u64| {
+                while journal.len() < end {
+                    let seq = journal.len();
+                    journal.append(&[seq, seq]);
+                }
+            };
+            append_up_to(&mut journal, 6);
+            let mut dir = SegmentDir::open(&path).unwrap();
+            let printer = Printer {
+                format: Format::U64,
+                json: false,
+            };
+            let (mut out, mut lagged) = (Vec::new(), Vec::new());
+            let mut waits = 0;
+            let result = print_segmented(
+                0,
+                u64::MAX,
+                follow,
+                &mut (),
+                |_, seq, buf| {
+                    match seq {
+                        // Segment 4 .. 8 is recycled under the tail: it skips to 12, the
+                        // oldest segment retained then...
+                        5 => append_up_to(&mut journal, 20),
+                        // ...which is recycled too before the tail reads it.
+                        12 => append_up_to(&mut journal, 30),
+                        _ => {}
+                    }
+                    let fetched = fetch(&mut dir, seq, buf)?;
+                    if let Fetch::Wait = fetched {
+                        waits += 1;
+                        if waits == 2 {
+                            // Following: nothing more comes; end the command here.
+                            return Err(Failure::Problem);
+                        }
+                    }
+                    Ok(fetched)
+                },
+                |_, _| std::thread::sleep(POLL),
+                &printer,
+                &mut out,
+                &mut lagged,
+            );
+            assert_eq!(result.is_err(), follow, "{result:?}");
+            let (seqs, lines) = printed(&out, &lagged);
+            assert_eq!(
+                seqs,
+                [0, 1, 2, 3, 4, 24, 25, 26, 27, 28, 29],
+                "follow {follow}"
+            );
+            assert_eq!(
+                lines,
+                [
+                    "roda: lagged: 19 records recycled before they could be read; \
+                  continuing at 24"
+                ],
+                "follow {follow}"
+            );
+        }
+    }
+
+    /// Runs `print_segmented` from 0 on a scripted `fetch`: `script(seq, call)` says what
+    /// the `call`-th fetch of `seq` (from 0) finds; `None` fails the command there.
+    fn scripted(
+        follow: bool,
+        script: impl Fn(u64, usize) -> Option<Fetch>,
+    ) -> (bool, Vec<u64>, Vec<String>) {
+        let printer = Printer {
+            format: Format::U64,
+            json: false,
+        };
+        let mut calls = HashMap::new();
+        let (mut out, mut lagged) = (Vec::new(), Vec::new());
+        let result = print_segmented(
+            0,
+            u64::MAX,
+            follow,
+            &mut (),
+            |_, seq, buf| {
+                let call = calls.entry(seq).or_insert(0);
+                let fetched = script(seq, *call).ok_or(Failure::Problem)?;
+                *call += 1;
+                if let Fetch::Record = fetched {
+                    buf.clear();
+                    buf.extend([seq, seq].iter().flat_map(|w| w.to_le_bytes()));
+                }
+                Ok(fetched)
+            },
+            |_, _| std::thread::sleep(POLL),
+            &printer,
+            &mut out,
+            &mut lagged,
+        );
+        let (seqs, lines) = printed(&out, &lagged);
+        (result.is_ok(), seqs, lines)
+    }
+
+    fn gap_line(n: u64, to: u64) -> String {
+        format!("roda: lagged: {n} records recycled before they could be read; continuing at {to}")
+    }
+
+    /// A skip, a wait at the record it landed on (not published yet), and a skip from
+    /// there (recycled before the next poll): still one gap, said once, when printing
+    /// resumes; not when the follower starts waiting.
+    #[test]
+    fn a_gap_across_a_wait_is_reported_once() {
+        let (ok, seqs, lines) = scripted(true, |seq, call| match (seq, call) {
+            (0 | 1 | 16, _) => Some(Fetch::Record),
+            (2, _) => Some(Fetch::Skip(8)),
+            (8, 0) => Some(Fetch::Wait),
+            (8, _) => Some(Fetch::Skip(16)),
+            // Following: wait once at the end, then end the command.
+            (17, 0) => Some(Fetch::Wait),
+            _ => None,
+        });
+        assert!(!ok);
+        assert_eq!(seqs, [0, 1, 16]);
+        assert_eq!(lines, [gap_line(14, 16)]);
+    }
+
+    /// A gap the command ends in is reported too: without -f at the first record not
+    /// published, and when reading fails.
+    #[test]
+    fn a_gap_at_the_end_is_reported() {
+        let (ok, seqs, lines) = scripted(false, |seq, _| match seq {
+            0 => Some(Fetch::Record),
+            1 => Some(Fetch::Skip(4)),
+            4 => Some(Fetch::Skip(8)),
+            8 => Some(Fetch::Wait),
+            _ => None,
+        });
+        assert!(ok);
+        assert_eq!(seqs, [0]);
+        assert_eq!(lines, [gap_line(7, 8)]);
+        let (ok, seqs, lines) = scripted(true, |seq, _| match seq {
+            0 => Some(Fetch::Record),
+            1 => Some(Fetch::Skip(4)),
+            _ => None,
+        });
+        assert!(!ok);
+        assert_eq!(seqs, [0]);
+        assert_eq!(lines, [gap_line(3, 4)]);
     }
 }
