@@ -17,6 +17,7 @@
 #![cfg_attr(roda_loom, allow(dead_code, unused_imports))]
 
 mod backing;
+mod elastic;
 mod header;
 #[cfg(not(roda_loom))]
 mod inspect;
@@ -39,6 +40,13 @@ mod sync;
 #[doc(hidden)]
 pub mod loom_hooks;
 
+#[cfg(roda_loom)]
+#[doc(hidden)]
+pub use elastic::loom_hooks as elastic_loom_hooks;
+
+pub use elastic::{
+    ElasticBatch, ElasticJournal, ElasticOptions, ElasticReader, ElasticWatch, MAX_ELASTIC_SEGMENTS,
+};
 pub use header::{HeaderInfo, StoreKind};
 #[cfg(not(roda_loom))]
 pub use inspect::{SlotSnapshot, StoreFile};
