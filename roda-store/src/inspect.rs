@@ -5,7 +5,7 @@
 //! except the comparison with `T`, which is replaced by checks that the record fields
 //! are consistent with each other (see `header::decode_any`). Records and slots come
 //! out as bytes, read with the same protocols as the typed readers: the journal's
-//! published count through `journal_core::load_write_seq`, a segment's records as
+//! published count through `journal::core::load_write_seq`, a segment's records as
 //! copies validated against its generation like `SegmentedFollower`'s, slots through
 //! the seqlock's byte-level read `seqlock::try_read_bytes`.
 
@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use roda_core::{Result, RodaError};
 
-use crate::backing::{self, Backing};
-use crate::header::{
+use crate::file::backing::{self, Backing};
+use crate::file::header::{
     HeaderInfo, StoreKind, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITER_PID, OFF_WRITE_SEQ,
 };
-use crate::journal_core::{load_write_seq, words};
-use crate::seqlock::{self, Found, TORN};
+use crate::journal::core::{load_write_seq, words};
+use crate::slots::seqlock::{self, Found, TORN};
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// A store file opened read-only without a record type: header fields, the writer's
@@ -338,7 +338,7 @@ impl StoreFile {
 }
 
 /// The width of the atomic words a segment's writer stores records of `record_size`
-/// bytes in: `journal_core::word_size::<T>()` for `size_of::<T>() == record_size`, the
+/// bytes in: `journal::core::word_size::<T>()` for `size_of::<T>() == record_size`, the
 /// largest of 8, 4, 2 and 1 that divides it.
 fn word_width(record_size: u64) -> usize {
     match record_size {

@@ -16,23 +16,12 @@
 // Under loom only the heap backend is built: the file machinery is compiled but unused.
 #![cfg_attr(roda_loom, allow(dead_code, unused_imports))]
 
-mod backing;
 mod elastic;
-mod header;
+mod file;
 #[cfg(not(roda_loom))]
 mod inspect;
 mod journal;
-mod journal_core;
-mod journal_reader;
-mod lock;
-mod options;
-mod region;
-mod segment_files;
 mod segmented;
-mod segmented_follower;
-mod segmented_reader;
-mod seqlock;
-mod slot_reader;
 mod slots;
 mod sync;
 
@@ -47,17 +36,14 @@ pub use elastic::loom_hooks as elastic_loom_hooks;
 pub use elastic::{
     ElasticBatch, ElasticJournal, ElasticOptions, ElasticReader, ElasticWatch, MAX_ELASTIC_SEGMENTS,
 };
-pub use header::{HeaderInfo, StoreKind};
+pub use file::header::{HeaderInfo, StoreKind};
+pub use file::options::{Retention, StoreOptions};
 #[cfg(not(roda_loom))]
 pub use inspect::{SlotSnapshot, StoreFile};
-pub use journal::{AppendBatch, JournalOptions, JournalStore};
-pub use journal_reader::JournalReader;
-pub use options::StoreOptions;
+pub use journal::{AppendBatch, JournalOptions, JournalReader, JournalStore};
 pub use roda_core::{Appendable, IterativeReadable, Record, Result, RodaError, Settable};
 pub use segmented::{
-    Retention, SegmentedBatch, SegmentedJournal, SegmentedOptions, SegmentedWatch, MAX_READERS,
+    SegmentedBatch, SegmentedFollower, SegmentedJournal, SegmentedOptions, SegmentedReader,
+    SegmentedWatch, MAX_READERS,
 };
-pub use segmented_follower::SegmentedFollower;
-pub use segmented_reader::SegmentedReader;
-pub use slot_reader::SlotReader;
-pub use slots::{SlotOptions, SlotStore};
+pub use slots::{SlotOptions, SlotReader, SlotStore};

@@ -3,8 +3,8 @@
 
 use std::marker::PhantomData;
 
-use crate::journal_core::JournalCore;
-use crate::segmented::Padded;
+use crate::journal::core::JournalCore;
+use crate::segmented::core::Padded;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 #[cfg(not(roda_loom))]

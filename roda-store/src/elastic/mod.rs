@@ -58,10 +58,10 @@ use std::sync::Arc;
 
 use roda_core::{Record, Result, RodaError};
 
-use crate::backing::Backing;
-use crate::header::Shape;
-use crate::journal_core::JournalCore;
-use crate::options::Settings;
+use crate::file::backing::Backing;
+use crate::file::header::Shape;
+use crate::file::options::Settings;
+use crate::journal::core::JournalCore;
 use crate::sync::Ordering;
 
 use self::core::ElasticCore;
@@ -190,7 +190,7 @@ impl<T: Record> ElasticJournal<T> {
             populate: options.populate,
             ..Settings::default()
         };
-        let shape = crate::segmented::segment_shape::<T>(&settings, false)?;
+        let shape = crate::file::header::journal_shape::<T>(&settings, false)?;
         if segment_records == 0 {
             return Err(RodaError::InvalidCapacity {
                 capacity: 0,

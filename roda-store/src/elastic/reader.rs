@@ -7,7 +7,7 @@ use std::sync::Arc;
 use roda_core::{IterativeReadable, Record, Result, RodaError};
 
 use super::core::ElasticCore;
-use crate::journal_core::JournalCore;
+use crate::journal::core::JournalCore;
 use crate::sync::Ordering;
 
 /// The reader of an elastic journal. It views records in place (`&T`) and tells the

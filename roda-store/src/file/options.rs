@@ -12,7 +12,7 @@ pub(crate) struct Settings {
     pub(crate) huge_pages: bool,
     pub(crate) schema: u64,
     /// A segmented journal's retention, when set through its options.
-    pub(crate) retention: Option<crate::segmented::Retention>,
+    pub(crate) retention: Option<Retention>,
 }
 
 /// A builder for store `S` (`JournalStore<T>` or `SlotStore<T>`) with settings beyond
@@ -90,4 +90,17 @@ impl<S> StoreOptions<S> {
         self.settings.schema = id;
         self
     }
+}
+
+/// What a file-backed [`SegmentedJournal`](crate::SegmentedJournal) keeps on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// A ring of `k` segment files (k >= 2): on each roll the oldest file is recycled
+    /// in place (renamed and its header rewritten, its mapping kept), so the journal
+    /// takes a fixed amount of disk and, once every file was used, no page faults.
+    KeepLast(usize),
+    /// An archive: every segment stays on disk as its own file; the writer maps a new
+    /// file per segment and keeps only the last few mapped (older ones are read with
+    /// [`SegmentedFollower::open`](crate::SegmentedFollower::open)).
+    KeepAll,
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use roda_core::{Appendable, Record, Result, RodaError};
 
-use crate::backing::{Backing, Claimed};
-use crate::header::{HeaderInfo, Shape};
-use crate::journal_core::JournalCore;
-use crate::journal_reader::JournalReader;
-use crate::lock::WriterLock;
-use crate::options::{Settings, StoreOptions};
+use crate::file::backing::{Backing, Claimed};
+use crate::file::header::{HeaderInfo, Shape};
+use crate::file::lock::WriterLock;
+use crate::file::options::{Settings, StoreOptions};
+use crate::journal::core::JournalCore;
+use crate::journal::reader::JournalReader;
 
 /// Options for a [`JournalStore`] or a [`JournalReader`]: see [`StoreOptions`].
 pub type JournalOptions<T> = StoreOptions<JournalStore<T>>;
@@ -61,7 +61,7 @@ pub struct JournalStore<T: Record> {
 
 /// The shape of a plain journal of `T` (a segmented journal's files say `segment`).
 fn shape<T: Record>(settings: &Settings) -> Result<Shape> {
-    crate::segmented::segment_shape::<T>(settings, false)
+    crate::file::header::journal_shape::<T>(settings, false)
 }
 
 impl<T: Record> JournalOptions<T> {
@@ -75,7 +75,7 @@ impl<T: Record> JournalOptions<T> {
     #[cfg(not(roda_loom))]
     pub fn create(self, path: impl AsRef<Path>, capacity: usize) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::backing::create(
+        JournalStore::from_claim(crate::file::backing::create(
             path.as_ref(),
             shape,
             capacity,
@@ -87,7 +87,7 @@ impl<T: Record> JournalOptions<T> {
     #[cfg(not(roda_loom))]
     pub fn open(self, path: impl AsRef<Path>) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::backing::open_writer(
+        JournalStore::from_claim(crate::file::backing::open_writer(
             path.as_ref(),
             shape,
             &self.settings,
@@ -102,7 +102,7 @@ impl<T: Record> JournalOptions<T> {
         capacity: usize,
     ) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::backing::open_or_create(
+        JournalStore::from_claim(crate::file::backing::open_or_create(
             path.as_ref(),
             shape,
             capacity,
@@ -113,9 +113,7 @@ impl<T: Record> JournalOptions<T> {
     /// A read-only follower of the journal file at `path` (no lock taken).
     #[cfg(not(roda_loom))]
     pub fn open_reader(self, path: impl AsRef<Path>) -> Result<JournalReader<T>> {
-        let shape = shape::<T>(&self.settings)?;
-        let backing = crate::backing::open_reader(path.as_ref(), shape, &self.settings)?;
-        Ok(JournalReader::new(Arc::new(JournalCore::new(backing))))
+        JournalReader::open_with(path.as_ref(), &self.settings)
     }
 }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use roda_core::{Record, Result, RodaError};
 
-use crate::header::{NO_RECORDS, OFF_FIRST_SEQ};
-use crate::journal_core::{load_write_seq, JournalCore};
-use crate::segmented::SegmentedCore;
+use crate::file::header::{NO_RECORDS, OFF_FIRST_SEQ};
+use crate::journal::core::{load_write_seq, JournalCore};
+use crate::segmented::core::SegmentedCore;
 use crate::sync::{fence, Ordering};
 
 /// A reader of a segmented journal that never holds the writer back.
@@ -105,7 +105,7 @@ fn read_validated<T: Record>(
     if count_in_segment {
         // Relaxed load + Acquire fence pairs with the writer's Release store of the
         // segment's write sequence (`JournalCore::publish`): records below it are written.
-        let written = load_write_seq(segment.header_word(crate::header::OFF_WRITE_SEQ))
+        let written = load_write_seq(segment.header_word(crate::file::header::OFF_WRITE_SEQ))
             .min(segment.capacity() as u64) as usize;
         n = n.min(written.saturating_sub(offset));
     }
@@ -316,11 +316,12 @@ mod dir {
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::backing;
-    use crate::header::Shape;
-    use crate::options::Settings;
-    use crate::segment_files::{mapped_segments, scan, segment_name, Found};
-    use crate::segmented::{segment_shape, Retention};
+    use crate::file::backing;
+    use crate::file::header::journal_shape;
+    use crate::file::header::Shape;
+    use crate::file::options::Retention;
+    use crate::file::options::Settings;
+    use crate::segmented::files::{mapped_segments, scan, segment_name, Found};
 
     /// A follower's own read-only mappings of a segment directory: a ring of slots
     /// like the writer's (`KeepLast(k)`: the k ring files, each always in the same
@@ -339,7 +340,7 @@ mod dir {
                 schema,
                 ..Settings::default()
             };
-            let shape = segment_shape::<T>(&settings, true)?;
+            let shape = journal_shape::<T>(&settings, true)?;
             let found = scan(dir)?;
             let Some(any) = found.first() else {
                 return Err(RodaError::io(

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use roda_core::Record;
 
-use crate::header::HeaderInfo;
-use crate::seqlock::{Read, SlotCore};
+use crate::file::header::{slot_shape, HeaderInfo};
+use crate::file::options::Settings;
+use crate::slots::seqlock::{Read, SlotCore};
 
 /// A reader of a slot store: takes consistent snapshots of slots by value. Readers
 /// never block the writer or each other, hold no position, and are cheap to clone.
@@ -52,7 +53,15 @@ impl<T: Record> SlotReader<T> {
     /// ```
     #[cfg(not(roda_loom))]
     pub fn open(path: impl AsRef<Path>) -> roda_core::Result<Self> {
-        crate::slots::SlotStore::<T>::options().open_reader(path)
+        Self::open_with(path.as_ref(), &Settings::default())
+    }
+
+    /// Opens a reader of the slot file at `path` with the given settings.
+    #[cfg(not(roda_loom))]
+    pub(crate) fn open_with(path: &Path, settings: &Settings) -> roda_core::Result<Self> {
+        let shape = slot_shape::<T>(settings)?;
+        let backing = crate::file::backing::open_reader(path, shape, settings)?;
+        Ok(SlotReader::new(Arc::new(SlotCore::new(backing))))
     }
 
     /// A consistent snapshot of slot `index`: the value of its last completed `set`.

@@ -1,12 +1,12 @@
-//! The journal's publish protocol, written once over a [`Region`](crate::region::Region):
+//! The journal's publish protocol, written once over a [`Region`](crate::file::region::Region):
 //! the writer fills records past the published count, then moves the count with one
 //! Release store; readers load the count and may view every record below it.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use crate::backing::Backing;
-use crate::header::OFF_WRITE_SEQ;
+use crate::file::backing::Backing;
+use crate::file::header::OFF_WRITE_SEQ;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// State shared by a journal's writer and all of its in-process readers.

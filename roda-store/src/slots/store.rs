@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use roda_core::{Record, Result, RodaError, Settable};
 
-use crate::backing::{Backing, Claimed};
-use crate::header::{self, HeaderInfo, Shape, StoreKind};
-use crate::lock::WriterLock;
-use crate::options::{Settings, StoreOptions};
-use crate::seqlock::{self, SlotCore};
-use crate::slot_reader::SlotReader;
+use crate::file::backing::{Backing, Claimed};
+use crate::file::header::{slot_shape, HeaderInfo};
+use crate::file::lock::WriterLock;
+use crate::file::options::StoreOptions;
+use crate::slots::reader::SlotReader;
+use crate::slots::seqlock::SlotCore;
 
 /// Options for a [`SlotStore`] or a [`SlotReader`]: see [`StoreOptions`].
 pub type SlotOptions<T> = StoreOptions<SlotStore<T>>;
@@ -94,31 +94,19 @@ pub struct SlotStore<T: Record> {
     dir_synced: bool,
 }
 
-fn shape<T: Record>(settings: &Settings) -> Result<Shape> {
-    header::check_record::<T>()?;
-    Ok(Shape {
-        kind: StoreKind::Slots,
-        record_size: std::mem::size_of::<T>() as u64,
-        record_align: std::mem::align_of::<T>() as u64,
-        stride: seqlock::stride_for(std::mem::size_of::<T>()) as u64,
-        schema: settings.schema,
-        segment: false,
-    })
-}
-
 impl<T: Record> SlotOptions<T> {
     /// A store of `slots` slots in anonymous memory (gone when the last handle drops).
     pub fn in_memory(self, slots: usize) -> Result<SlotStore<T>> {
-        let shape = shape::<T>(&self.settings)?;
+        let shape = slot_shape::<T>(&self.settings)?;
         SlotStore::from_claim(Backing::in_memory(shape, slots, &self.settings)?, false)
     }
 
     /// A new slot file of `slots` slots; fails with `AlreadyExists` if `path` exists.
     #[cfg(not(roda_loom))]
     pub fn create(self, path: impl AsRef<Path>, slots: usize) -> Result<SlotStore<T>> {
-        let shape = shape::<T>(&self.settings)?;
+        let shape = slot_shape::<T>(&self.settings)?;
         SlotStore::from_claim(
-            crate::backing::create(path.as_ref(), shape, slots, &self.settings)?,
+            crate::file::backing::create(path.as_ref(), shape, slots, &self.settings)?,
             false,
         )
     }
@@ -126,9 +114,9 @@ impl<T: Record> SlotOptions<T> {
     /// Reopens a slot file for writing; its values and versions are kept.
     #[cfg(not(roda_loom))]
     pub fn open(self, path: impl AsRef<Path>) -> Result<SlotStore<T>> {
-        let shape = shape::<T>(&self.settings)?;
+        let shape = slot_shape::<T>(&self.settings)?;
         SlotStore::from_claim(
-            crate::backing::open_writer(path.as_ref(), shape, &self.settings)?,
+            crate::file::backing::open_writer(path.as_ref(), shape, &self.settings)?,
             true,
         )
     }
@@ -136,9 +124,9 @@ impl<T: Record> SlotOptions<T> {
     /// [`open`](Self::open) if the file exists, else [`create`](Self::create).
     #[cfg(not(roda_loom))]
     pub fn open_or_create(self, path: impl AsRef<Path>, slots: usize) -> Result<SlotStore<T>> {
-        let shape = shape::<T>(&self.settings)?;
+        let shape = slot_shape::<T>(&self.settings)?;
         SlotStore::from_claim(
-            crate::backing::open_or_create(path.as_ref(), shape, slots, &self.settings)?,
+            crate::file::backing::open_or_create(path.as_ref(), shape, slots, &self.settings)?,
             true,
         )
     }
@@ -146,9 +134,7 @@ impl<T: Record> SlotOptions<T> {
     /// A read-only reader of the slot file at `path` (no lock taken).
     #[cfg(not(roda_loom))]
     pub fn open_reader(self, path: impl AsRef<Path>) -> Result<SlotReader<T>> {
-        let shape = shape::<T>(&self.settings)?;
-        let backing = crate::backing::open_reader(path.as_ref(), shape, &self.settings)?;
-        Ok(SlotReader::new(Arc::new(SlotCore::new(backing))))
+        SlotReader::open_with(path.as_ref(), &self.settings)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The slot store's per-slot seqlock, written once over a [`Region`](crate::region::Region).
+//! The slot store's per-slot seqlock, written once over a [`Region`](crate::file::region::Region).
 //!
 //! Each slot is `[ sequence word | payload words ]`: the payload is the record's bytes
 //! padded with zeros to whole 8-byte words, and every word (sequence and payload) is
@@ -18,8 +18,9 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use crate::backing::Backing;
-use crate::header::OFF_WRITER_PID;
+use crate::file::backing::Backing;
+use crate::file::header::stride_for;
+use crate::file::header::OFF_WRITER_PID;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Sequence bit 63: the slot was left mid-write by a dead writer (set by the next
@@ -30,13 +31,6 @@ pub(crate) const TORN: u64 = 1 << 63;
 const SPIN_ATTEMPTS: u32 = 128;
 /// While a slot stays odd, how many yielding attempts pass between writer liveness checks.
 const YIELDS_PER_CHECK: u32 = 256;
-
-/// Bytes of one slot for a record of `size` bytes: the sequence word plus the payload
-/// padded to whole words; one 64-byte cache line when that fits, else a multiple of 64.
-pub(crate) fn stride_for(size: usize) -> usize {
-    let bytes = 8 + size.div_ceil(8) * 8;
-    bytes.div_ceil(64) * 64
-}
 
 /// What one read of a slot found.
 pub(crate) enum Read<T> {

@@ -1,74 +1,4 @@
-//! [`SegmentedJournal`]: an unbounded stream in bounded memory (and bounded disk, or an
-//! archive). Records live in a ring of fixed-size segments sharing one `u64` sequence
-//! space; when the writer fills a segment it rolls into the next, reusing (recycling)
-//! the oldest one in place, without unmapping it, so a long-running stream keeps the
-//! same hot pages and takes no page faults once every segment has been used once.
-//!
-//! Segments live in anonymous memory ([`SegmentedJournal::in_memory`]) or in a directory
-//! of segment files ([`SegmentedJournal::create`] / [`open`](SegmentedJournal::open)) kept
-//! under a [`Retention`] policy: `KeepLast(k)` recycles a ring of k files in place,
-//! `KeepAll` archives every segment as its own file. See `docs/segmented.md` for when
-//! to use which, and `docs/file-format.md` for the directory layout and crash recovery.
-//!
-//! Two kinds of readers:
-//!
-//! * Gating readers ([`SegmentedReader`], from [`reader`](SegmentedJournal::reader)) view
-//!   records in place (`&T`) and hold the writer back: it never recycles a segment a
-//!   reader has not left; when it would have to, `try_append` returns
-//!   `Err(WouldBlock)` and `append` waits (back-pressure, as in a Disruptor ring).
-//! * Followers ([`SegmentedFollower`], from [`follower`](SegmentedJournal::follower) or,
-//!   in any process, [`SegmentedFollower::open`]) never hold the writer back. They return
-//!   copies validated against the segment's generation, and `Err(Lagged)` when the writer
-//!   recycled what they wanted (retention, as in a log).
-//!
-//! Publishing and gating are lock-free: one Release store per append (or per batch; a
-//! file-backed journal also stores the segment's own count), one Release store per
-//! segment a reader leaves, and the writer reads the readers' positions only when it
-//! rolls into a segment.
-//!
-//! Back-pressured, in memory:
-//!
-//! ```
-//! use roda_store::SegmentedJournal;
-//!
-//! # fn main() -> roda_core::Result<()> {
-//! let mut journal = SegmentedJournal::<u64>::in_memory(1024, 4)?;
-//! let mut reader = journal.reader();
-//! let mut sum = 0;
-//! for i in 0..10_000u64 {
-//!     while journal.try_append(&i).is_err() {
-//!         // The ring is full of records the reader has not read: drain it.
-//!         while let Some(x) = reader.next() {
-//!             sum += *x;
-//!         }
-//!     }
-//! }
-//! while let Some(x) = reader.next() {
-//!     sum += *x;
-//! }
-//! assert_eq!(sum, (0..10_000).sum::<u64>());
-//! # Ok(()) }
-//! ```
-//!
-//! Retained on disk, followed from another process (here the same one):
-//!
-//! ```
-//! use roda_store::{Retention, RodaError, SegmentedFollower, SegmentedJournal};
-//!
-//! # fn main() -> roda_core::Result<()> {
-//! # let tmp = tempfile::tempdir().unwrap();
-//! # let dir = tmp.path().join("prices");
-//! let mut journal = SegmentedJournal::<[f64; 2]>::create(&dir, 4096, Retention::KeepLast(4))?;
-//! let mut follower = SegmentedFollower::<[f64; 2]>::open(&dir)?;
-//! for i in 0..100_000 {
-//!     journal.append(&[i as f64, 1.0]); // never waits for the follower
-//! }
-//! // The follower was too slow: the records it wanted are recycled.
-//! assert!(matches!(follower.next(), Err(RodaError::Lagged { .. })));
-//! let oldest = follower.seek_to_oldest();
-//! assert_eq!(follower.next()?, Some([oldest as f64, 1.0]));
-//! # Ok(()) }
-//! ```
+//! [`SegmentedJournal`]: the writer of a segmented journal and its options.
 
 use std::ops::Range;
 use std::ptr::NonNull;
@@ -76,149 +6,18 @@ use std::sync::Arc;
 
 use roda_core::{Record, Result, RodaError};
 
-use crate::backing::Backing;
-use crate::header::{self, Shape, StoreKind, NO_RECORDS, OFF_FIRST_SEQ};
-use crate::journal_core::JournalCore;
-use crate::options::Settings;
-use crate::segment_files::SegmentFiles;
-use crate::segmented_follower::SegmentedFollower;
-use crate::segmented_reader::SegmentedReader;
-use crate::sync::{fence, AtomicBool, AtomicU64, Ordering};
-
-/// A counter alone on its cache lines (so a reader's gate never shares a line with
-/// another reader's or with the writer's count).
-#[repr(align(128))]
-pub(crate) struct Padded(pub(crate) AtomicU64);
-
-impl Padded {
-    fn new() -> Self {
-        Padded(AtomicU64::new(0))
-    }
-}
-
-/// Most readers one segmented journal can have at once.
-pub const MAX_READERS: usize = 64;
-
-/// Gates allocated per journal: under loom every atomic is a modelled object, so the
-/// models get a handful instead of [`MAX_READERS`].
-fn max_readers() -> usize {
-    if cfg!(roda_loom) {
-        2
-    } else {
-        MAX_READERS
-    }
-}
-
-/// One reader's gate: every record below `released` is released by that reader (it will
-/// never view it again). Values are segment starts.
-pub(crate) struct Gate {
-    pub(crate) released: Padded,
-    /// A reader owns this gate; free gates do not hold the writer back.
-    pub(crate) in_use: AtomicBool,
-}
-
-impl Gate {
-    fn new() -> Self {
-        Gate {
-            released: Padded::new(),
-            in_use: AtomicBool::new(false),
-        }
-    }
-}
-
-/// State shared by the writer and its readers.
-pub(crate) struct SegmentedCore<T> {
-    pub(crate) segments: Box<[JournalCore<T>]>,
-    /// Records per segment.
-    pub(crate) segment_records: u64,
-    /// Records published: every record below it is fully written.
-    pub(crate) published: Padded,
-    /// Gates of the readers (the writer reads them only when it rolls). A fixed array
-    /// claimed with compare-and-swap, so registering a reader takes no lock either.
-    pub(crate) gates: Box<[Gate]>,
-    /// The oldest sequence the segments held when the journal was opened (0 for a new
-    /// one): a reopened directory may have lost its oldest segment to a crash mid-recycle.
-    pub(crate) floor: u64,
-}
-
-impl<T: Record> SegmentedCore<T> {
-    /// The segment that holds sequence `seq`.
-    #[inline]
-    pub(crate) fn segment_of(&self, seq: u64) -> &JournalCore<T> {
-        &self.segments[((seq / self.segment_records) % self.segments.len() as u64) as usize]
-    }
-
-    /// Records readers may view (Acquire: pairs with the writer's Release in `publish`).
-    #[inline]
-    pub(crate) fn published(&self) -> u64 {
-        // Acquire pairs with the Release store in `SegmentedJournal::publish`: every
-        // record below the loaded count is fully written.
-        self.published.0.load(Ordering::Acquire)
-    }
-
-    /// Claims a free gate set to `released`; its index.
-    pub(crate) fn claim_gate(&self, released: u64) -> Option<usize> {
-        self.gates.iter().position(|gate| {
-            // Relaxed: the value is published with the Release of the claim below.
-            let free = !gate.in_use.load(Ordering::Relaxed);
-            if free {
-                gate.released.0.store(released, Ordering::Relaxed);
-            }
-            // AcqRel: the claim pairs with the Acquire load of `in_use` in `roll` (which
-            // then sees `released`) and with the Release store in `release_gate`.
-            free && gate
-                .in_use
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        })
-    }
-
-    /// Frees gate `index` (its reader is gone).
-    pub(crate) fn release_gate(&self, index: usize) {
-        // Release pairs with the Acquire of the next claim.
-        self.gates[index].in_use.store(false, Ordering::Release);
-    }
-
-    /// The oldest sequence still held in memory, given `published` records.
-    pub(crate) fn oldest_retained(&self, published: u64) -> u64 {
-        let window = self.segment_records * self.segments.len() as u64;
-        // Segments still holding data: the one being filled and the ones before it.
-        let current_start = published / self.segment_records * self.segment_records;
-        (current_start + self.segment_records)
-            .saturating_sub(window)
-            .max(self.floor)
-            .min(published)
-    }
-
-    /// Segment `slot`'s generation word: the first sequence of the records it holds
-    /// ([`NO_RECORDS`] while it holds none), in the segment's header.
-    #[inline]
-    pub(crate) fn generation(&self, slot: usize) -> &AtomicU64 {
-        self.segments[slot].header_word(OFF_FIRST_SEQ)
-    }
-
-    /// The ring slot of the segment holding `seq`.
-    #[inline]
-    pub(crate) fn slot_of(&self, seq: u64) -> usize {
-        ((seq / self.segment_records) % self.segments.len() as u64) as usize
-    }
-}
-
-/// What a file-backed [`SegmentedJournal`] keeps on disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retention {
-    /// A ring of `k` segment files (k >= 2): on each roll the oldest file is recycled
-    /// in place (renamed and its header rewritten, its mapping kept), so the journal
-    /// takes a fixed amount of disk and, once every file was used, no page faults.
-    KeepLast(usize),
-    /// An archive: every segment stays on disk as its own file; the writer maps a new
-    /// file per segment and keeps only the last few mapped (older ones are read with
-    /// [`SegmentedFollower::open`]).
-    KeepAll,
-}
+use crate::file::backing::Backing;
+use crate::file::header::{journal_shape, NO_RECORDS};
+use crate::file::options::{Retention, Settings};
+use crate::journal::core::JournalCore;
+use crate::segmented::core::{check_ring, max_readers, Gate, Padded, SegmentedCore};
+use crate::segmented::files::SegmentFiles;
+use crate::segmented::follower::SegmentedFollower;
+use crate::segmented::reader::SegmentedReader;
+use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Options of a [`SegmentedJournal`]: see [`SegmentedJournal::options`].
-pub type SegmentedOptions<T> = crate::options::StoreOptions<SegmentedJournal<T>>;
+pub type SegmentedOptions<T> = crate::file::options::StoreOptions<SegmentedJournal<T>>;
 
 impl<T: Record> SegmentedOptions<T> {
     /// The retention of a file-backed journal (default `KeepLast(4)` on `create`). On
@@ -239,9 +38,9 @@ impl<T: Record> SegmentedOptions<T> {
         dir: impl AsRef<std::path::Path>,
         segment_records: usize,
     ) -> Result<SegmentedJournal<T>> {
-        let shape = segment_shape::<T>(&self.settings, true)?;
+        let shape = journal_shape::<T>(&self.settings, true)?;
         let retention = self.settings.retention.unwrap_or(Retention::KeepLast(4));
-        let opened = crate::segment_files::create(
+        let opened = crate::segmented::files::create(
             dir.as_ref(),
             shape,
             &self.settings,
@@ -256,8 +55,8 @@ impl<T: Record> SegmentedOptions<T> {
     /// headers and resumes after the last committed record.
     #[cfg(not(roda_loom))]
     pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedJournal<T>> {
-        let shape = segment_shape::<T>(&self.settings, true)?;
-        let opened = crate::segment_files::open(dir.as_ref(), shape, &self.settings)?;
+        let shape = journal_shape::<T>(&self.settings, true)?;
+        let opened = crate::segmented::files::open(dir.as_ref(), shape, &self.settings)?;
         Ok(SegmentedJournal::from_opened(opened))
     }
 
@@ -269,7 +68,7 @@ impl<T: Record> SegmentedOptions<T> {
         segment_records: usize,
     ) -> Result<SegmentedJournal<T>> {
         let dir = dir.as_ref();
-        let exists = dir.is_dir() && !crate::segment_files::scan(dir)?.is_empty();
+        let exists = dir.is_dir() && !crate::segmented::files::scan(dir)?.is_empty();
         if exists {
             self.open(dir)
         } else {
@@ -284,39 +83,79 @@ impl<T: Record> SegmentedOptions<T> {
     }
 }
 
-/// The shape of a journal of `T`: a file of a segmented journal when `file`, otherwise
-/// a plain journal or an in-memory segment (both carry no segment flag).
-pub(crate) fn segment_shape<T: Record>(settings: &Settings, file: bool) -> Result<Shape> {
-    header::check_record::<T>()?;
-    Ok(Shape {
-        kind: StoreKind::Journal,
-        record_size: std::mem::size_of::<T>() as u64,
-        record_align: std::mem::align_of::<T>() as u64,
-        stride: std::mem::size_of::<T>() as u64,
-        schema: settings.schema,
-        segment: file,
-    })
-}
-
-/// Checks a ring of `segments` segments of `segment_records` records.
-pub(crate) fn check_ring(segment_records: usize, segments: usize) -> Result<()> {
-    if segments < 2 {
-        return Err(RodaError::InvalidCapacity {
-            capacity: segments as u64,
-            reason: "a segmented journal needs at least 2 segments (one to write, one to read)",
-        });
-    }
-    if segment_records == 0 {
-        return Err(RodaError::InvalidCapacity {
-            capacity: 0,
-            reason:
-                "a segment needs room for at least one record; pass segment_records of 1 or more",
-        });
-    }
-    Ok(())
-}
-
-/// The writer of a segmented journal; see the [module docs](self) for the model.
+/// [`SegmentedJournal`]: an unbounded stream in bounded memory (and bounded disk, or an
+/// archive). Records live in a ring of fixed-size segments sharing one `u64` sequence
+/// space; when the writer fills a segment it rolls into the next, reusing (recycling)
+/// the oldest one in place, without unmapping it, so a long-running stream keeps the
+/// same hot pages and takes no page faults once every segment has been used once.
+///
+/// Segments live in anonymous memory ([`SegmentedJournal::in_memory`]) or in a directory
+/// of segment files ([`SegmentedJournal::create`] / [`open`](SegmentedJournal::open)) kept
+/// under a [`Retention`] policy: `KeepLast(k)` recycles a ring of k files in place,
+/// `KeepAll` archives every segment as its own file. See `docs/segmented.md` for when
+/// to use which, and `docs/file-format.md` for the directory layout and crash recovery.
+///
+/// Two kinds of readers:
+///
+/// * Gating readers ([`SegmentedReader`], from [`reader`](SegmentedJournal::reader)) view
+///   records in place (`&T`) and hold the writer back: it never recycles a segment a
+///   reader has not left; when it would have to, `try_append` returns
+///   `Err(WouldBlock)` and `append` waits (back-pressure, as in a Disruptor ring).
+/// * Followers ([`SegmentedFollower`], from [`follower`](SegmentedJournal::follower) or,
+///   in any process, [`SegmentedFollower::open`]) never hold the writer back. They return
+///   copies validated against the segment's generation, and `Err(Lagged)` when the writer
+///   recycled what they wanted (retention, as in a log).
+///
+/// Publishing and gating are lock-free: one Release store per append (or per batch; a
+/// file-backed journal also stores the segment's own count), one Release store per
+/// segment a reader leaves, and the writer reads the readers' positions only when it
+/// rolls into a segment.
+///
+/// Back-pressured, in memory:
+///
+/// ```
+/// use roda_store::SegmentedJournal;
+///
+/// # fn main() -> roda_core::Result<()> {
+/// let mut journal = SegmentedJournal::<u64>::in_memory(1024, 4)?;
+/// let mut reader = journal.reader();
+/// let mut sum = 0;
+/// for i in 0..10_000u64 {
+///     while journal.try_append(&i).is_err() {
+///         // The ring is full of records the reader has not read: drain it.
+///         while let Some(x) = reader.next() {
+///             sum += *x;
+///         }
+///     }
+/// }
+/// while let Some(x) = reader.next() {
+///     sum += *x;
+/// }
+/// assert_eq!(sum, (0..10_000).sum::<u64>());
+/// # Ok(()) }
+/// ```
+///
+/// Retained on disk, followed from another process (here the same one):
+///
+/// ```
+/// use roda_store::{Retention, RodaError, SegmentedFollower, SegmentedJournal};
+///
+/// # fn main() -> roda_core::Result<()> {
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path().join("prices");
+/// let mut journal = SegmentedJournal::<[f64; 2]>::create(&dir, 4096, Retention::KeepLast(4))?;
+/// let mut follower = SegmentedFollower::<[f64; 2]>::open(&dir)?;
+/// for i in 0..100_000 {
+///     journal.append(&[i as f64, 1.0]); // never waits for the follower
+/// }
+/// // The follower was too slow: the records it wanted are recycled.
+/// assert!(matches!(follower.next(), Err(RodaError::Lagged { .. })));
+/// let oldest = follower.seek_to_oldest();
+/// assert_eq!(follower.next()?, Some([oldest as f64, 1.0]));
+/// # Ok(()) }
+/// ```
+///
+/// # Example
 ///
 /// ```
 /// use roda_store::SegmentedJournal;
@@ -373,7 +212,7 @@ unsafe impl<T: Sync> Sync for SegmentData<T> {}
 impl<T: Record> SegmentedJournal<T> {
     /// A builder for the memory settings (huge pages, populate, lock, schema).
     pub fn options() -> SegmentedOptions<T> {
-        crate::options::StoreOptions::default()
+        crate::file::options::StoreOptions::default()
     }
 
     /// `segments` segments of `segment_records` records in anonymous memory.
@@ -382,7 +221,7 @@ impl<T: Record> SegmentedJournal<T> {
     }
 
     fn build(settings: &Settings, segment_records: usize, segments: usize) -> Result<Self> {
-        let shape = segment_shape::<T>(settings, false)?;
+        let shape = journal_shape::<T>(settings, false)?;
         check_ring(segment_records, segments)?;
         let segments = (0..segments)
             .map(|_| {
@@ -403,7 +242,7 @@ impl<T: Record> SegmentedJournal<T> {
     }
 
     #[cfg(not(roda_loom))]
-    fn from_opened(opened: crate::segment_files::Opened) -> Self {
+    fn from_opened(opened: crate::segmented::files::Opened) -> Self {
         let segments = opened
             .backings
             .into_iter()
@@ -501,7 +340,7 @@ impl<T: Record> SegmentedJournal<T> {
     /// dropped, the writer never recycles a segment this reader has not left.
     ///
     /// # Panics
-    /// When [`MAX_READERS`] readers exist already; see [`try_reader`](Self::try_reader).
+    /// When [`MAX_READERS`](crate::MAX_READERS) readers exist already; see [`try_reader`](Self::try_reader).
     pub fn reader(&self) -> SegmentedReader<T> {
         self.try_reader()
             .unwrap_or_else(|e| panic!("SegmentedJournal::reader: {e}"))
@@ -609,7 +448,7 @@ impl<T: Record> SegmentedJournal<T> {
         // through atomics and validate).
         #[cfg(not(roda_loom))]
         unsafe {
-            crate::journal_core::write_words_at(self.data.0, index, item)
+            crate::journal::core::write_words_at(self.data.0, index, item)
         };
         // SAFETY: as above (loom tracks the segment's memory through its core).
         #[cfg(roda_loom)]

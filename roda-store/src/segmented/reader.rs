@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use roda_core::{IterativeReadable, Record, Result, RodaError};
 
-use crate::segmented::{SegmentedCore, MAX_READERS};
+use crate::segmented::core::{SegmentedCore, MAX_READERS};
 use crate::sync::Ordering;
 
 /// A reader of a segmented journal. It views records in place (`&T`) and holds the

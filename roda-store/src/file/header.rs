@@ -27,7 +27,9 @@
 
 use std::path::Path;
 
-use roda_core::{Result, RodaError};
+use roda_core::{Record, Result, RodaError};
+
+use crate::file::options::Settings;
 
 /// The magic bytes every Roda file starts with.
 pub(crate) const MAGIC: [u8; 8] = [0x89, b'R', b'O', b'D', b'A', b'\r', b'\n', 0x1a];
@@ -298,7 +300,7 @@ pub(crate) fn decode_any(bytes: &[u8], file_len: u64, path: &Path) -> Result<Hea
         StoreKind::Slots => usize::try_from(info.record_size)
             .ok()
             .filter(|&size| size <= isize::MAX as usize / 2)
-            .map(|size| crate::seqlock::stride_for(size) as u64),
+            .map(|size| stride_for(size) as u64),
     };
     if stride != Some(info.stride) {
         return Err(corrupted(format!(
@@ -409,6 +411,40 @@ fn get_u32(bytes: &[u8], at: usize) -> u32 {
 /// Reads a native-order u64 at `at` of a header buffer.
 pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Bytes of one slot for a record of `size` bytes: the sequence word plus the payload
+/// padded to whole words; one 64-byte cache line when that fits, else a multiple of 64.
+pub(crate) fn stride_for(size: usize) -> usize {
+    let bytes = 8 + size.div_ceil(8) * 8;
+    bytes.div_ceil(64) * 64
+}
+
+/// The shape of a journal of `T`: a file of a segmented journal when `file`, otherwise
+/// a plain journal or an in-memory segment (both carry no segment flag).
+pub(crate) fn journal_shape<T: Record>(settings: &Settings, file: bool) -> Result<Shape> {
+    check_record::<T>()?;
+    Ok(Shape {
+        kind: StoreKind::Journal,
+        record_size: std::mem::size_of::<T>() as u64,
+        record_align: std::mem::align_of::<T>() as u64,
+        stride: std::mem::size_of::<T>() as u64,
+        schema: settings.schema,
+        segment: file,
+    })
+}
+
+/// The shape of a slot store of `T`.
+pub(crate) fn slot_shape<T: Record>(settings: &Settings) -> Result<Shape> {
+    check_record::<T>()?;
+    Ok(Shape {
+        kind: StoreKind::Slots,
+        record_size: std::mem::size_of::<T>() as u64,
+        record_align: std::mem::align_of::<T>() as u64,
+        stride: stride_for(std::mem::size_of::<T>()) as u64,
+        schema: settings.schema,
+        segment: false,
+    })
 }
 
 #[cfg(test)]

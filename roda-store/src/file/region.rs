@@ -8,7 +8,7 @@
 //!   cannot live inside mapped bytes; the loom heap region keeps one loom atomic per
 //!   8-byte word beside the plain bytes).
 //!
-//! Layout inside every region is the on-disk layout of `header.rs`: the header page,
+//! Layout inside every region is the on-disk layout of `file/header.rs`: the header page,
 //! then page-aligned data.
 
 use std::io;

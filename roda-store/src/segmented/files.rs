@@ -16,7 +16,7 @@ pub(crate) enum SegmentFiles {}
 impl SegmentFiles {
     pub(crate) fn roll<T: roda_core::Record>(
         &mut self,
-        _core: &crate::segmented::SegmentedCore<T>,
+        _core: &crate::segmented::core::SegmentedCore<T>,
         _current_start: u64,
         _next_start: u64,
     ) -> roda_core::Result<()> {
@@ -25,10 +25,10 @@ impl SegmentFiles {
 }
 
 #[cfg(not(roda_loom))]
-pub(crate) use files::*;
+pub(crate) use on_disk::*;
 
 #[cfg(not(roda_loom))]
-mod files {
+mod on_disk {
     use std::ffi::OsStr;
     use std::fs::File;
     use std::io;
@@ -36,11 +36,12 @@ mod files {
 
     use roda_core::{Record, Result, RodaError};
 
-    use crate::backing::{self, Backing, Claimed};
-    use crate::header::{self, HeaderInfo, Shape, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITE_SEQ};
-    use crate::lock::{LockAttempt, WriterLock};
-    use crate::options::Settings;
-    use crate::segmented::{check_ring, Retention, SegmentedCore};
+    use crate::file::backing::{self, Backing, Claimed};
+    use crate::file::header::{self, HeaderInfo, Shape, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITE_SEQ};
+    use crate::file::lock::{LockAttempt, WriterLock};
+    use crate::file::options::Retention;
+    use crate::file::options::Settings;
+    use crate::segmented::core::{check_ring, SegmentedCore};
     use crate::sync::{fence, Ordering};
 
     /// Segments a `KeepAll` journal keeps mapped (its in-process window; older segments

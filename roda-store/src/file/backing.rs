@@ -5,10 +5,10 @@ use std::ptr::NonNull;
 
 use roda_core::{Result, RodaError};
 
-use crate::header::{self, HeaderInfo, Shape, OFF_WRITER_PID};
-use crate::lock::WriterLock;
-use crate::options::Settings;
-use crate::region::Region;
+use crate::file::header::{self, HeaderInfo, Shape, OFF_WRITER_PID};
+use crate::file::lock::WriterLock;
+use crate::file::options::Settings;
+use crate::file::region::Region;
 use crate::sync::{AtomicU64, Ordering};
 
 /// A store's memory with its validated header.
@@ -87,12 +87,15 @@ fn anonymous_region(len: usize, settings: &Settings) -> Result<Box<dyn Region>> 
     let map = opts
         .map_anon()
         .map_err(|source| RodaError::Io { path: None, source })?;
-    Ok(Box::new(crate::region::MappedRegion::new(map.into(), true)))
+    Ok(Box::new(crate::file::region::MappedRegion::new(
+        map.into(),
+        true,
+    )))
 }
 
 #[cfg(any(miri, roda_loom))]
 fn anonymous_region(len: usize, _settings: &Settings) -> Result<Box<dyn Region>> {
-    let region = crate::region::HeapRegion::new(len)
+    let region = crate::file::region::HeapRegion::new(len)
         .map_err(|source| RodaError::Io { path: None, source })?;
     Ok(Box::new(region))
 }
@@ -139,8 +142,8 @@ pub(crate) use files::*;
 #[cfg(not(roda_loom))]
 mod files {
     use super::*;
-    use crate::lock::LockAttempt;
-    use crate::region::MappedRegion;
+    use crate::file::lock::LockAttempt;
+    use crate::file::region::MappedRegion;
     use std::fs::{File, OpenOptions};
     use std::io;
     use std::os::unix::fs::FileExt;
@@ -402,7 +405,7 @@ mod files {
 #[cfg(all(test, not(roda_loom)))]
 mod tests {
     use super::*;
-    use crate::region::HeapRegion;
+    use crate::file::region::HeapRegion;
 
     fn settings(lock: bool, require: bool) -> Settings {
         Settings {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use roda_core::{IterativeReadable, Record, Result};
 
-use crate::header::HeaderInfo;
-use crate::journal::JournalStore;
-use crate::journal_core::JournalCore;
+use crate::file::header::{journal_shape, HeaderInfo};
+use crate::file::options::Settings;
+use crate::journal::core::JournalCore;
 
 /// A reader of a journal with its own cursor. Readers never block the writer or each
 /// other; cloning one gives an independent cursor at the same position.
@@ -50,7 +50,15 @@ impl<T: Record> JournalReader<T> {
     /// the writer's. Takes no lock; sees each record as soon as the writer publishes it.
     #[cfg(not(roda_loom))]
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        JournalStore::<T>::options().open_reader(path)
+        Self::open_with(path.as_ref(), &Settings::default())
+    }
+
+    /// Opens a reader of the journal file at `path` with the given settings.
+    #[cfg(not(roda_loom))]
+    pub(crate) fn open_with(path: &Path, settings: &Settings) -> Result<Self> {
+        let shape = journal_shape::<T>(settings, false)?;
+        let backing = crate::file::backing::open_reader(path, shape, settings)?;
+        Ok(JournalReader::new(Arc::new(JournalCore::new(backing))))
     }
 
     /// Refreshes the cached published count; returns it.

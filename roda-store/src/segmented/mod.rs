@@ -1,0 +1,13 @@
+//! The segmented journal: a ring (or archive) of plain-journal segments, in memory or
+//! one file per segment, with gating readers and followers that never hold the writer.
+
+pub(crate) mod core;
+pub(crate) mod files;
+pub(crate) mod follower;
+pub(crate) mod journal;
+pub(crate) mod reader;
+
+pub use self::core::MAX_READERS;
+pub use self::follower::SegmentedFollower;
+pub use self::journal::{SegmentedBatch, SegmentedJournal, SegmentedOptions, SegmentedWatch};
+pub use self::reader::SegmentedReader;
