@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Counters a stage's worker updates once per batch; on their own cache line so the
 /// owner's reads never share a line with the worker's hot data.
@@ -49,14 +50,24 @@ pub struct StageMetrics {
     pub emitted: u64,
     /// Inputs published to the stage but not yet consumed: its lag.
     pub input_lag: u64,
-    /// Records in the stage's output journal.
+    /// Records in the stage's output journal that the next stage has not consumed, or
+    /// (last stage) that the receiver has not received: the output's backlog.
     pub output_len: u64,
-    /// The output journal's capacity.
+    /// The output journal's capacity: a ring's records, or for the last journal of a
+    /// `with_capacity` pipeline the most outputs it holds not received.
     pub output_capacity: usize,
+    /// The largest backlog the output journal has held: tracked by the elastic last
+    /// journal of a `with_capacity` pipeline; 0 for rings (bounded by their capacity).
+    pub output_high_water: u64,
+    /// Time the writer of the stage's input journal (the sender for stage 1, the
+    /// previous stage otherwise) has spent waiting for room in it.
+    pub input_wait: Duration,
 }
 
 impl StageMetrics {
-    /// Output journal fill, 0.0 to 1.0.
+    /// Output journal fill, 0.0 to 1.0: `output_len / output_capacity`, how close the
+    /// stage is to waiting for room (a ring) or to the full-journal panic (the last
+    /// journal of a `with_capacity` pipeline).
     pub fn output_fill(&self) -> f64 {
         self.output_len as f64 / self.output_capacity.max(1) as f64
     }
@@ -66,7 +77,8 @@ impl StageMetrics {
     /// ```
     /// let m = roda_engine::StageMetrics {
     ///     name: "stage 1".into(), processed: 10, emitted: 5, input_lag: 0,
-    ///     output_len: 5, output_capacity: 100,
+    ///     output_len: 5, output_capacity: 100, output_high_water: 7,
+    ///     input_wait: std::time::Duration::ZERO,
     /// };
     /// let table = roda_engine::StageMetrics::table(&[m]);
     /// assert!(table.contains("stage 1"));
@@ -90,23 +102,26 @@ impl StageMetrics {
     /// ```
     /// let m = roda_engine::StageMetrics {
     ///     name: "stage 1".into(), processed: 10, emitted: 5, input_lag: 2,
-    ///     output_len: 5, output_capacity: 100,
+    ///     output_len: 5, output_capacity: 100, output_high_water: 7,
+    ///     input_wait: std::time::Duration::from_micros(3),
     /// };
     /// assert_eq!(
     ///     m.to_json(),
-    ///     r#"{"name":"stage 1","processed":10,"emitted":5,"input_lag":2,"output_len":5,"output_capacity":100,"fill":0.05}"#
+    ///     r#"{"name":"stage 1","processed":10,"emitted":5,"input_lag":2,"output_len":5,"output_capacity":100,"fill":0.05,"output_high_water":7,"input_wait_ns":3000}"#
     /// );
     /// ```
     pub fn to_json(&self) -> String {
         format!(
-            r#"{{"name":{},"processed":{},"emitted":{},"input_lag":{},"output_len":{},"output_capacity":{},"fill":{:?}}}"#,
+            r#"{{"name":{},"processed":{},"emitted":{},"input_lag":{},"output_len":{},"output_capacity":{},"fill":{:?},"output_high_water":{},"input_wait_ns":{}}}"#,
             json_string(&self.name),
             self.processed,
             self.emitted,
             self.input_lag,
             self.output_len,
             self.output_capacity,
-            self.output_fill()
+            self.output_fill(),
+            self.output_high_water,
+            self.input_wait.as_nanos()
         )
     }
 
@@ -162,11 +177,15 @@ mod tests {
             input_lag: 0,
             output_len: 0,
             output_capacity: 0,
+            output_high_water: 0,
+            input_wait: Duration::ZERO,
         };
         assert!(m
             .to_json()
             .starts_with(r#"{"name":"a \"b\"\\\n\u0001","processed":0"#));
-        assert!(m.to_json().ends_with(r#""fill":0.0}"#));
+        assert!(m
+            .to_json()
+            .ends_with(r#""fill":0.0,"output_high_water":0,"input_wait_ns":0}"#));
         assert_eq!(StageMetrics::json_array(&[]), "[]");
         assert_eq!(
             StageMetrics::json_array(&[m.clone(), m.clone()])
