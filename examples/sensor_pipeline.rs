@@ -4,10 +4,12 @@
 //!
 //! cargo run --release --example sensor_pipeline [-- --events N] [--pin] [--bounded]
 //!
-//! By default the journals between stages are plain journals sized for the whole run
-//! (memory grows with `--events`). With `--bounded` they are rings of 4 segments of
-//! 65,536 records recycled in place, so any number of events runs in the same few MB:
-//! `-- --bounded --events 1000000000` streams a billion readings in under 256 MB.
+//! By default (`with_capacity`) the journals between stages are rings of about 1 MiB
+//! recycled in place, and the last journal (the alerts) is elastic: it holds the alerts
+//! not received yet, which this program receives as they come. With `--bounded` every
+//! journal is a ring of 4 segments of 65,536 records, the last one too. Either way any
+//! number of events runs in the same few MB: `-- --events 1000000000` streams a billion
+//! readings.
 //!
 //! Stage 1: `stateful`, keyed by (sensor, timestamp floored to 100_000), folds
 //! min/max/sum/count into a 64-byte `Summary`, emitted after every reading.
@@ -169,7 +171,7 @@ fn main() {
         );
 
     // Alerts are received as they come (a bounded pipeline needs that: its last ring
-    // holds only so many) and counted.
+    // holds only so many; the default's elastic output then stays small) and counted.
     let mut alerts = Alerts::default();
     for i in 0..events {
         let (sensor_id, value, timestamp) = PATTERN[(i % 4) as usize];
@@ -219,7 +221,7 @@ fn main() {
             if bounded {
                 format!("bounded, {SEGMENTS} segments × {SEGMENT_RECORDS} records")
             } else {
-                format!("plain, {events} records")
+                "rings between stages, elastic output".to_string()
             }
         );
     }

@@ -126,7 +126,29 @@ impl<T: Record> ElasticOptions<T> {
     }
 }
 
-/// The writer of an elastic journal; see the [module docs](self).
+/// The writer of an elastic journal: a journal for one [`ElasticReader`] that grows by
+/// segments while the reader lags, reuses the segments the reader has left, gives spare
+/// memory back after a calm stretch (see [`ElasticOptions`]), and holds at most `limit`
+/// records not received: the next append fails with `Err(Full)`. The writer never
+/// waits. Lock-free: one Release store per published record or batch.
+///
+/// ```
+/// use roda_store::ElasticJournal;
+///
+/// # fn main() -> roda_core::Result<()> {
+/// let mut journal = ElasticJournal::<u64>::in_memory(4, 10)?;
+/// let mut reader = journal.reader()?;
+/// for round in 0..1_000u64 {
+///     for i in 0..10 {
+///         journal.append(&(round * 10 + i)); // 10 records not received: the limit
+///     }
+///     while let Some(x) = reader.next() {
+///         assert!(*x < (round + 1) * 10);
+///     }
+/// }
+/// assert_eq!(journal.len(), 10_000); // the limit is on the backlog, not the length
+/// # Ok(()) }
+/// ```
 pub struct ElasticJournal<T: Record> {
     core: Arc<ElasticCore<T>>,
     /// Next sequence to write.
