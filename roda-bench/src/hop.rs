@@ -8,8 +8,9 @@ use hdrhistogram::Histogram;
 
 use crate::measure::{pin, two_cores};
 
-pub const IMPLS: [&str; 6] = [
+pub const IMPLS: [&str; 7] = [
     "roda-journal",
+    "roda-segmented",
     "rtrb",
     "crossbeam-channel",
     "std-sync-channel",
@@ -27,6 +28,18 @@ trait Link: Send + 'static {
 
 struct Journal(roda::JournalStore<u64>, roda::JournalReader<u64>);
 impl Link for Journal {
+    #[inline]
+    fn send(&mut self, v: u64) {
+        self.0.append(&v);
+    }
+    #[inline]
+    fn recv(&mut self) -> Option<u64> {
+        self.1.next().copied()
+    }
+}
+
+struct Segmented(roda::SegmentedJournal<u64>, roda::SegmentedReader<u64>);
+impl Link for Segmented {
     #[inline]
     fn send(&mut self, v: u64) {
         self.0.append(&v);
@@ -168,6 +181,14 @@ pub fn run(name: &str, rounds: u64) -> Histogram<u64> {
             let pong = opts().in_memory(cap).expect("journal");
             let (ping_r, pong_r) = (ping.reader(), pong.reader());
             ping_pong(Journal(ping, pong_r), Journal(pong, ping_r), rounds)
+        }
+        "roda-segmented" => {
+            // A recycled ring of 4 segments of 256 records, the size of the peers' rings.
+            let opts = || roda::SegmentedJournal::<u64>::options().populate(true);
+            let ping = opts().in_memory(256, 4).expect("segmented journal");
+            let pong = opts().in_memory(256, 4).expect("segmented journal");
+            let (ping_r, pong_r) = (ping.reader(), pong.reader());
+            ping_pong(Segmented(ping, pong_r), Segmented(pong, ping_r), rounds)
         }
         "rtrb" => {
             let (p1, c1) = rtrb::RingBuffer::new(1024);

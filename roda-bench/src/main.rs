@@ -12,6 +12,8 @@
 //!                             processes, alternating; the headline is their first runs)
 //!   spsc                      one producer, one consumer, 24-byte records, Roda vs peers
 //!   hop                       one-way latency by ping-pong, p50/p99/p99.9
+//!   append                    append latency percentiles, max and minor faults per journal
+//!                             kind and option, files on disk and on tmpfs
 //!   slots                     SlotStore: one writer over 10,000 slots, one sampling reader
 //!   report                    all of the above at report size; writes docs/benchmarks.md and .svg
 //! ```
@@ -19,6 +21,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod append;
 mod hop;
 mod measure;
 mod pipelines;
@@ -51,7 +54,7 @@ pub struct Args {
 fn usage(problem: &str) -> ! {
     eprintln!("roda-bench: {problem}");
     eprintln!(
-        "usage: roda-bench <sensor|service-health|sensor-drain|service-health-drain|spsc|hop|slots|report> \
+        "usage: roda-bench <sensor|service-health|sensor-drain|service-health-drain|spsc|hop|append|slots|report> \
          [--events N] [--runs K] [--procs P] [--rounds N] [--secs S] [--impl NAME] [--out DIR]"
     );
     std::process::exit(2)
@@ -373,6 +376,32 @@ pub fn pipeline(
     series
 }
 
+/// Append latency and faults per journal kind, in each place files can live.
+pub fn append_workload(events: u64, only: Option<&str>) -> Vec<append::AppendRun> {
+    println!(
+        "append: {events} timed appends of 24-byte records per journal, writer alone (timer included, ~20 ns); \
+         rings after one untimed pass over the ring"
+    );
+    let mut out = Vec::new();
+    for kind in append::Kind::ALL {
+        if only.is_some_and(|o| o != kind.name()) {
+            continue;
+        }
+        let places = append::places();
+        let places = if !kind.uses_files() {
+            &places[..1]
+        } else {
+            &places[..]
+        };
+        for (place, base) in places {
+            let run = append::run(kind, base, place, events);
+            run.print();
+            out.push(run);
+        }
+    }
+    out
+}
+
 pub fn spsc(n: u64, runs: usize, only: Option<&str>) -> Vec<Series> {
     println!("spsc: {n} messages of 24 bytes, {runs} runs; producer and consumer pinned to distinct cores");
     let mut out = Vec::new();
@@ -509,6 +538,9 @@ fn main() {
         }
         "slots" => {
             slots(args.secs.unwrap_or(2.0), args.runs);
+        }
+        "append" => {
+            append_workload(args.events.unwrap_or(10_000_000), only);
         }
         "report" => report::run(&args),
         other => usage(&format!("unknown workload {other}")),

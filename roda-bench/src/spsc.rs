@@ -16,9 +16,10 @@ pub type Msg = [u64; 3];
 /// Ring capacity of the bounded peers.
 const RING: usize = 1 << 16;
 
-pub const IMPLS: [&str; 9] = [
+pub const IMPLS: [&str; 10] = [
     "roda-journal-next",
     "roda-journal-batch",
+    "roda-segmented-next",
     "roda-segmented-batch",
     "rtrb",
     "crossbeam-channel",
@@ -58,6 +59,52 @@ fn add_batch(sum: &mut u64, batch: &[Msg]) -> u64 {
         *sum = sum.wrapping_add(m[2]);
     }
     batch.len() as u64
+}
+
+/// A Roda reader seen by the SPSC consumer: one record, or one batch, at a time.
+trait RodaCursor {
+    fn one(&mut self) -> Option<&Msg>;
+    fn batch(&mut self, max: usize) -> &[Msg];
+}
+
+impl RodaCursor for roda::JournalReader<Msg> {
+    #[inline]
+    fn one(&mut self) -> Option<&Msg> {
+        self.next()
+    }
+    #[inline]
+    fn batch(&mut self, max: usize) -> &[Msg] {
+        self.next_batch(max)
+    }
+}
+
+impl RodaCursor for roda::SegmentedReader<Msg> {
+    #[inline]
+    fn one(&mut self) -> Option<&Msg> {
+        self.next()
+    }
+    #[inline]
+    fn batch(&mut self, max: usize) -> &[Msg] {
+        self.next_batch(max)
+    }
+}
+
+/// The consumer of the Roda rows: `n` records one at a time or in batches; the checksum.
+fn consume_roda(n: u64, reader: &mut impl RodaCursor, batch: bool) -> u64 {
+    if batch {
+        return consume_batches(n, |sum| add_batch(sum, reader.batch(4096)));
+    }
+    let mut sum = 0u64;
+    let mut seen = 0;
+    while seen < n {
+        if let Some(m) = reader.one() {
+            sum = sum.wrapping_add(m[2]);
+            seen += 1;
+        } else {
+            idle();
+        }
+    }
+    sum
 }
 
 fn msg(i: u64) -> Msg {
@@ -113,42 +160,28 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                         journal.append(&msg(i));
                     }
                 },
-                move || {
-                    if batch {
-                        return consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096)));
-                    }
-                    let mut sum = 0u64;
-                    let mut seen = 0;
-                    while seen < n {
-                        if let Some(m) = reader.next() {
-                            sum = sum.wrapping_add(m[2]);
-                            seen += 1;
-                        } else {
-                            idle();
-                        }
-                    }
-                    sum
-                },
+                move || consume_roda(n, &mut reader, batch),
             )
         }
-        "roda-segmented-batch" => {
+        "roda-segmented-next" | "roda-segmented-batch" => {
             // The recycled ring: 4 segments holding RING records in all, like the bounded
             // peers, pre-faulted outside the clock; the producer appends one record at a
             // time (one Release store each; `append` spins, then yields, while the ring
-            // is full), the consumer reads batches.
+            // is full), the consumer reads one record or one batch at a time.
             let mut journal = roda::SegmentedJournal::<Msg>::options()
                 .populate(true)
                 .huge_pages(true)
                 .in_memory(RING / 4, 4)
                 .expect("segmented journal");
             let mut reader = journal.reader();
+            let batch = name.ends_with("batch");
             pair(
                 move || {
                     for i in 0..n {
                         journal.append(&msg(i));
                     }
                 },
-                move || consume_batches(n, |sum| add_batch(sum, reader.next_batch(4096))),
+                move || consume_roda(n, &mut reader, batch),
             )
         }
         "rtrb" => {

@@ -17,6 +17,7 @@ use crate::file::backing::{self, Backing};
 use crate::file::header::{
     HeaderInfo, StoreKind, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITER_PID, OFF_WRITE_SEQ,
 };
+use crate::file::lock::writer_holds;
 use crate::journal::core::{load_write_seq, words};
 use crate::slots::seqlock::{self, Found, TORN};
 use crate::sync::{fence, AtomicU64, Ordering};
@@ -100,12 +101,17 @@ impl StoreFile {
         self.backing.atomic(OFF_WRITER_PID).load(Ordering::Relaxed) as u32
     }
 
-    /// Whether the recorded writer may still be running: its pid is not 0 and the
-    /// kernel knows a process with that pid (possibly of another user). A writer that
-    /// closed cleanly left 0; one that crashed left a pid no longer running (unless the
-    /// system reused it).
+    /// Whether a writer (in any process, any pid namespace) holds the file now: tested
+    /// by its liveness lock, without taking anything. A writer that closed cleanly or
+    /// crashed holds nothing; the recorded pid plays no part (a crashed writer's pid may
+    /// have been reused, and a pid means nothing in another namespace).
     pub fn writer_alive(&self) -> bool {
-        seqlock::process_alive(self.writer_pid())
+        // A fresh open per question: tools hold many of these (one per segment of an
+        // archive), and a descriptor kept by each could exhaust the process's limit.
+        match std::fs::File::open(&self.path) {
+            Ok(probe) => writer_holds(&probe).unwrap_or(false),
+            Err(_) => false,
+        }
     }
 
     /// For a segment of a segmented journal (`header().segment`), the sequence of its

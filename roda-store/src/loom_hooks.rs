@@ -83,3 +83,18 @@ pub fn set_skip_follower_fence(on: bool) {
 pub(crate) fn skip_follower_fence() -> bool {
     SKIP_FOLLOWER_FENCE.with(|c| c.get())
 }
+
+std::thread_local! {
+    static UNVALIDATED_REGISTRATION: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes segmented-journal readers register the old way (position stored before the
+/// claim of a gate, no registration count) and the writer scan the gates once without
+/// validating the scan against registrations made during it.
+pub fn set_unvalidated_registration(on: bool) {
+    UNVALIDATED_REGISTRATION.with(|c| c.set(on));
+}
+
+pub(crate) fn unvalidated_registration() -> bool {
+    UNVALIDATED_REGISTRATION.with(|c| c.get())
+}

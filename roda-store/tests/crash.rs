@@ -4,7 +4,9 @@
 //! kill a fresh `open` must succeed (the lock died with the child), show every
 //! acknowledged record intact and nothing torn, and appending must resume.
 //!
-//! `RODA_CRASH_ROUNDS` sets the number of kills (default 200).
+//! Every store kind gets the treatment: plain journals (200 kills by default), slot
+//! stores, `KeepLast` and `KeepAll` segment directories (100 each). `RODA_CRASH_KILLS=N`
+//! sets N kills for every kind: the longer run of docs/file-format.md uses 500.
 #![cfg(not(roda_loom))]
 #![cfg(not(miri))]
 
@@ -90,7 +92,7 @@ fn spawn_entry(entry: &str, path_var: &str, path: &Path) -> Command {
     ])
     .env(path_var, path)
     .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .stderr(Stdio::piped());
     cmd
 }
 
@@ -124,12 +126,34 @@ fn kill_at_random(
 ) -> Option<u64> {
     std::thread::sleep(Duration::from_micros(rng.below(3000)));
     child.kill().unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
+    // The child must die of the kill: one that failed on its own (an open or append
+    // error after the previous kill) is a failure, not a kill.
+    if std::os::unix::process::ExitStatusExt::signal(&status) != Some(libc_sigkill()) {
+        let mut err = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = stderr.read_to_string(&mut err);
+        }
+        panic!("the child ended before the kill ({status}):\n{rest}\n{err}");
+    }
     rest.lines()
         .filter_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok())
         .next_back()
+}
+
+/// SIGKILL's number (9 on every Linux architecture).
+fn libc_sigkill() -> i32 {
+    9
+}
+
+/// Kills per store kind: `RODA_CRASH_KILLS`, else `default` (the CI figure).
+fn kills(default: u32) -> u32 {
+    std::env::var("RODA_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Seed for the kill timings, printed so a failure can be replayed by reading it.
@@ -171,10 +195,7 @@ impl XorShift {
 
 #[test]
 fn sigkilled_writer_loses_no_acknowledged_record() {
-    let rounds: u32 = std::env::var("RODA_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let rounds = kills(200);
     let seed = seed();
     println!("crash test: {rounds} kills, seed {seed}");
     let mut rng = XorShift(seed);
@@ -309,10 +330,7 @@ fn crash_slots_child_entry() {
 
 #[test]
 fn sigkilled_slot_writer_leaves_no_torn_value_and_keeps_acknowledged_ones() {
-    let rounds: u32 = std::env::var("RODA_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .map_or(100, |r| r / 2);
+    let rounds = kills(100);
     let seed = seed();
     println!("slot crash test: {rounds} kills, seed {seed}");
     let mut rng = XorShift(seed);
@@ -355,16 +373,28 @@ fn sigkilled_slot_writer_leaves_no_torn_value_and_keeps_acknowledged_ones() {
     }
     println!("slot crash test: {acked_rounds}/{rounds} kills mid-set, {torn_seen} torn slots found and reported");
     assert!(acked_rounds * 2 >= rounds);
+    // About a quarter of the kills land inside a `set` (between its two stores).
+    assert!(rounds < 100 || torn_seen > 0, "no kill landed inside a set");
 }
 
 // ---- Segmented journal directory: kills during rolls and recycles -------------------
 
 const SEG_DIR_VAR: &str = "RODA_CRASH_SEG_DIR";
 const SEG_RECORDS_VAR: &str = "RODA_CRASH_SEG_RECORDS";
+/// `all` makes the segmented child use `KeepAll` instead of `KeepLast(SEG_RING)`.
+const SEG_RETENTION_VAR: &str = "RODA_CRASH_SEG_RETENTION";
 const SEG_RING: usize = 3;
 
-/// The segmented child's body: appends `Rec::new(seq)` to a `KeepLast(3)` directory of
-/// small segments (a roll every few appends), acknowledging each sequence.
+/// The retention the segmented child asks for.
+fn child_retention() -> roda_store::Retention {
+    match std::env::var(SEG_RETENTION_VAR).as_deref() {
+        Ok("all") => roda_store::Retention::KeepAll,
+        _ => roda_store::Retention::KeepLast(SEG_RING),
+    }
+}
+
+/// The segmented child's body: appends `Rec::new(seq)` to a `KeepLast(3)` (or `KeepAll`)
+/// directory of small segments (a roll every few appends), acknowledging each sequence.
 #[test]
 #[ignore = "entry point of the segmented crash test's child process"]
 fn crash_segmented_child_entry() {
@@ -380,13 +410,15 @@ fn crash_segmented_child_entry() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     let mut journal = roda_store::SegmentedJournal::<Rec>::options()
-        .retention(roda_store::Retention::KeepLast(SEG_RING))
+        .retention(child_retention())
         .open_or_create(&dir, records)
         .unwrap();
     let mut out = std::io::stdout().lock();
     writeln!(out, "READY {}", journal.len()).unwrap();
     while journal.len() < limit {
-        let seq = journal.append(&Rec::new(journal.len()));
+        let seq = journal
+            .try_append(&Rec::new(journal.len()))
+            .unwrap_or_else(|e| panic!("append after reopen failed: {e}"));
         // The record is published before it is acknowledged.
         writeln!(out, "ACK {seq}").unwrap();
     }
@@ -396,10 +428,7 @@ fn crash_segmented_child_entry() {
 #[test]
 fn sigkilled_segmented_writer_recovers_at_every_roll_step() {
     const RECORDS: u64 = 8;
-    let rounds: u32 = std::env::var("RODA_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .map_or(100, |r| r / 2);
+    let rounds = kills(100);
     let seed = seed();
     println!("segmented crash test: {rounds} kills, seed {seed}");
     let mut rng = XorShift(seed);
@@ -487,6 +516,11 @@ fn sigkilled_segmented_writer_recovers_at_every_roll_step() {
          found a segment file emptied mid-recycle, {next} records appended"
     );
     assert!(acked_rounds * 2 >= rounds);
+    // About half of the kills land inside a roll.
+    assert!(
+        rounds < 100 || mid_recycle > 0,
+        "no kill landed inside a recycle"
+    );
 }
 
 #[test]
@@ -540,4 +574,105 @@ fn another_process_follows_a_segmented_writer_across_rolls() {
     assert_eq!(follower.next().unwrap(), None);
     println!("segmented follower: read {read} of {N} records across rolls, lagged {lags} times");
     assert!(read > N / 10, "the follower read too little ({read})");
+}
+
+/// The `KeepAll` wedge: a writer SIGKILLed after a roll created the next segment file
+/// (or set a spare's first sequence) but before it published that segment's first
+/// record must not leave a directory that no later writer can append to.
+#[test]
+fn sigkilled_keep_all_writer_always_resumes() {
+    const RECORDS: u64 = 4;
+    let rounds = kills(100);
+    let seed = seed();
+    println!("KeepAll crash test: {rounds} kills, seed {seed}");
+    let mut rng = XorShift(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    let (mut acked_rounds, mut mid_roll, mut mid_create) = (0, 0, 0);
+    let mut previous_len = 0u64;
+    for round in 0..rounds {
+        let mut child = spawn_entry("crash_segmented_child_entry", SEG_DIR_VAR, &dir)
+            .env(SEG_RECORDS_VAR, RECORDS.to_string())
+            .env(SEG_RETENTION_VAR, "all")
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let resumed_at = wait_ready(&mut stdout);
+        assert_eq!(resumed_at, previous_len, "round {round}: resumed elsewhere");
+        let last_ack = kill_at_random(child, stdout, &mut rng);
+
+        // A kill between a roll and the first record of the new segment leaves a
+        // segment file that holds nothing yet at the head of the archive.
+        let newest_empty = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "roda"))
+            .filter_map(|p| roda_store::StoreFile::open(&p).ok())
+            .filter_map(|f| Some((f.first_sequence()?, f.write_sequence())))
+            .max()
+            .is_some_and(|(_, written)| written == 0);
+
+        // A kill inside the creation of a segment file leaves its temporary file.
+        let temp_files = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().contains(".roda-tmp-")
+                })
+                .count()
+        };
+        if temp_files(&dir) > 0 {
+            mid_create += 1;
+        }
+
+        let mut journal = roda_store::SegmentedJournal::<Rec>::open(&dir)
+            .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
+        // Such files hold disk blocks (reserved at creation): the writer removes them.
+        assert_eq!(temp_files(&dir), 0, "round {round}: temporary files left");
+        let len = journal.len();
+        if newest_empty && len > 0 {
+            mid_roll += 1;
+        }
+        if let Some(ack) = last_ack {
+            acked_rounds += 1;
+            assert!(
+                len > ack,
+                "round {round}: acknowledged {ack} but the journal resumed at {len}"
+            );
+        }
+        // Everything is still there, from the first record (KeepAll keeps all).
+        let mut from_dir = roda_store::SegmentedFollower::<Rec>::open(&dir).unwrap();
+        assert_eq!(from_dir.published(), len, "round {round}");
+        from_dir.seek(0);
+        for seq in 0..len {
+            assert_eq!(
+                from_dir
+                    .next()
+                    .unwrap_or_else(|e| panic!("round {round}: {seq}: {e}")),
+                Some(Rec::new(seq)),
+                "round {round}: record {seq}"
+            );
+        }
+        // And the reopened writer appends, across a roll too.
+        for seq in len..len + RECORDS + 1 {
+            assert_eq!(
+                journal
+                    .try_append(&Rec::new(seq))
+                    .unwrap_or_else(|e| panic!("round {round}: append {seq} after reopen: {e}")),
+                seq
+            );
+        }
+        previous_len = journal.len();
+    }
+    println!(
+        "KeepAll crash test: {acked_rounds}/{rounds} kills mid-append, {mid_roll} left an \
+         empty newest segment (killed mid-roll), {mid_create} inside a segment file's \
+         creation, {previous_len} records"
+    );
+    assert!(acked_rounds * 2 >= rounds);
+    assert!(
+        rounds < 100 || mid_roll > 0,
+        "no kill landed between a roll and its first record"
+    );
 }

@@ -363,9 +363,16 @@ fn odd_slot_with_dead_writer_pid_is_torn() {
     assert!(r.is_torn(0));
     assert_eq!(r.get(0), None);
     assert_eq!(r.version(0), 1);
-    // A live foreign writer (pid 1 always exists) mid-set is not torn: it will finish.
+    // The writer's lock decides, not its pid: pid 1 always exists (a reused pid),
+    // yet no writer holds the file.
     poke(&path, OFF_WRITER_PID, 1);
+    assert!(r.is_torn(0));
+    // A live writer mid-set is not torn, whatever pid it recorded: it will finish.
+    let s = SlotStore::<Quote>::open(&path).unwrap();
+    poke_seq(&path, 0, 5);
+    poke(&path, OFF_WRITER_PID, 0x7fff_fff0);
     assert!(!r.is_torn(0));
+    drop(s);
 }
 
 #[test]

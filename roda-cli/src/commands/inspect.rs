@@ -52,7 +52,8 @@ fn run_dir(dir: &Path, json_out: bool, out: &mut dyn Write) -> Result<(), Failur
     let oldest = held.iter().filter_map(|(_, f)| f.first_sequence()).min();
     let end = held
         .iter()
-        .filter_map(|(_, f)| Some(f.first_sequence()? + f.published()))
+        // Saturating: a damaged header may say any first sequence.
+        .filter_map(|(_, f)| Some(f.first_sequence()?.saturating_add(f.published())))
         .max();
     let h = segments[0].1.header();
     let writer = segments
@@ -228,7 +229,7 @@ pub fn run(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
                 (false, _) => "no (a plain store)".to_owned(),
                 (true, Some(first)) => format!(
                     "first sequence {first} (records {first}..{}), retention {}",
-                    first + length,
+                    first.saturating_add(length),
                     retention_name(h.retention)
                 ),
                 (true, None) => format!(

@@ -261,8 +261,9 @@ impl SegmentDir {
         let held = self.held();
         Retained {
             oldest: held.first().map(|&(first, _)| first),
-            end: held.last().map_or(0, |&(first, n)| first + n),
-            records: held.iter().map(|&(_, n)| n).sum(),
+            // Saturating: a damaged header may say any first sequence.
+            end: held.last().map_or(0, |&(first, n)| first.saturating_add(n)),
+            records: held.iter().fold(0, |sum, &(_, n)| sum.saturating_add(n)),
         }
     }
 

@@ -13,6 +13,7 @@
 //! be read is skipped, never printed torn, and one line on stderr says how many were
 //! skipped and where printing continues.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -270,25 +271,27 @@ fn slots(
 ) -> Result<(), Failure> {
     let capacity = file.header().capacity;
     let first = options.from.unwrap_or(0).min(capacity);
-    // The sequence word each slot had when last printed: a slot is printed again when
-    // its word changes.
-    let mut seen = vec![0u64; (capacity - first) as usize];
+    // The sequence word each slot had when last printed (0 if never): a slot is printed
+    // again when its word changes. Kept for printed slots only: the header's slot count
+    // (any number, in a sparse or damaged file) sizes nothing.
+    let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut bytes = Vec::new();
     loop {
         let mut printed = false;
-        for (index, last) in (first..capacity).zip(seen.iter_mut()) {
+        for index in first..capacity {
             let seq = file.slot_sequence(index).unwrap_or(0);
-            if seq == *last {
+            if seq == seen.get(&index).copied().unwrap_or(0) {
                 continue;
             }
             let snapshot = file
                 .read_slot(index, &mut bytes)
                 .unwrap_or(SlotSnapshot::Empty);
             // Remember the word the snapshot came from (it may be newer than `seq`).
-            *last = match snapshot {
-                SlotSnapshot::Value { version } => version * 2,
+            let last = match snapshot {
+                SlotSnapshot::Value { version } => version.saturating_mul(2),
                 _ => file.slot_sequence(index).unwrap_or(0),
             };
+            seen.insert(index, last);
             printer.slot(out, index, snapshot, &bytes)?;
             printed = true;
         }

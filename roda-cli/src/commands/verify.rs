@@ -147,6 +147,9 @@ fn report(
     }
 }
 
+/// Sequences of a segmented journal stay below 2^63 (docs/file-format.md).
+const SEQUENCE_LIMIT: u64 = 1 << 63;
+
 /// Checks of a directory made while its writer may be rolling.
 const DIR_ATTEMPTS: usize = 20;
 
@@ -262,6 +265,12 @@ fn check_dir(dir: &Path) -> Result<(Result<String, String>, bool), Failure> {
             let Some(first) = file.first_sequence() else {
                 continue; // a spare, or a recycle cut short: holds nothing
             };
+            if first >= SEQUENCE_LIMIT {
+                return Err(format!(
+                    "segment file {name}: first sequence {first} is beyond 2^63, where no \
+                     segment can start: the header is damaged"
+                ));
+            }
             if first % s != 0 {
                 return Err(format!(
                     "segment file {name}: first sequence {first} is not a multiple of \

@@ -42,7 +42,7 @@ impl Backing {
     pub(crate) fn in_memory(shape: Shape, capacity: usize, settings: &Settings) -> Result<Claimed> {
         let info = header::layout(shape, capacity)?;
         let len = info.required_len() as usize;
-        let region = anonymous_region(len, settings)?;
+        let region = anonymous_region(len)?;
         // SAFETY: the region is new and not shared yet; it is at least one header long.
         let head = unsafe {
             std::slice::from_raw_parts_mut(region.base().as_ptr(), header::HEADER_FIELDS_LEN)
@@ -78,12 +78,10 @@ impl Backing {
 }
 
 #[cfg(not(any(miri, roda_loom)))]
-fn anonymous_region(len: usize, settings: &Settings) -> Result<Box<dyn Region>> {
+/// Anonymous memory of `len` bytes; `apply_settings` pre-faults it when asked.
+fn anonymous_region(len: usize) -> Result<Box<dyn Region>> {
     let mut opts = memmap2::MmapOptions::new();
     opts.len(len);
-    if prefault_at_map(settings) {
-        opts.populate();
-    }
     let map = opts
         .map_anon()
         .map_err(|source| RodaError::Io { path: None, source })?;
@@ -94,15 +92,17 @@ fn anonymous_region(len: usize, settings: &Settings) -> Result<Box<dyn Region>> 
 }
 
 #[cfg(any(miri, roda_loom))]
-fn anonymous_region(len: usize, _settings: &Settings) -> Result<Box<dyn Region>> {
+fn anonymous_region(len: usize) -> Result<Box<dyn Region>> {
     let region = crate::file::region::HeapRegion::new(len)
         .map_err(|source| RodaError::Io { path: None, source })?;
     Ok(Box::new(region))
 }
 
-/// Whether to pre-fault while mapping (MAP_POPULATE). With huge pages requested the
-/// mapping is pre-faulted after the huge-page advice instead, or it would be filled with
-/// small pages before the advice could apply.
+/// Whether to pre-fault a read-only mapping while mapping it (MAP_POPULATE). Writable
+/// mappings are pre-faulted for writing by [`apply_settings`] instead (MAP_POPULATE
+/// reads a shared file mapping in, so every page would still take a write fault on its
+/// first append), and so is any mapping with huge pages requested (after the advice, or
+/// it would be filled with small pages before the advice could apply).
 fn prefault_at_map(settings: &Settings) -> bool {
     settings.populate && !settings.huge_pages
 }
@@ -114,10 +114,10 @@ pub(crate) fn apply_settings(region: &dyn Region, settings: &Settings, len: usiz
         if let Err(e) = region.advise_huge_pages() {
             log::warn!("roda: huge pages not applied ({e}); continuing with normal pages");
         }
-        if settings.populate {
-            if let Err(e) = region.prefault() {
-                log::warn!("roda: could not pre-fault the store ({e}); pages fault on first use");
-            }
+    }
+    if settings.populate && (settings.huge_pages || region.is_writable()) {
+        if let Err(e) = region.prefault() {
+            log::warn!("roda: could not pre-fault the store ({e}); pages fault on first use");
         }
     }
     if !settings.lock_memory {
@@ -152,6 +152,38 @@ mod files {
 
     fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RodaError + '_ {
         move |source| RodaError::io(path, source)
+    }
+
+    /// Opens the existing store file `path` (read-write when `write`), refusing anything
+    /// but a regular file. The open does not block: a named pipe found where a store
+    /// should be (which blocks a plain open until a writer comes) is opened
+    /// non-blocking and refused like a directory or a device. `O_NONBLOCK` means
+    /// nothing to a regular file's reads, maps and locks, so the file is returned as
+    /// opened.
+    pub(crate) fn open_regular(path: &Path, write: bool) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a directory, pipe or device where a store file should be)",
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Opens the directory `dir` without blocking, refusing anything else (a named pipe
+    /// in its place would block a plain open).
+    pub(crate) fn open_dir(dir: &Path) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_DIRECTORY)
+            .open(dir)
     }
 
     /// Creates a new store file at `path`; fails if it exists.
@@ -199,7 +231,7 @@ mod files {
             .create_new(true)
             .open(tmp)
             .map_err(io_err(path))?;
-        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
             LockAttempt::Taken(lock) => lock,
             LockAttempt::Held(_) => {
                 return Err(RodaError::io(
@@ -208,9 +240,8 @@ mod files {
                 ))
             }
         };
-        lock.file()
-            .set_len(info.required_len())
-            .map_err(io_err(path))?;
+        lock.mark_live().map_err(io_err(path))?;
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), info, settings, true).map_err(io_err(path))?;
         // SAFETY: the mapping is new and private to this call until it is linked into
         // place below; it is at least one header long.
@@ -239,6 +270,31 @@ mod files {
         }
     }
 
+    /// Sizes `file` to at least `len` bytes with every block allocated
+    /// (`posix_fallocate`), so that writing through the mapping never meets a full disk:
+    /// that would be a SIGBUS, while here it is an error (ENOSPC) before anything is
+    /// mapped. Where the file system cannot allocate ahead (EOPNOTSUPP), the file is
+    /// sized sparse as before, with a warning.
+    pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len_arg =
+            i64::try_from(len).map_err(|_| io::Error::other("store file length exceeds i64"))?;
+        match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len_arg) {
+            Ok(()) => Ok(()),
+            Err(nix::errno::Errno::EOPNOTSUPP) => {
+                log::warn!(
+                    "roda: this file system cannot reserve blocks ahead (posix_fallocate); \
+                     the store file stays sparse and a full disk will raise SIGBUS on write"
+                );
+                if file.metadata()?.len() < len {
+                    file.set_len(len)?;
+                }
+                Ok(())
+            }
+            Err(errno) => Err(io::Error::from(errno)),
+        }
+    }
+
     fn temp_path(path: &Path) -> PathBuf {
         static COUNTER: StdAtomicU64 = StdAtomicU64::new(0);
         // Relaxed: only uniqueness matters.
@@ -252,13 +308,9 @@ mod files {
 
     /// Opens an existing store file for writing, taking its lock.
     pub(crate) fn open_writer(path: &Path, shape: Shape, settings: &Settings) -> Result<Claimed> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let file = open_regular(path, true).map_err(io_err(path))?;
         let info = read_header(&file, path, &shape)?;
-        let lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
             LockAttempt::Taken(lock) => lock,
             LockAttempt::Held(file) => {
                 return Err(RodaError::WriterActive {
@@ -266,6 +318,9 @@ mod files {
                 })
             }
         };
+        lock.mark_live().map_err(io_err(path))?;
+        // A file written by a version that left files sparse gets its blocks now.
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
         let region = map_file(lock.file(), &info, settings, true).map_err(io_err(path))?;
         let memory_locked = apply_settings(&region, settings, info.required_len() as usize)?;
         let backing = Backing {
@@ -326,7 +381,7 @@ mod files {
         settings: &Settings,
         decode: impl FnOnce(&[u8], u64) -> Result<HeaderInfo>,
     ) -> Result<Backing> {
-        let file = File::open(path).map_err(io_err(path))?;
+        let file = open_regular(path, false).map_err(io_err(path))?;
         let (page, file_len) = read_first_page(&file, path)?;
         let info = decode(&page, file_len)?;
         let mut opts = memmap2::MmapOptions::new();
@@ -353,7 +408,7 @@ mod files {
     ) -> io::Result<MappedRegion> {
         let mut opts = memmap2::MmapOptions::new();
         opts.len(info.required_len() as usize);
-        if prefault_at_map(settings) {
+        if !writable && prefault_at_map(settings) {
             opts.populate();
         }
         Ok(MappedRegion::new(opts.map_raw(file)?, writable))

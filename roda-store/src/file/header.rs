@@ -18,7 +18,8 @@
 //!     80     8  writer pid       atomic; pid of the last writer to open the file, 0 after a clean close
 //!     88     8  first sequence   atomic; segment: sequence of its first record, u64::MAX while it
 //!                                holds none (spare, or being recycled); 0 in other files
-//!     96     8  retention        segment: k of `KeepLast(k)`, 0 for `KeepAll`; 0 in other files
+//!     96     8  retention        segment: k of `KeepLast(k)` (k <= 65,536), 0 for `KeepAll`;
+//!                                0 in other files
 //!    128     8  write sequence   atomic; records committed (journal); alone on its cache line
 //!   4096        data             capacity * stride bytes
 //! ```
@@ -63,6 +64,10 @@ pub(crate) const OFF_WRITER_PID: usize = 80;
 pub(crate) const OFF_FIRST_SEQ: usize = 88;
 /// A segment's retention: k of `KeepLast(k)`, 0 for `KeepAll`.
 const OFF_RETENTION: usize = 96;
+/// Most segment files a `KeepLast(k)` journal keeps: its writer holds every one of them
+/// open and mapped (and a follower may too), so a larger k found in a header is damage,
+/// never a journal a writer made.
+pub(crate) const MAX_KEEP_LAST: u64 = 1 << 16;
 /// The first sequence of a segment that holds no records: a spare not used yet, or one
 /// the writer is recycling (its old records are no longer valid, its new ones not yet).
 pub(crate) const NO_RECORDS: u64 = u64::MAX;
@@ -353,6 +358,16 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
             detail: format!("unknown header flags {flags:#x} for a {kind:?} file"),
         });
     }
+    let retention = get_u64(bytes, OFF_RETENTION);
+    if flags & FLAG_SEGMENT != 0 && retention > MAX_KEEP_LAST {
+        return Err(RodaError::Corrupted {
+            path: path.into(),
+            detail: format!(
+                "segment header says KeepLast({retention}), more than the {MAX_KEEP_LAST} \
+                 segment files a journal can keep"
+            ),
+        });
+    }
     Ok(HeaderInfo {
         kind,
         version,
@@ -364,7 +379,7 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
         data_offset: get_u64(bytes, OFF_DATA_OFFSET),
         stride: get_u64(bytes, OFF_STRIDE),
         segment: flags & FLAG_SEGMENT != 0,
-        retention: get_u64(bytes, OFF_RETENTION),
+        retention,
     })
 }
 
@@ -617,6 +632,35 @@ mod tests {
         assert_eq!((info.kind, info.stride), (StoreKind::Slots, 64));
         put_u64(&mut slots, OFF_RECORD_SIZE, u64::MAX);
         assert!(matches!(err(&slots, u64::MAX), RodaError::Corrupted { .. }));
+    }
+
+    #[test]
+    fn segment_retention_is_bounded() {
+        let mut info = layout(
+            Shape {
+                segment: true,
+                ..shape()
+            },
+            10,
+        )
+        .unwrap();
+        let p = Path::new("f");
+        for (retention, ok) in [(0, true), (MAX_KEEP_LAST, true), (MAX_KEEP_LAST + 1, false)] {
+            info.retention = retention;
+            let mut bytes = vec![0u8; 4096];
+            encode(&info, &mut bytes);
+            let decoded = decode_any(&bytes, info.required_len(), p);
+            assert_eq!(decoded.is_ok(), ok, "{retention}: {decoded:?}");
+            if !ok {
+                assert!(matches!(decoded, Err(RodaError::Corrupted { .. })));
+            }
+        }
+        // Plain files keep 0 there; the bound is a segment's.
+        info.segment = false;
+        info.retention = u64::MAX;
+        let mut bytes = vec![0u8; 4096];
+        encode(&info, &mut bytes);
+        assert!(decode_any(&bytes, info.required_len(), p).is_ok());
     }
 
     #[test]

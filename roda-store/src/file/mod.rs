@@ -6,4 +6,6 @@ pub(crate) mod backing;
 pub(crate) mod header;
 pub(crate) mod lock;
 pub(crate) mod options;
+#[cfg(not(roda_loom))]
+pub(crate) mod pretouch;
 pub(crate) mod region;

@@ -50,8 +50,25 @@ pub(crate) trait Region: Send + Sync + 'static {
         ))
     }
 
-    /// Faults every page in now (madvise MADV_POPULATE_WRITE, or _READ when read-only).
+    /// Whether the region is mapped for writing.
+    fn is_writable(&self) -> bool {
+        true
+    }
+
+    /// Faults every page in now, for writing where the region is writable: see
+    /// [`prefault_range`](Self::prefault_range).
     fn prefault(&self) -> io::Result<()> {
+        self.prefault_range(0, self.len())
+    }
+
+    /// Faults in the pages covering `offset .. offset + len` (clamped to the region)
+    /// without changing a byte: madvise MADV_POPULATE_WRITE on a writable region, so a
+    /// later write takes no fault at all (a shared file mapping would otherwise take a
+    /// write fault per page even after a read prefault), MADV_POPULATE_READ on a
+    /// read-only one. On kernels without them (before Linux 5.14) each page is read
+    /// once instead: the read faults are gone, write faults remain.
+    fn prefault_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        let _ = (offset, len);
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "this memory backend cannot be pre-faulted",
@@ -176,12 +193,36 @@ mod mapped {
             Ok(())
         }
 
-        fn prefault(&self) -> io::Result<()> {
-            self.map.advise(if self.writable {
+        fn is_writable(&self) -> bool {
+            self.writable
+        }
+
+        fn prefault_range(&self, offset: usize, len: usize) -> io::Result<()> {
+            const PAGE: usize = 4096;
+            let start = offset.min(self.len()) / PAGE * PAGE;
+            let end = offset.saturating_add(len).min(self.len());
+            if end <= start {
+                return Ok(());
+            }
+            let advice = if self.writable {
                 Advice::PopulateWrite
             } else {
                 Advice::PopulateRead
-            })
+            };
+            match self.map.advise_range(advice, start, end - start) {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                    // A kernel without MADV_POPULATE_*: read one word of every page.
+                    for page in (start..end).step_by(PAGE) {
+                        // SAFETY: `page` is a multiple of 4096 below the region's length,
+                        // so the word lies inside the live mapping, 8-byte aligned.
+                        // Relaxed: the value is not used; the load only faults the page in.
+                        unsafe { atomic_at(self.base(), page) }
+                            .load(crate::sync::Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
+                other => other,
+            }
         }
     }
 }

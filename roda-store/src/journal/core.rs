@@ -7,6 +7,8 @@ use std::ptr::NonNull;
 
 use crate::file::backing::Backing;
 use crate::file::header::OFF_WRITE_SEQ;
+#[cfg(not(roda_loom))]
+use crate::file::pretouch::{Followed, Position};
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// State shared by a journal's writer and all of its in-process readers.
@@ -357,5 +359,20 @@ pub(crate) mod words {
                 _ => load1(src, out),
             }
         }
+    }
+}
+
+/// The pre-toucher follows the writer through the one region.
+#[cfg(not(roda_loom))]
+impl<T: Send + Sync + 'static> Followed for JournalCore<T> {
+    fn position(&self) -> Option<Position<'_>> {
+        let size = std::mem::size_of::<T>();
+        let data = self.backing.info.data_offset as usize;
+        Some(Position {
+            region: self.backing.region.as_ref(),
+            at: data + self.published() as usize * size,
+            end: data + self.capacity() * size,
+            epoch: 0,
+        })
     }
 }

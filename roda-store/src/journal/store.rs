@@ -10,6 +10,8 @@ use crate::file::backing::{Backing, Claimed};
 use crate::file::header::{HeaderInfo, Shape};
 use crate::file::lock::WriterLock;
 use crate::file::options::{Settings, StoreOptions};
+#[cfg(not(roda_loom))]
+use crate::file::pretouch::Pretoucher;
 use crate::journal::core::JournalCore;
 use crate::journal::reader::JournalReader;
 
@@ -57,6 +59,9 @@ pub struct JournalStore<T: Record> {
     len: u64,
     lock: Option<WriterLock>,
     dir_synced: bool,
+    /// Keeps pages ahead of the writer faulted in, when asked for (`pretouch`).
+    #[cfg(not(roda_loom))]
+    _pretoucher: Option<Pretoucher>,
 }
 
 /// The shape of a plain journal of `T` (a segmented journal's files say `segment`).
@@ -68,30 +73,30 @@ impl<T: Record> JournalOptions<T> {
     /// A journal of `capacity` records in anonymous memory (gone when the last handle drops).
     pub fn in_memory(self, capacity: usize) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(Backing::in_memory(shape, capacity, &self.settings)?)
+        JournalStore::from_claim(
+            Backing::in_memory(shape, capacity, &self.settings)?,
+            &self.settings,
+        )
     }
 
     /// A new journal file of `capacity` records; fails with `AlreadyExists` if `path` exists.
     #[cfg(not(roda_loom))]
     pub fn create(self, path: impl AsRef<Path>, capacity: usize) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::file::backing::create(
-            path.as_ref(),
-            shape,
-            capacity,
+        JournalStore::from_claim(
+            crate::file::backing::create(path.as_ref(), shape, capacity, &self.settings)?,
             &self.settings,
-        )?)
+        )
     }
 
     /// Reopens a journal file for writing, resuming after its last committed record.
     #[cfg(not(roda_loom))]
     pub fn open(self, path: impl AsRef<Path>) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::file::backing::open_writer(
-            path.as_ref(),
-            shape,
+        JournalStore::from_claim(
+            crate::file::backing::open_writer(path.as_ref(), shape, &self.settings)?,
             &self.settings,
-        )?)
+        )
     }
 
     /// [`open`](Self::open) if the file exists, else [`create`](Self::create).
@@ -102,12 +107,10 @@ impl<T: Record> JournalOptions<T> {
         capacity: usize,
     ) -> Result<JournalStore<T>> {
         let shape = shape::<T>(&self.settings)?;
-        JournalStore::from_claim(crate::file::backing::open_or_create(
-            path.as_ref(),
-            shape,
-            capacity,
+        JournalStore::from_claim(
+            crate::file::backing::open_or_create(path.as_ref(), shape, capacity, &self.settings)?,
             &self.settings,
-        )?)
+        )
     }
 
     /// A read-only follower of the journal file at `path` (no lock taken).
@@ -143,7 +146,8 @@ impl<T: Record> JournalStore<T> {
 
     /// Creates a journal file of `capacity` records at `path` and takes its writer lock.
     /// Fails with `AlreadyExists` if the path exists. The file's full size is reserved
-    /// up front (sparse where the file system allows).
+    /// on disk up front (its blocks allocated), so a disk without room is an `Io` error
+    /// here rather than a SIGBUS at some later append; see docs/file-format.md.
     #[cfg(not(roda_loom))]
     pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Self> {
         Self::options().create(path, capacity)
@@ -163,7 +167,7 @@ impl<T: Record> JournalStore<T> {
         Self::options().open_or_create(path, capacity)
     }
 
-    fn from_claim(claim: Claimed) -> Result<Self> {
+    fn from_claim(claim: Claimed, settings: &Settings) -> Result<Self> {
         let core = JournalCore::new(claim.backing);
         // The writer is alone (it holds the lock), so the stored count is final.
         let stored = core.published_raw();
@@ -176,11 +180,26 @@ impl<T: Record> JournalStore<T> {
                 ),
             });
         }
+        let core = Arc::new(core);
+        #[cfg(not(roda_loom))]
+        let pretoucher = match settings.pretouch {
+            0 => None,
+            window => Some(
+                Pretoucher::start(Arc::clone(&core), window).map_err(|source| RodaError::Io {
+                    path: core.backing.path.clone(),
+                    source,
+                })?,
+            ),
+        };
+        #[cfg(roda_loom)]
+        let _ = settings;
         Ok(JournalStore {
-            core: Arc::new(core),
+            core,
             len: stored,
             lock: claim.lock,
             dir_synced: false,
+            #[cfg(not(roda_loom))]
+            _pretoucher: pretoucher,
         })
     }
 

@@ -4,8 +4,22 @@
 use roda_core::{Record, Result, RodaError};
 
 use crate::file::header::OFF_FIRST_SEQ;
+#[cfg(not(roda_loom))]
+use crate::file::pretouch::{Followed, Position};
 use crate::journal::core::JournalCore;
+use crate::segmented::files::SegmentFiles;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
+
+#[cfg(not(roda_loom))]
+#[inline(always)]
+fn unvalidated_registration() -> bool {
+    false
+}
+
+#[cfg(roda_loom)]
+fn unvalidated_registration() -> bool {
+    crate::loom_hooks::unvalidated_registration()
+}
 
 /// A counter alone on its cache lines (so a reader's gate never shares a line with
 /// another reader's or with the writer's count).
@@ -58,9 +72,17 @@ pub(crate) struct SegmentedCore<T> {
     /// Gates of the readers (the writer reads them only when it rolls). A fixed array
     /// claimed with compare-and-swap, so registering a reader takes no lock either.
     pub(crate) gates: Box<[Gate]>,
+    /// Registrations so far: a reader that claimed a gate and stored its position
+    /// counts itself here, and the writer's scan of the gates is valid only if this did
+    /// not change during it (see `gates_allow`).
+    pub(crate) registrations: Padded,
     /// The oldest sequence the segments held when the journal was opened (0 for a new
     /// one): a reopened directory may have lost its oldest segment to a crash mid-recycle.
     pub(crate) floor: u64,
+    /// The directory's locks, handed over by a file-backed writer dropped while gating
+    /// readers still existed: they keep the directory locked (a new writer would recycle
+    /// under their `&T`) until the last handle on this core is gone.
+    pub(crate) parked_files: std::sync::OnceLock<Box<SegmentFiles>>,
 }
 
 impl<T: Record> SegmentedCore<T> {
@@ -79,20 +101,84 @@ impl<T: Record> SegmentedCore<T> {
     }
 
     /// Claims a free gate set to `released`; its index.
+    ///
+    /// Registration protocol (docs/memory-model.md, "Gating readers"): claim the gate
+    /// (so no other registrant can write its position), store the position, then count
+    /// the registration with a Release increment. A writer scanning the gates at the
+    /// same moment either sees the position or sees the count change and scans again.
     pub(crate) fn claim_gate(&self, released: u64) -> Option<usize> {
+        if unvalidated_registration() {
+            return self.claim_gate_unvalidated(released);
+        }
+        let index = self.gates.iter().position(|gate| {
+            // Relaxed: a hint only; the compare-and-swap below decides.
+            !gate.in_use.load(Ordering::Relaxed)
+                // Acquire pairs with the Release store in `release_gate`: the previous
+                // owner's stores to the gate come before ours.
+                && gate
+                    .in_use
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+        })?;
+        // Relaxed: only the owner writes its gate; the increment below publishes it.
+        self.gates[index]
+            .released
+            .0
+            .store(released, Ordering::Relaxed);
+        // Release pairs with the writer's Acquire load of `registrations` before its
+        // scan (`gates_allow`): a scan that starts after it sees the position stored
+        // above. A scan already running sees the count change at its end and re-scans.
+        self.registrations.0.fetch_add(1, Ordering::Release);
+        Some(index)
+    }
+
+    /// The protocol before registrations were counted: the position is stored before
+    /// the claim (a losing registrant can overwrite the winner's position) and nothing
+    /// tells a running scan about a new reader. Kept for the loom model's broken twin.
+    fn claim_gate_unvalidated(&self, released: u64) -> Option<usize> {
         self.gates.iter().position(|gate| {
-            // Relaxed: the value is published with the Release of the claim below.
             let free = !gate.in_use.load(Ordering::Relaxed);
             if free {
                 gate.released.0.store(released, Ordering::Relaxed);
             }
-            // AcqRel: the claim pairs with the Acquire load of `in_use` in `roll` (which
-            // then sees `released`) and with the Release store in `release_gate`.
             free && gate
                 .in_use
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         })
+    }
+
+    /// Whether every gating reader has released the records below `must_release`: the
+    /// writer's check before it recycles the segment that ends there.
+    pub(crate) fn gates_allow(&self, must_release: u64) -> bool {
+        loop {
+            // Acquire pairs with the Release increment of `claim_gate`: every
+            // registration counted here stored its position before, and the scan sees it.
+            let before = self.registrations.0.load(Ordering::Acquire);
+            for gate in self.gates.iter() {
+                // Acquire pairs with the Release store in `release_gate` and the
+                // reader's Release stores of `released` (`SegmentedReader::move_gate`):
+                // its views of the old records ended before we overwrite them.
+                if gate.in_use.load(Ordering::Acquire)
+                    && gate.released.0.load(Ordering::Acquire) < must_release
+                {
+                    return false;
+                }
+            }
+            if unvalidated_registration() {
+                return true;
+            }
+            // Relaxed, ordered after the Acquire loads of the scan. A reader registered
+            // during the scan, in a gate already scanned, copied the position of a
+            // reader that still held it when it registered; if the scan then found
+            // that reader gone or moved on, the load that saw it synchronised with a
+            // store made after the registration's increment, so this load sees the
+            // increment and the scan is repeated. Registrations are bounded by the gate
+            // count while they last, so this ends.
+            if self.registrations.0.load(Ordering::Relaxed) == before {
+                return true;
+            }
+        }
     }
 
     /// Frees gate `index` (its reader is gone).
@@ -142,4 +228,27 @@ pub(crate) fn check_ring(segment_records: usize, segments: usize) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// The pre-toucher follows the segment being written, once the writer has rolled into it.
+#[cfg(not(roda_loom))]
+impl<T: Record> Followed for SegmentedCore<T> {
+    fn position(&self) -> Option<Position<'_>> {
+        let published = self.published();
+        let start = published / self.segment_records * self.segment_records;
+        let segment = self.segment_of(start);
+        // Relaxed: only compared, never used to read records; a stale value only delays
+        // the pre-toucher by one check.
+        if segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed) != start {
+            return None;
+        }
+        let size = std::mem::size_of::<T>();
+        let data = segment.backing.info.data_offset as usize;
+        Some(Position {
+            region: segment.backing.region.as_ref(),
+            at: data + (published - start) as usize * size,
+            end: data + self.segment_records as usize * size,
+            epoch: start,
+        })
+    }
 }

@@ -30,14 +30,15 @@ pub(crate) use on_disk::*;
 #[cfg(not(roda_loom))]
 mod on_disk {
     use std::ffi::OsStr;
-    use std::fs::File;
     use std::io;
     use std::path::{Path, PathBuf};
 
     use roda_core::{Record, Result, RodaError};
 
     use crate::file::backing::{self, Backing, Claimed};
-    use crate::file::header::{self, HeaderInfo, Shape, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITE_SEQ};
+    use crate::file::header::{
+        self, HeaderInfo, Shape, MAX_KEEP_LAST, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITE_SEQ,
+    };
     use crate::file::lock::{LockAttempt, WriterLock};
     use crate::file::options::Retention;
     use crate::file::options::Settings;
@@ -47,6 +48,30 @@ mod on_disk {
     /// Segments a `KeepAll` journal keeps mapped (its in-process window; older segments
     /// stay on disk, where `SegmentedFollower::open` reads them).
     pub(crate) const KEEP_ALL_MAPPED: usize = 4;
+
+    /// Sequences of a file-backed segmented journal stay below 2^63 (292 years at a
+    /// billion records a second): a segment header whose first sequence, or a ring whose
+    /// span, reaches it is damage. Below it, the writer's and the followers' sequence
+    /// sums (a segment's end, the ring's next segments) cannot overflow.
+    pub(crate) const SEQUENCE_LIMIT: u64 = 1 << 63;
+
+    /// Whether a segment header's first sequence `first` (read from a file: any value)
+    /// names a segment of `segment_records` records that holds records.
+    pub(crate) fn holds_segment(first: u64, segment_records: u64) -> bool {
+        first != NO_RECORDS && first < SEQUENCE_LIMIT && first % segment_records == 0
+    }
+
+    /// Refuses a `KeepLast(k)` with more files than a journal can keep open.
+    fn check_retention(retention: Retention) -> Result<()> {
+        match retention {
+            Retention::KeepLast(k) if k as u64 > MAX_KEEP_LAST => Err(RodaError::InvalidCapacity {
+                capacity: k as u64,
+                reason: "KeepLast keeps at most 65,536 segment files (the writer holds each \
+                         one open and mapped); use larger segments",
+            }),
+            _ => Ok(()),
+        }
+    }
 
     /// The file name of the segment whose first sequence is `first`.
     pub(crate) fn segment_name(first: u64) -> String {
@@ -90,7 +115,8 @@ mod on_disk {
         pub(crate) written: u64,
     }
 
-    /// Every segment file in `dir`, in name order. Other files are ignored.
+    /// Every segment file in `dir`, in name order. Other files (and anything under a
+    /// segment's name that is not a regular file) are ignored.
     pub(crate) fn scan(dir: &Path) -> Result<Vec<Found>> {
         let entries = std::fs::read_dir(dir).map_err(|e| RodaError::io(dir, e))?;
         let mut found = Vec::new();
@@ -100,11 +126,14 @@ mod on_disk {
                 continue;
             };
             let path = entry.path();
-            let file = match File::open(&path) {
+            let file = match backing::open_regular(&path, false) {
                 Ok(file) => file,
                 // Renamed away since the listing (a recycle): it shows up under its
                 // new name in a later scan.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // A directory, pipe or device under a segment's name is no segment
+                // file: ignored like any other name.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => continue,
                 Err(e) => return Err(RodaError::io(&path, e)),
             };
             found.push(Found {
@@ -135,7 +164,7 @@ mod on_disk {
     }
 
     fn lock_dir(dir: &Path) -> Result<WriterLock> {
-        let handle = File::open(dir).map_err(|e| RodaError::io(dir, e))?;
+        let handle = backing::open_dir(dir).map_err(|e| RodaError::io(dir, e))?;
         match WriterLock::try_lock(handle).map_err(|e| RodaError::io(dir, e))? {
             LockAttempt::Taken(lock) => Ok(lock),
             LockAttempt::Held(_) => {
@@ -143,15 +172,40 @@ mod on_disk {
                 let pid = scan(dir)
                     .ok()
                     .and_then(|found| found.last().cloned())
-                    .and_then(|f| File::open(f.path).ok())
+                    .and_then(|f| backing::open_regular(&f.path, false).ok())
                     .map_or(0, |file| backing::read_writer_pid(&file));
                 Err(RodaError::WriterActive { pid })
             }
         }
     }
 
+    /// Removes the temporary files (`.{segment name}.roda-tmp-PID-N`) that a writer
+    /// killed while creating a segment file left in `dir`. Only the holder of the
+    /// directory lock creates segment files, so every such file is a leftover; each
+    /// holds its reserved blocks until removed.
+    fn remove_temp_files(dir: &Path) -> Result<()> {
+        let entries = std::fs::read_dir(dir).map_err(|e| RodaError::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| RodaError::io(dir, e))?;
+            let name = entry.file_name();
+            let leftover = name.to_str().is_some_and(|name| {
+                name.strip_prefix('.')
+                    .and_then(|rest| rest.split_once(".roda-tmp-"))
+                    .is_some_and(|(segment, _)| parse_name(OsStr::new(segment)).is_some())
+            });
+            if leftover {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(RodaError::io(entry.path(), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn sync_dir(dir: &Path) -> Result<()> {
-        File::open(dir)
+        backing::open_dir(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| RodaError::io(dir, e))
     }
@@ -208,17 +262,20 @@ mod on_disk {
         segment_records: usize,
         retention: Retention,
     ) -> Result<Opened> {
+        check_retention(retention)?;
         let slots = mapped_segments(retention);
         check_ring(segment_records, slots)?;
         let info = segment_info(shape, segment_records, retention)?;
         let s = segment_records as u64;
         s.checked_mul(slots as u64)
+            .filter(|&span| span <= SEQUENCE_LIMIT)
             .ok_or(RodaError::InvalidCapacity {
                 capacity: s,
                 reason: "the ring's sequence span overflows u64; use smaller segments",
             })?;
         std::fs::create_dir_all(dir).map_err(|e| RodaError::io(dir, e))?;
         let dir_lock = lock_dir(dir)?;
+        remove_temp_files(dir)?;
         if !scan(dir)?.is_empty() {
             return Err(RodaError::AlreadyExists { path: dir.into() });
         }
@@ -246,6 +303,7 @@ mod on_disk {
     /// docs/file-format.md, "Recovery").
     pub(crate) fn open(dir: &Path, shape: Shape, settings: &Settings) -> Result<Opened> {
         let dir_lock = lock_dir(dir)?;
+        remove_temp_files(dir)?;
         let found = scan(dir)?;
         let Some(any) = found.first() else {
             return Err(RodaError::io(
@@ -280,9 +338,31 @@ mod on_disk {
             path: path.into(),
             detail,
         };
+        // The ring's span: the sums below stay under 2^64 (current < SEQUENCE_LIMIT).
+        let span = s
+            .checked_mul(slots as u64)
+            .filter(|&span| span <= SEQUENCE_LIMIT)
+            .ok_or_else(|| {
+                corrupted(
+                    dir,
+                    format!("{slots} segments of {s} records overflow the sequence space"),
+                )
+            })?;
+        if let Retention::KeepLast(k) = retention {
+            if found.len() > k {
+                return Err(corrupted(
+                    dir,
+                    format!(
+                        "{} segment files for KeepLast({k}); move away the files that \
+                         do not belong to this journal",
+                        found.len()
+                    ),
+                ));
+            }
+        }
         let valid: Vec<&Found> = found.iter().filter(|f| f.first != NO_RECORDS).collect();
         for f in &valid {
-            if f.first % s != 0 || f.written > s {
+            if !holds_segment(f.first, s) || f.written > s {
                 return Err(corrupted(
                     &f.path,
                     format!(
@@ -295,11 +375,14 @@ mod on_disk {
         }
         let newest = valid.iter().max_by_key(|f| f.first).copied();
         let (seq, current) = match newest {
+            // No overflow: first < SEQUENCE_LIMIT and written <= s <= span <= SEQUENCE_LIMIT.
             Some(f) => (f.first + f.written, f.first),
             None => (0, 0),
         };
         // The window of mapped segments ends with the current one.
-        let window_start = (current + s).saturating_sub(s * slots as u64);
+        // current + span < 2^64 (both at most SEQUENCE_LIMIT, current below it): so are
+        // `future` and `past` below.
+        let window_start = (current + s).saturating_sub(span);
         let mut floor = current;
         while floor >= s + window_start
             && valid.iter().any(|f| f.first == floor - s && f.written == s)
@@ -318,7 +401,6 @@ mod on_disk {
             }
         }
         let slot_of = |first: u64| ((first / s) % slots as u64) as usize;
-        let span = s * slots as u64;
         // Slot `slot` holds the current segment, or one of the window's older ones
         // (`past`), and holds `future` next.
         let ahead = |slot: usize| ((slot + slots - slot_of(current)) % slots) as u64;
@@ -329,17 +411,7 @@ mod on_disk {
         };
         let mut chosen: Vec<Option<&Found>> = vec![None; slots];
         match retention {
-            Retention::KeepLast(k) => {
-                if found.len() > k {
-                    return Err(corrupted(
-                        dir,
-                        format!(
-                            "{} segment files for KeepLast({k}); move away the files that \
-                             do not belong to this journal",
-                            found.len()
-                        ),
-                    ));
-                }
+            Retention::KeepLast(_) => {
                 for f in &valid {
                     let slot = slot_of(f.first);
                     if chosen[slot].is_some() {
@@ -492,12 +564,14 @@ mod on_disk {
             core.segment_of(current_start).publish(core.segment_records);
             let slot = core.slot_of(next_start);
             let backing = &core.segments[slot].backing;
-            let holds_nothing = {
-                // Relaxed: only this writer stores the word.
-                backing.atomic(OFF_FIRST_SEQ).load(Ordering::Relaxed) == NO_RECORDS
-            };
             match self.retention {
-                Retention::KeepAll if !(holds_nothing && self.names[slot] == next_start) => {
+                // The slot's file is already named for `next_start`: a spare, or the
+                // file a roll cut short by a crash created (or a spare whose first
+                // sequence it set) before publishing a record in it. Recovery resumed
+                // at `next_start`, so it holds nothing committed: prepare it in place.
+                // (Creating it again would find it, and opening it would find this
+                // writer's own lock.)
+                Retention::KeepAll if self.names[slot] != next_start => {
                     self.replace(backing, slot, next_start)
                 }
                 _ => self.prepare(backing, slot, next_start),

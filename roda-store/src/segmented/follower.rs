@@ -190,7 +190,11 @@ impl<T: Record> SegmentedFollower<T> {
                 }
                 let s = core.segment_records;
                 let first = seq - seq % s;
-                let end = self.known.min(first + s).min(seq + out.len() as u64);
+                // Saturating: a cursor sought near `u64::MAX` must not wrap.
+                let end = self
+                    .known
+                    .min(first.saturating_add(s))
+                    .min(seq.saturating_add(out.len() as u64));
                 let n = (end - seq) as usize;
                 read_validated(
                     core.segment_of(seq),
@@ -221,7 +225,8 @@ impl<T: Record> SegmentedFollower<T> {
             #[cfg(not(roda_loom))]
             Source::Dir(source) => source.segment_records(),
         };
-        self.lost_below = self.lost_below.max(seq - seq % s + s);
+        // Saturating: a cursor sought near 2^64 (or a damaged header) has no segment end.
+        self.lost_below = self.lost_below.max((seq - seq % s).saturating_add(s));
         let oldest = self.oldest_retained();
         RodaError::Lagged {
             missed: oldest.saturating_sub(seq).max(1),
@@ -321,7 +326,9 @@ mod dir {
     use crate::file::header::Shape;
     use crate::file::options::Retention;
     use crate::file::options::Settings;
-    use crate::segmented::files::{mapped_segments, scan, segment_name, Found};
+    use crate::segmented::files::{
+        holds_segment, mapped_segments, scan, segment_name, Found, SEQUENCE_LIMIT,
+    };
 
     /// A follower's own read-only mappings of a segment directory: a ring of slots
     /// like the writer's (`KeepLast(k)`: the k ring files, each always in the same
@@ -415,7 +422,13 @@ mod dir {
         pub(super) fn read(&mut self, seq: u64, out: &mut [T]) -> Result<Got> {
             let s = self.segment_records;
             let first = seq - seq % s;
-            let n = out.len().min((first + s - seq) as usize);
+            if first >= SEQUENCE_LIMIT {
+                // No segment holds it, whatever a header says now (another process may
+                // have damaged one): the cursor plus what is read must not overflow.
+                return Ok(Got::Nothing);
+            }
+            // Records left in the segment: `s - (seq - first)`, which cannot overflow.
+            let n = out.len().min((s - seq % s) as usize);
             let mut remapped = false;
             loop {
                 match self.generation(first) {
@@ -475,7 +488,7 @@ mod dir {
                 .map(|found| {
                     found
                         .into_iter()
-                        .filter(|f| f.first != NO_RECORDS && f.first % self.segment_records == 0)
+                        .filter(|f| holds_segment(f.first, self.segment_records))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -486,6 +499,8 @@ mod dir {
         }
 
         pub(super) fn published(&mut self) -> u64 {
+            // No overflow: `valid` keeps first sequences below 2^63 (`holds_segment`),
+            // and a segment's size is below 2^63 too (its bytes fit the address space).
             self.newest()
                 .map_or(0, |f| f.first + f.written.min(self.segment_records))
         }

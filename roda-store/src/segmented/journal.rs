@@ -47,17 +47,19 @@ impl<T: Record> SegmentedOptions<T> {
             segment_records,
             retention,
         )?;
-        Ok(SegmentedJournal::from_opened(opened))
+        SegmentedJournal::from_opened(opened).with_settings(&self.settings)
     }
 
     /// Reopens the file-backed segmented journal in `dir` for writing: takes its lock
-    /// (`WriterActive` while another writer holds it), recovers from the segment
-    /// headers and resumes after the last committed record.
+    /// (`WriterActive` while another writer holds it, or while gating readers of a
+    /// dropped writer still exist: they keep the directory locked, see
+    /// [`SegmentedJournal::reader`]), recovers from the segment headers and resumes
+    /// after the last committed record.
     #[cfg(not(roda_loom))]
     pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedJournal<T>> {
         let shape = journal_shape::<T>(&self.settings, true)?;
         let opened = crate::segmented::files::open(dir.as_ref(), shape, &self.settings)?;
-        Ok(SegmentedJournal::from_opened(opened))
+        SegmentedJournal::from_opened(opened).with_settings(&self.settings)
     }
 
     /// [`open`](Self::open) if `dir` holds segment files, else [`create`](Self::create).
@@ -194,6 +196,9 @@ pub struct SegmentedJournal<T: Record> {
     data: SegmentData<T>,
     /// The directory, for a file-backed journal.
     files: Option<Box<SegmentFiles>>,
+    /// Keeps pages ahead of the writer faulted in, when asked for (`pretouch`).
+    #[cfg(not(roda_loom))]
+    pretoucher: Option<crate::file::pretouch::Pretoucher>,
 }
 
 /// The data area of the segment a writer fills: a pointer into a segment its `core`
@@ -238,7 +243,7 @@ impl<T: Record> SegmentedJournal<T> {
                 .generation(slot)
                 .store(NO_RECORDS, Ordering::Relaxed);
         }
-        Ok(journal)
+        journal.with_settings(settings)
     }
 
     #[cfg(not(roda_loom))]
@@ -325,7 +330,9 @@ impl<T: Record> SegmentedJournal<T> {
                 segment_records,
                 published: Padded(AtomicU64::new(seq)),
                 gates: (0..max_readers()).map(|_| Gate::new()).collect(),
+                registrations: Padded(AtomicU64::new(0)),
                 floor,
+                parked_files: std::sync::OnceLock::new(),
             }),
             seq,
             segment_start,
@@ -333,11 +340,36 @@ impl<T: Record> SegmentedJournal<T> {
             slot,
             data,
             files,
+            #[cfg(not(roda_loom))]
+            pretoucher: None,
         }
+    }
+
+    /// Starts the pre-toucher when the settings ask for one.
+    fn with_settings(mut self, settings: &Settings) -> Result<Self> {
+        #[cfg(not(roda_loom))]
+        if settings.pretouch > 0 {
+            let started =
+                crate::file::pretouch::Pretoucher::start(Arc::clone(&self.core), settings.pretouch)
+                    .map_err(|source| RodaError::Io {
+                        path: self.dir().map(Into::into),
+                        source,
+                    })?;
+            self.pretoucher = Some(started);
+        }
+        #[cfg(roda_loom)]
+        let _ = settings;
+        Ok(self)
     }
 
     /// A new gating reader starting at the oldest record still in memory. Until it is
     /// dropped, the writer never recycles a segment this reader has not left.
+    ///
+    /// For a file-backed journal the guarantee outlives the writer: a writer dropped
+    /// while gating readers (or their clones) exist leaves the directory locked until
+    /// the last of them, and everything else it handed out (followers, watches), is
+    /// dropped; until then `open` fails with `WriterActive` naming this process.
+    /// Followers alone never keep the directory locked.
     ///
     /// # Panics
     /// When [`MAX_READERS`](crate::MAX_READERS) readers exist already; see [`try_reader`](Self::try_reader).
@@ -481,14 +513,8 @@ impl<T: Record> SegmentedJournal<T> {
         if next_start >= window && !skip_gate_check() {
             // The segment to recycle held [next_start - window, next_start - window + S).
             let must_release = next_start - window + self.core.segment_records;
-            for gate in self.core.gates.iter() {
-                // Acquire pairs with the claim's AcqRel and the reader's Release stores of
-                // `released`: its views of the old records ended before we overwrite them.
-                if gate.in_use.load(Ordering::Acquire)
-                    && gate.released.0.load(Ordering::Acquire) < must_release
-                {
-                    return Err(self.would_block());
-                }
+            if !self.core.gates_allow(must_release) {
+                return Err(self.would_block());
             }
         }
         let slot = self.core.slot_of(next_start);
@@ -512,6 +538,10 @@ impl<T: Record> SegmentedJournal<T> {
         self.segment_end = next_start + self.core.segment_records;
         self.slot = slot;
         self.data = SegmentData(self.core.segments[slot].data_ptr());
+        #[cfg(not(roda_loom))]
+        if let Some(pretoucher) = &self.pretoucher {
+            pretoucher.wake();
+        }
         Ok(())
     }
 
@@ -573,7 +603,21 @@ impl<T: Record> SegmentedJournal<T> {
 
 impl<T: Record> Drop for SegmentedJournal<T> {
     fn drop(&mut self) {
-        if self.files.is_some() {
+        let Some(files) = self.files.take() else {
+            return;
+        };
+        // Gating readers outlive the writer: they keep the directory locked (and this
+        // process recorded as its writer), so no new writer recycles under their views.
+        // Readers are only made by the writer or by cloning a reader, so with no gate
+        // in use none can appear later. Acquire pairs with the claim's AcqRel.
+        let readers_live = self
+            .core
+            .gates
+            .iter()
+            .any(|gate| gate.in_use.load(Ordering::Acquire));
+        if readers_live {
+            let _ = self.core.parked_files.set(files);
+        } else {
             for segment in self.core.segments.iter() {
                 segment.backing.clear_writer();
             }

@@ -62,7 +62,7 @@ impl<T: Record> SegmentedReader<T> {
         let start = self.segment_start(seq);
         self.gate_at = start;
         self.slot = self.core.slot_of(start);
-        // Release pairs with the writer's Acquire load in `roll`: every view of the
+        // Release pairs with the writer's Acquire load in `gates_allow`: every view of the
         // records below `start` ended before the writer may recycle them.
         self.core.gates[self.gate]
             .released
@@ -105,7 +105,11 @@ impl<T: Record> SegmentedReader<T> {
         // A record is there to read: only now may the gate move past older segments.
         let offset = self.advance_gate(start);
         let segment_end = self.gate_at + self.core.segment_records;
-        let end = self.known.min(segment_end).min(start + max as u64);
+        // Saturating: `max` may be `usize::MAX` ("all there is").
+        let end = self
+            .known
+            .min(segment_end)
+            .min(start.saturating_add(max as u64));
         self.cursor = end;
         // SAFETY: as in `next`, for every record of the range, which stays inside one
         // segment.
@@ -118,14 +122,18 @@ impl<T: Record> SegmentedReader<T> {
         self.cursor
     }
 
-    /// The record the last read ended on, `None` before the first read.
+    /// The record the last read ended on (after [`seek(s)`](Self::seek), the record at
+    /// `s - 1`), `None` before the first read, when that record is not published yet,
+    /// or when the reader has released it.
     #[inline]
     pub fn get(&self) -> Option<&T> {
         let seq = self.cursor.checked_sub(1)?;
-        if seq < self.gate_at || seq >= self.known {
+        if seq < self.gate_at || (seq >= self.known && seq >= self.core.published()) {
             return None;
         }
-        // SAFETY: seq is published (below `known`) and in a segment at or after our gate.
+        // SAFETY: seq is published (below `known` or the count just loaded) and in a
+        // segment at or after our gate, which the writer does not recycle while the
+        // returned borrow of `self` lives.
         Some(unsafe {
             self.core
                 .segment_of(seq)
@@ -145,14 +153,42 @@ impl<T: Record> SegmentedReader<T> {
         self.core.published()
     }
 
-    /// Moves the cursor forward to `seq` (a reader releases what it skips; it cannot go
-    /// back to records it released). Returns `Err(Lagged)` for a sequence before the
-    /// reader's protected segment.
+    /// Moves the cursor to `seq`. A reader releases what it skips: seeking into a later
+    /// segment releases every segment before it at once (the writer may recycle them),
+    /// so the reader cannot come back to them; inside the segment it holds it moves
+    /// freely. Returns `Err(Lagged)` for a sequence before that segment, and then does
+    /// not move.
+    ///
+    /// `seq` may lie beyond what the writer has published, however far: the reader
+    /// then reads nothing until the writer gets there, and holds back no segment
+    /// before `seq`'s. It holds `seq`'s segment like any reader in it, so the writer is
+    /// held only once it would recycle that segment, a whole ring after it.
+    ///
+    /// ```
+    /// use roda_store::SegmentedJournal;
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = SegmentedJournal::<u64>::in_memory(4, 2)?;
+    /// let mut reader = journal.reader();
+    /// reader.seek(10)?; // past the writer: segments 0..8 are released
+    /// for i in 0..10 {
+    ///     journal.try_append(&i)?; // never held by the reader
+    /// }
+    /// assert_eq!(reader.next(), None);
+    /// journal.append(&10);
+    /// assert_eq!(reader.next(), Some(&10));
+    /// # Ok(()) }
+    /// ```
     pub fn seek(&mut self, seq: u64) -> Result<()> {
         if seq < self.gate_at {
             return Err(RodaError::Lagged {
                 missed: self.gate_at - seq,
             });
+        }
+        if seq - self.gate_at >= self.core.segment_records {
+            // Release the skipped segments now: the writer must not wait for a reader
+            // that will never view them (`&mut self`: no view of them is alive).
+            self.move_gate(seq);
         }
         self.cursor = seq;
         Ok(())

@@ -20,7 +20,7 @@ use std::ptr::NonNull;
 
 use crate::file::backing::Backing;
 use crate::file::header::stride_for;
-use crate::file::header::OFF_WRITER_PID;
+use crate::file::lock::WriterProbe;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Sequence bit 63: the slot was left mid-write by a dead writer (set by the next
@@ -45,6 +45,8 @@ pub(crate) enum Read<T> {
 /// State shared by a slot store's writer and all of its in-process readers.
 pub(crate) struct SlotCore<T> {
     pub(crate) backing: Backing,
+    /// Tells whether the writer is alive (by its lock, never its pid).
+    probe: WriterProbe,
     #[cfg_attr(roda_loom, allow(dead_code))]
     data: NonNull<u8>,
     stride: usize,
@@ -68,6 +70,7 @@ impl<T: bytemuck::Pod> SlotCore<T> {
         debug_assert_eq!(stride, stride_for(std::mem::size_of::<T>()));
         let data = backing.data();
         SlotCore {
+            probe: WriterProbe::new(backing.path.as_deref()),
             backing,
             data,
             stride,
@@ -243,11 +246,11 @@ impl<T: bytemuck::Pod> SlotCore<T> {
         (seqs, torn)
     }
 
-    /// Whether the writer recorded in the header may still be writing.
+    /// Whether a writer holds the store (its liveness lock; see `file::lock`), so a
+    /// slot it left odd may still complete. The header's pid plays no part: it means
+    /// nothing in another pid namespace and may name an unrelated process once reused.
     fn writer_alive(&self) -> bool {
-        // Relaxed: the pid is advisory (see `Backing::mark_writer`).
-        let pid = self.backing.atomic(OFF_WRITER_PID).load(Ordering::Relaxed) as u32;
-        process_alive(pid)
+        self.probe.writer_alive()
     }
 }
 
@@ -358,33 +361,6 @@ pub(crate) fn retry_read<R>(
     }
 }
 
-/// Whether process `pid` may still be running: 0 means no writer, our own pid means a
-/// writer in this process (which never stops mid-set), else ask the kernel.
-pub(crate) fn process_alive(pid: u32) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    if pid == std::process::id() {
-        return true;
-    }
-    #[cfg(not(any(miri, roda_loom)))]
-    {
-        use nix::errno::Errno;
-        match i32::try_from(pid) {
-            // Signal 0 probes without signalling; EPERM means it exists as another user.
-            Ok(raw) => !matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
-                Err(Errno::ESRCH)
-            ),
-            Err(_) => false,
-        }
-    }
-    #[cfg(any(miri, roda_loom))]
-    {
-        true
-    }
-}
-
 /// Waits a little before retry `attempts`: spins at first, then yields the CPU.
 #[inline]
 fn backoff(attempts: u32) {
@@ -435,15 +411,5 @@ mod tests {
         assert_eq!(stride_for(57), 128);
         assert_eq!(stride_for(120), 128);
         assert_eq!(stride_for(121), 192);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "Miri does not run kill(2)")]
-    fn liveness() {
-        assert!(!process_alive(0));
-        assert!(process_alive(std::process::id()));
-        // pid_max is at most 2^22 on Linux: this pid cannot exist.
-        assert!(!process_alive(0x7fff_fff0));
-        assert!(!process_alive(u32::MAX));
     }
 }

@@ -171,7 +171,9 @@ impl<T: Record> SlotStore<T> {
     }
 
     /// Creates a slot file of `slots` slots at `path` and takes its writer lock. Fails
-    /// with `AlreadyExists` if the path exists. Every slot starts never set.
+    /// with `AlreadyExists` if the path exists. Every slot starts never set. The file's
+    /// blocks are reserved on disk at once: a disk without room is an `Io` error here,
+    /// never a SIGBUS at a later `set`.
     #[cfg(not(roda_loom))]
     pub fn create(path: impl AsRef<Path>, slots: usize) -> Result<Self> {
         Self::options().create(path, slots)

@@ -1,0 +1,123 @@
+//! The pre-toucher: a background thread that keeps a window of pages ahead of a
+//! journal's writer faulted in for writing, so appends never stop for a page fault.
+//!
+//! It asks the kernel to populate pages (madvise MADV_POPULATE_WRITE) and never reads
+//! or writes a record byte itself: the file's contents, the write sequence and crash
+//! recovery are exactly what they would be without it. It follows the published count
+//! (one Acquire load per check), so a batch not yet published only delays it.
+//!
+//! A plain journal is one region; a segmented journal's writer moves from segment to
+//! segment, and a `KeepAll` journal maps a brand-new file at each roll: the pre-toucher
+//! follows the segment being written (never the next one, which may still map an
+//! archived file) and starts over at each new segment, which the roll wakes it for.
+
+use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::file::region::Region;
+
+/// Pages populated per madvise call: small enough to stay ahead of a writer that is
+/// close behind, large enough that the call's fixed cost is a small share.
+const CHUNK: usize = 256 * 1024;
+const PAGE: usize = 4096;
+/// Sleep between checks while the writer moves, and the longest sleep when it idles.
+const BUSY_SLEEP: Duration = Duration::from_micros(100);
+const IDLE_SLEEP: Duration = Duration::from_millis(10);
+
+/// A running pre-toucher; stops and joins its thread when dropped.
+pub(crate) struct Pretoucher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Pretoucher {
+    /// Starts a thread keeping `window` bytes past the writer's position populated.
+    pub(crate) fn start<W: Followed>(core: Arc<W>, window: usize) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("roda-pretouch".into())
+            .spawn(move || run(core.as_ref(), window, &flag))?;
+        Ok(Pretoucher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Wakes the thread now (the writer moved to a new segment).
+    pub(crate) fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+    }
+}
+
+impl Drop for Pretoucher {
+    fn drop(&mut self) {
+        // Relaxed: the flag carries no data; join below is the synchronisation.
+        self.stop.store(true, StdOrdering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Where a writer is: the region it writes, its byte offset there, the end of what is
+/// worth touching, and which contents the region holds now (a segment's first
+/// sequence; it changes when the writer moves on).
+pub(crate) struct Position<'a> {
+    pub(crate) region: &'a dyn Region,
+    pub(crate) at: usize,
+    pub(crate) end: usize,
+    pub(crate) epoch: u64,
+}
+
+/// A store whose writer a pre-toucher can follow. `None`: the writer is between
+/// segments (the next one is not mapped for it yet).
+pub(crate) trait Followed: Send + Sync + 'static {
+    fn position(&self) -> Option<Position<'_>>;
+}
+
+fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool) {
+    // Bytes touched in the region of `epoch`.
+    let mut touched = 0usize;
+    let mut epoch = u64::MAX;
+    let mut sleep = BUSY_SLEEP;
+    let mut last = (u64::MAX, 0usize);
+    // Relaxed: see `Drop`.
+    while !stop.load(StdOrdering::Relaxed) {
+        let Some(p) = core.position() else {
+            std::thread::park_timeout(BUSY_SLEEP);
+            continue;
+        };
+        if p.epoch != epoch {
+            epoch = p.epoch;
+            touched = 0;
+        }
+        // The writer may have run past what was touched: never touch behind it.
+        touched = touched.max(p.at / PAGE * PAGE);
+        let target = p.at.saturating_add(window).min(p.end);
+        if touched < target {
+            let len = (target - touched).min(CHUNK);
+            if let Err(e) = p.region.prefault_range(touched, len) {
+                log::warn!("roda: the pre-toucher stops ({e}); pages fault on first use");
+                return;
+            }
+            touched += len;
+            sleep = BUSY_SLEEP;
+            continue;
+        }
+        // Caught up: sleep longer while the writer stands still.
+        let now = (p.epoch, p.at);
+        sleep = if now == last {
+            (sleep * 2).min(IDLE_SLEEP)
+        } else {
+            BUSY_SLEEP
+        };
+        last = now;
+        std::thread::park_timeout(sleep);
+    }
+}
