@@ -39,6 +39,8 @@ pub enum Kind {
     RingMemory,
     /// `SegmentedJournal::create(dir, SEGMENT_RECORDS, KeepLast(RING_SEGMENTS))`, warm.
     RingFile,
+    /// The same with `pretouch(PRETOUCH)`.
+    RingFilePretouch,
     /// `SegmentedJournal::create(dir, SEGMENT_RECORDS, KeepAll)`.
     ArchiveFile,
     /// The same with `pretouch(PRETOUCH)`.
@@ -46,7 +48,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::PlainMemory,
         Kind::PlainMemoryPretouch,
         Kind::PlainFile,
@@ -54,6 +56,7 @@ impl Kind {
         Kind::PlainFilePretouch,
         Kind::RingMemory,
         Kind::RingFile,
+        Kind::RingFilePretouch,
         Kind::ArchiveFile,
         Kind::ArchiveFilePretouch,
     ];
@@ -67,8 +70,20 @@ impl Kind {
             Kind::PlainFilePretouch => "plain-file-pretouch",
             Kind::RingMemory => "ring-memory",
             Kind::RingFile => "keeplast-file",
+            Kind::RingFilePretouch => "keeplast-file-pretouch",
             Kind::ArchiveFile => "keepall-file",
             Kind::ArchiveFilePretouch => "keepall-file-pretouch",
+        }
+    }
+
+    /// The pre-toucher's window this configuration asks for (0: none).
+    fn pretouch(self) -> usize {
+        match self {
+            Kind::PlainMemoryPretouch
+            | Kind::PlainFilePretouch
+            | Kind::RingFilePretouch
+            | Kind::ArchiveFilePretouch => PRETOUCH,
+            _ => 0,
         }
     }
 
@@ -158,11 +173,7 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
     let minflt = match kind {
         Kind::PlainMemory | Kind::PlainMemoryPretouch => {
             let mut j = JournalStore::<Rec>::options()
-                .pretouch(if kind == Kind::PlainMemoryPretouch {
-                    PRETOUCH
-                } else {
-                    0
-                })
+                .pretouch(kind.pretouch())
                 .in_memory(cap)
                 .expect("journal");
             settle(kind);
@@ -173,11 +184,7 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
         Kind::PlainFile | Kind::PlainFilePopulate | Kind::PlainFilePretouch => {
             let mut j = JournalStore::<Rec>::options()
                 .populate(kind == Kind::PlainFilePopulate)
-                .pretouch(if kind == Kind::PlainFilePretouch {
-                    PRETOUCH
-                } else {
-                    0
-                })
+                .pretouch(kind.pretouch())
                 .create(dir.join("plain.roda"), cap)
                 .expect("journal file");
             settle(kind);
@@ -185,30 +192,25 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
                 j.append(r);
             })
         }
-        Kind::RingMemory | Kind::RingFile | Kind::ArchiveFile | Kind::ArchiveFilePretouch => {
-            let pretouch = if kind == Kind::ArchiveFilePretouch {
-                PRETOUCH
-            } else {
-                0
-            };
+        Kind::RingMemory
+        | Kind::RingFile
+        | Kind::RingFilePretouch
+        | Kind::ArchiveFile
+        | Kind::ArchiveFilePretouch => {
+            let options = SegmentedJournal::<Rec>::options().pretouch(kind.pretouch());
             let mut j = match kind {
-                Kind::RingMemory => {
-                    SegmentedJournal::<Rec>::in_memory(SEGMENT_RECORDS, RING_SEGMENTS)
-                }
-                Kind::RingFile => SegmentedJournal::<Rec>::create(
-                    dir.join("ring"),
-                    SEGMENT_RECORDS,
-                    Retention::KeepLast(RING_SEGMENTS),
-                ),
-                _ => SegmentedJournal::<Rec>::options()
+                Kind::RingMemory => options.in_memory(SEGMENT_RECORDS, RING_SEGMENTS),
+                Kind::RingFile | Kind::RingFilePretouch => options
+                    .retention(Retention::KeepLast(RING_SEGMENTS))
+                    .create(dir.join("ring"), SEGMENT_RECORDS),
+                _ => options
                     .retention(Retention::KeepAll)
-                    .pretouch(pretouch)
                     .create(dir.join("archive"), SEGMENT_RECORDS),
             }
             .expect("segmented journal");
-            if pretouch > 0 {
+            if matches!(kind, Kind::ArchiveFile | Kind::ArchiveFilePretouch) {
                 settle(kind);
-            } else if kind != Kind::ArchiveFile {
+            } else {
                 // One full pass: every segment of the ring used once (not timed).
                 for i in 0..(SEGMENT_RECORDS * RING_SEGMENTS) as u64 {
                     j.append(&[i; 3]);
@@ -242,10 +244,7 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
 /// With a pre-toucher, gives it time to fill its first window (as a program would
 /// between creating a journal and its first burst).
 fn settle(kind: Kind) {
-    if matches!(
-        kind,
-        Kind::PlainMemoryPretouch | Kind::PlainFilePretouch | Kind::ArchiveFilePretouch
-    ) {
+    if kind.pretouch() > 0 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Every store kind gets the treatment: plain journals (200 kills by default), slot
 //! stores, `KeepLast` and `KeepAll` segment directories (100 each). `RODA_CRASH_KILLS=N`
-//! sets N kills for every kind: the longer run of docs/file-format.md uses 500.
+//! sets N kills for every kind: the longer run of docs/file-format.md uses 500. The
+//! plain and `KeepAll` children run a pre-toucher every other round, so kills also land
+//! while it populates pages ahead of the writer.
 #![cfg(not(roda_loom))]
 #![cfg(not(miri))]
 
@@ -52,6 +54,22 @@ impl Rec {
 const CAPACITY: usize = 8 << 20;
 const PATH_VAR: &str = "RODA_CRASH_CHILD_PATH";
 const LIMIT_VAR: &str = "RODA_CRASH_CHILD_LIMIT";
+/// When set, the child's journal runs a pre-toucher with this window (bytes): every
+/// other round of the journal tests, so kills also land while it populates pages.
+const PRETOUCH_VAR: &str = "RODA_CRASH_CHILD_PRETOUCH";
+
+/// The pre-touch window the child was given (0: none).
+fn child_pretouch() -> usize {
+    std::env::var(PRETOUCH_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The window to give the child of `round`: on odd rounds only.
+fn pretouch_for(round: u32) -> String {
+    if round % 2 == 1 { 1 << 20 } else { 0 }.to_string()
+}
 
 /// The child's body; a no-op unless started by a parent test below.
 #[test]
@@ -64,7 +82,10 @@ fn crash_child_entry() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
-    let mut journal = JournalStore::<Rec>::open_or_create(&path, CAPACITY).unwrap();
+    let mut journal = JournalStore::<Rec>::options()
+        .pretouch(child_pretouch())
+        .open_or_create(&path, CAPACITY)
+        .unwrap();
     let mut out = std::io::stdout().lock();
     writeln!(out, "READY {}", journal.len()).unwrap();
     while (journal.len() as u64) < limit {
@@ -99,7 +120,13 @@ fn spawn_entry(entry: &str, path_var: &str, path: &Path) -> Command {
 /// Starts the child writer; `limit` makes it stop after that many records, and then its
 /// acknowledgements go nowhere (nobody reads them, and a full pipe would stall it).
 fn spawn_child(path: &Path, limit: Option<u64>) -> Child {
+    spawn_child_with(path, limit, 0)
+}
+
+/// [`spawn_child`] for crash round `round` (odd rounds run a pre-toucher).
+fn spawn_child_with(path: &Path, limit: Option<u64>, round: u32) -> Child {
     let mut cmd = spawn_entry("crash_child_entry", PATH_VAR, path);
+    cmd.env(PRETOUCH_VAR, pretouch_for(round));
     if let Some(limit) = limit {
         cmd.env(LIMIT_VAR, limit.to_string()).stdout(Stdio::null());
     }
@@ -205,7 +232,7 @@ fn sigkilled_writer_loses_no_acknowledged_record() {
     let mut kills_mid_append = 0;
 
     for round in 0..rounds {
-        let mut child = spawn_child(&path, None);
+        let mut child = spawn_child_with(&path, None, round);
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let resumed_at = wait_ready(&mut stdout);
         assert_eq!(
@@ -411,6 +438,7 @@ fn crash_segmented_child_entry() {
         .unwrap_or(u64::MAX);
     let mut journal = roda_store::SegmentedJournal::<Rec>::options()
         .retention(child_retention())
+        .pretouch(child_pretouch())
         .open_or_create(&dir, records)
         .unwrap();
     let mut out = std::io::stdout().lock();
@@ -594,6 +622,7 @@ fn sigkilled_keep_all_writer_always_resumes() {
         let mut child = spawn_entry("crash_segmented_child_entry", SEG_DIR_VAR, &dir)
             .env(SEG_RECORDS_VAR, RECORDS.to_string())
             .env(SEG_RETENTION_VAR, "all")
+            .env(PRETOUCH_VAR, pretouch_for(round))
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
