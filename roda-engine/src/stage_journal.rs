@@ -40,12 +40,14 @@ const MIN_SEGMENT_RECORDS: usize = 64;
 const MAX_SEGMENT_RECORDS: usize = 1 << 16;
 
 /// Most segments an elastic last journal spans at its limit; larger limits get larger
-/// segments (its directory has one slot per segment).
-const MAX_ELASTIC_SPAN: usize = 1 << 16;
+/// segments (its directory has one slot per segment, 16 bytes each with its spare list).
+const MAX_ELASTIC_SPAN: usize = roda_store::MAX_ELASTIC_SEGMENTS - 2;
 
-/// Elastic segments kept mapped when the journal gives memory back, and the rolls in a
-/// row with a small backlog before it does.
+/// Elastic segments kept mapped when the journal gives memory back (at most
+/// [`ELASTIC_BASE_BYTES`] of them, at least one), and the rolls in a row with a small
+/// backlog before it does.
 const ELASTIC_BASE_SEGMENTS: usize = 4;
+const ELASTIC_BASE_BYTES: usize = 4 << 20;
 const ELASTIC_GIVE_BACK_AFTER: u64 = 16;
 
 /// How a pipeline's journals are built.
@@ -129,9 +131,12 @@ impl Layout {
                 let limit = capacity.unwrap_or(limit);
                 let (ring_segment, _) = self.ring_shape::<T>(None);
                 let segment_records = ring_segment.max(limit.div_ceil(MAX_ELASTIC_SPAN));
+                let segment_bytes = segment_records.saturating_mul(std::mem::size_of::<T>());
+                let base =
+                    (ELASTIC_BASE_BYTES / segment_bytes.max(1)).clamp(1, ELASTIC_BASE_SEGMENTS);
                 let journal = ElasticJournal::<T>::options()
                     .populate(true)
-                    .base_segments(ELASTIC_BASE_SEGMENTS)
+                    .base_segments(base)
                     .give_back_after(ELASTIC_GIVE_BACK_AFTER)
                     .in_memory(segment_records, limit)?;
                 let reader = journal.reader()?;

@@ -814,3 +814,20 @@ fn ring_size_per_stage_and_capacity_of_the_last() {
     assert_eq!(engine.capacity(), 77);
     assert!(!engine.is_bounded());
 }
+
+#[test]
+fn a_huge_capacity_maps_only_what_the_backlog_needs() {
+    // 2^40 outputs allowed not received: the elastic output starts small and grows by
+    // segments only as the receiver lags.
+    let mut engine =
+        StageEngine::<u64, u64>::with_capacity(1 << 40).add_stage(map(|x: &u64| x + 1));
+    for i in 0..1_000u64 {
+        engine.send(&i);
+    }
+    for i in 0..1_000u64 {
+        assert_eq!(engine.receive(), i + 1);
+    }
+    assert_eq!(engine.capacity(), 1 << 40);
+    assert_eq!(engine.metrics()[0].output_capacity, 1 << 40);
+    engine.shutdown().unwrap();
+}
