@@ -3,6 +3,7 @@
 //! jumps by more than 50%.
 //!
 //! cargo run --release --example sensor_pipeline [-- --events N] [--pin] [--bounded]
+//!     [--metrics FILE]
 //!
 //! By default (`with_capacity`) the journals between stages are rings of about 1 MiB
 //! recycled in place, and the last journal (the alerts) is elastic: it holds the alerts
@@ -10,6 +11,10 @@
 //! journal is a ring of 4 segments of 65,536 records, the last one too. Either way any
 //! number of events runs in the same few MB: `-- --events 1000000000` streams a billion
 //! readings.
+//!
+//! `--metrics FILE` publishes the pipeline's counters in FILE while it runs (sampled at
+//! 10 Hz by a thread of its own): watch it with `roda top FILE`, export it with
+//! `roda metrics FILE`.
 //!
 //! Stage 1: `stateful`, keyed by (sensor, timestamp floored to 100_000), folds
 //! min/max/sum/count into a 64-byte `Summary`, emitted after every reading.
@@ -73,12 +78,14 @@ struct Args {
     events: u64,
     pin: bool,
     bounded: bool,
+    metrics: Option<String>,
 }
 
 fn parse_args() -> Args {
     let mut events = 100_000_000u64;
     let mut pin = false;
     let mut bounded = false;
+    let mut metrics = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -90,6 +97,12 @@ fn parse_args() -> Args {
             }
             "--pin" => pin = true,
             "--bounded" => bounded = true,
+            "--metrics" => {
+                metrics = Some(
+                    args.next()
+                        .unwrap_or_else(|| usage("--metrics needs a FILE")),
+                )
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -101,6 +114,7 @@ fn parse_args() -> Args {
         events,
         pin,
         bounded,
+        metrics,
     }
 }
 
@@ -109,7 +123,8 @@ fn usage(problem: &str) -> ! {
         eprintln!("sensor_pipeline: {problem}");
     }
     eprintln!(
-        "usage: cargo run --release --example sensor_pipeline -- [--events N] [--pin] [--bounded]"
+        "usage: cargo run --release --example sensor_pipeline -- [--events N] [--pin] [--bounded] \
+         [--metrics FILE]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
@@ -119,6 +134,7 @@ fn main() {
         events,
         pin,
         bounded,
+        metrics,
     } = parse_args();
     let progress = ProgressLine::new();
     let start = Instant::now();
@@ -128,8 +144,16 @@ fn main() {
     } else {
         StageEngine::<Reading, Reading>::with_capacity(events as usize)
     };
+    let engine = engine.name("sensor_pipeline").with_pinning(if pin {
+        Pinning::Auto
+    } else {
+        Pinning::None
+    });
+    let engine = match &metrics {
+        Some(path) => engine.metrics_file(path),
+        None => engine,
+    };
     let mut engine = engine
-        .with_pinning(if pin { Pinning::Auto } else { Pinning::None })
         .add_stage(
             stateful(
                 |r: &Reading| (r.sensor_id, r.timestamp / WINDOW * WINDOW),
@@ -154,6 +178,7 @@ fn main() {
             )
             .with_capacity(1024),
         )
+        .stage_name("summaries")
         .add_stage(
             delta(
                 |s: &Summary| s.sensor_id,
@@ -168,7 +193,8 @@ fn main() {
                 },
             )
             .with_capacity(1024),
-        );
+        )
+        .stage_name("alerts");
 
     // Alerts are received as they come (a bounded pipeline needs that: its last ring
     // holds only so many; the default's elastic output then stays small) and counted.

@@ -1,7 +1,10 @@
 //! Service health monitoring: latency/error readings from services flow through a noise
 //! filter and a per-window health summary, then alerts fire when a service degrades.
 //!
-//! cargo run --release --example service_health [-- --events N] [--bounded]
+//! cargo run --release --example service_health [-- --events N] [--bounded] [--metrics FILE]
+//!
+//! `--metrics FILE` publishes the pipeline's counters in FILE while it runs: watch it
+//! with `roda top FILE`, export it with `roda metrics FILE`.
 //!
 //! By default (`with_capacity`) the journals between stages are recycled rings and the
 //! last one (the alerts) is elastic, holding the alerts not received yet. `--bounded`
@@ -74,6 +77,7 @@ fn reading(i: u64) -> ServiceReading {
 fn main() {
     let mut events = 20_000_000u64;
     let mut bounded = false;
+    let mut metrics: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -87,9 +91,16 @@ fn main() {
                     })
             }
             "--bounded" => bounded = true,
+            "--metrics" => {
+                metrics = Some(args.next().unwrap_or_else(|| {
+                    eprintln!("service_health: --metrics needs a FILE");
+                    std::process::exit(2)
+                }))
+            }
             _ => {
                 eprintln!(
-                    "usage: cargo run --release --example service_health -- [--events N] [--bounded]"
+                    "usage: cargo run --release --example service_health -- [--events N] \
+                     [--bounded] [--metrics FILE]"
                 );
                 std::process::exit(2)
             }
@@ -100,6 +111,11 @@ fn main() {
         StageEngine::<ServiceReading, ServiceReading>::bounded(1 << 16, 4)
     } else {
         StageEngine::<ServiceReading, ServiceReading>::with_capacity(events as usize)
+    };
+    let engine = engine.name("service_health");
+    let engine = match &metrics {
+        Some(path) => engine.metrics_file(path),
+        None => engine,
     };
     let mut engine = engine
         .add_stage(pipe![
@@ -127,6 +143,7 @@ fn main() {
             )
             .with_capacity(4096)
         ])
+        .stage_name("health per window")
         .add_stage(pipe![
             delta(
                 |h: &Health| h.service_id,
@@ -153,7 +170,8 @@ fn main() {
             )
             .with_capacity(64),
             dedup_by(|a: &Alert| a.service_id).with_capacity(64)
-        ]);
+        ])
+        .stage_name("alerts");
 
     // Alerts are counted as they come: a bounded pipeline's last ring must be drained
     // while it runs (`send_receiving` does it whenever the input ring is full).

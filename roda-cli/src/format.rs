@@ -1,8 +1,6 @@
 //! Decoding a record's bytes for display: the tool does not know the record type, so
 //! the user says how to read it (`--format`).
 
-use crate::json;
-
 /// How to show a record's bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Format {
@@ -77,8 +75,10 @@ impl Field {
     }
 }
 
-/// One decoded value.
-#[derive(Clone, Debug, PartialEq)]
+/// One decoded value; in JSON a number (`null` for a float that is not finite) or, for
+/// hex, a string.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum Value {
     Unsigned(u64),
     Signed(i64),
@@ -97,16 +97,6 @@ impl Value {
             Value::Hex(s) => s.clone(),
         }
     }
-
-    /// The value as JSON (non-finite floats become `null`, hex a string).
-    pub fn json(&self) -> String {
-        match self {
-            Value::Unsigned(v) => v.to_string(),
-            Value::Signed(v) => v.to_string(),
-            Value::Float(v) => json::number(*v),
-            Value::Hex(s) => json::string(s),
-        }
-    }
 }
 
 impl Format {
@@ -118,16 +108,15 @@ impl Format {
             "f64" => return Ok(Format::F64),
             _ => {}
         }
-        let list = text.strip_prefix("fields=").ok_or_else(|| {
-            format!("--format: '{text}' is not one of hex, u64, f64, fields=TYPE,TYPE,...")
-        })?;
+        let list = text
+            .strip_prefix("fields=")
+            .ok_or_else(|| "not one of hex, u64, f64, fields=TYPE,TYPE,...".to_owned())?;
         let fields = list
             .split(',')
             .map(|name| {
                 Field::parse(name.trim()).ok_or_else(|| {
                     format!(
-                        "--format: unknown field type '{name}' \
-                         (use u8 u16 u32 u64 i8 i16 i32 i64 f32 f64)"
+                        "unknown field type '{name}' (use u8 u16 u32 u64 i8 i16 i32 i64 f32 f64)"
                     )
                 })
             })
@@ -137,7 +126,7 @@ impl Format {
 
     /// The format used when none is given: words when the record is made of them.
     pub fn default_for(record_size: u64) -> Format {
-        if record_size % 8 == 0 {
+        if record_size.is_multiple_of(8) {
             Format::U64
         } else {
             Format::Hex
@@ -214,12 +203,6 @@ pub fn human_values(values: &[Value]) -> String {
         .join("  ")
 }
 
-/// Values as a JSON array.
-pub fn json_values(values: &[Value]) -> String {
-    let items: Vec<String> = values.iter().map(Value::json).collect();
-    format!("[{}]", items.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,7 +250,11 @@ mod tests {
             Value::Float(f64::NAN),
             Value::Hex("ab".into()),
         ];
-        assert_eq!(json_values(&v), r#"[1,null,"ab"]"#);
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"[1,null,"ab"]"#);
+        assert_eq!(
+            serde_json::to_string(&[Value::Signed(-3), Value::Float(2.0)]).unwrap(),
+            "[-3,2.0]"
+        );
         assert_eq!(Value::Float(2.0).human(), "2.0");
         assert_eq!(human_values(&v[..1]), format!("{:>12}", 1));
     }

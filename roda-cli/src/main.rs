@@ -1,15 +1,16 @@
 //! `roda`: inspect, tail, measure and verify Roda store files (journals and slot stores)
-//! without knowing their record type. `roda help` lists the commands.
+//! without knowing their record type. `roda help` lists the commands, `roda help COMMAND`
+//! (or `roda COMMAND --help`) tells one's options.
 //!
-//! Exit status: 0 ok, 1 `verify` found a problem, 2 a usage, I/O or file format error
-//! (one line on stderr: `roda: PATH: what went wrong`).
+//! Exit status: 0 ok, 1 `verify` found a problem, 2 a usage, I/O or file format error.
+//! A usage error is reported in clap's format (`error: ...`, the usage, a hint); any
+//! other error in one line on stderr: `roda: PATH: what went wrong`.
 #![deny(unsafe_code)]
 
-mod args;
+mod cli;
 mod commands;
 mod format;
 mod human;
-mod json;
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use roda_store::RodaError;
 /// Why a command stopped early.
 #[derive(Debug)]
 pub enum Failure {
-    /// Bad arguments (exit 2).
+    /// Arguments that do not fit the file, found once it is open (exit 2).
     Usage(String),
     /// The store file could not be opened or read (exit 2).
     Store { path: PathBuf, error: RodaError },
@@ -37,10 +38,8 @@ impl From<io::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let command = match args::parse(std::env::args_os().skip(1)) {
-        Ok(command) => command,
-        Err(message) => return fail(Failure::Usage(message)),
-    };
+    // A usage error exits here, with status 2; `--help` and `--version` with 0.
+    let command = <cli::Cli as clap::Parser>::parse().command;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = commands::run(command, &mut out).and_then(|()| Ok(out.flush()?));
@@ -59,7 +58,7 @@ fn main() -> ExitCode {
 fn fail(failure: Failure) -> ExitCode {
     match failure {
         Failure::Usage(message) => {
-            eprintln!("roda: {message} (run 'roda help' for usage)");
+            eprintln!("roda: {message}");
             ExitCode::from(2)
         }
         Failure::Store { path, error } => {

@@ -116,6 +116,13 @@ pub enum RodaError {
         /// The panic message.
         message: String,
     },
+    /// A file read as a pipeline's counters file is not one, or has no sample yet.
+    Counters {
+        /// The file that was opened.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
     /// Locking the mapping into RAM failed and the options required it.
     MemoryLock {
         /// Bytes that were to be locked.
@@ -227,6 +234,7 @@ impl fmt::Display for RodaError {
                  the file was cut short or is not finished, recreate it from its source",
                 path.display()
             ),
+            RodaError::Counters { path, detail } => write!(f, "{}: {detail}", path.display()),
             RodaError::Corrupted { path, detail } => write!(
                 f,
                 "{} is corrupted: {detail}; recreate it from its source",
@@ -301,6 +309,12 @@ mod tests {
                 found: 16,
             },
             RodaError::NotARodaFile { path: "a".into() },
+            RodaError::Counters {
+                path: "a".into(),
+                detail: "a journal, not a pipeline counters file; give the file a pipeline \
+                         writes with StageEngine::metrics_file"
+                    .into(),
+            },
             RodaError::AlreadyExists { path: "a".into() },
             RodaError::UnsupportedVersion {
                 found: 9,

@@ -7,6 +7,7 @@ use roda_core::{Record, Result, RodaError};
 use roda_store::{JournalStore, SlotStore};
 
 use crate::affinity::{CorePlanner, Pinning};
+use crate::counters::{Counters, SampledWorker};
 use crate::wait::{Progress, WaitStrategy};
 use crate::worker::{self, Worker, WorkerHandle, WorkerShared};
 
@@ -49,6 +50,8 @@ pub struct RodaEngine {
     workers: Vec<Worker>,
     planner: CorePlanner,
     wait: WaitStrategy,
+    /// The counters file's settings and sampler (see `metrics_file`).
+    counters: Counters,
 }
 
 /// Settings of a [`RodaEngine`]: core pinning and the workers' wait strategy.
@@ -88,6 +91,7 @@ impl EngineBuilder {
             workers: Vec::new(),
             planner: CorePlanner::new(&self.pinning),
             wait: self.wait,
+            counters: Counters::default(),
         }
     }
 }
@@ -163,8 +167,57 @@ impl RodaEngine {
         let core = self.planner.core_for(self.workers.len());
         let worker = worker::spawn(name.into(), core, self.wait, self.shared.clone(), step)?;
         let handle = worker.handle.clone();
+        self.counters.add_worker(SampledWorker {
+            name: handle.name().to_owned(),
+            counters: handle.counters(),
+        });
         self.workers.push(worker);
         Ok(handle)
+    }
+
+    /// Names the engine in its counters file (default "pipeline").
+    pub fn set_name(&mut self, name: &str) {
+        self.counters.set_name(name);
+    }
+
+    /// Publishes every worker's busy and idle step counts (workers started before and
+    /// after this call) in the counters file at `path`, created (or taken over from a
+    /// previous run) now: a sampler thread writes it at 10 Hz
+    /// ([`set_metrics_interval`](Self::set_metrics_interval) changes that) and once more
+    /// at shutdown; workers never touch it. `roda top FILE` and `roda metrics FILE` read
+    /// it, as does [`CountersFile`](crate::CountersFile).
+    ///
+    /// ```
+    /// use roda_engine::{CountersFile, Progress, RodaEngine};
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("engine.counters");
+    /// let mut engine = RodaEngine::new();
+    /// engine.set_name("ingest");
+    /// engine.metrics_file(&path)?;
+    /// let mut left = 100;
+    /// engine.run_worker("countdown", move || {
+    ///     Progress::from_work(left > 0 && { left -= 1; true })
+    /// })?;
+    /// # while engine.first_panic().is_none()
+    /// #     && CountersFile::open(&path)?.snapshot()?.workers.first().map_or(0, |w| w.busy_iterations) < 100 {
+    /// #     std::thread::yield_now();
+    /// # }
+    /// engine.shutdown()?;
+    /// let snapshot = CountersFile::open(&path)?.snapshot()?;
+    /// assert_eq!(snapshot.workers[0].name, "countdown");
+    /// assert_eq!(snapshot.workers[0].busy_iterations, 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics_file(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let shared = self.shared.clone();
+        self.counters.start(path.as_ref(), false, shared)
+    }
+
+    /// Time between two samples of the counters file (default 100 ms; at least 1 ms).
+    pub fn set_metrics_interval(&mut self, interval: std::time::Duration) {
+        self.counters.set_interval(interval);
     }
 
     /// The state this engine's workers share (stop request, panics).
@@ -195,6 +248,8 @@ impl RodaEngine {
             // The worker caught its own panic; a join error cannot carry anything more.
             let _ = worker.join.join();
         }
+        // Every worker stopped: the final sample holds their final counts.
+        self.counters.finish(None);
         match self.shared.panic_error() {
             Some(err) => Err(err),
             None => Ok(()),

@@ -11,6 +11,9 @@
 //!   [`WaitStrategy::Adaptive`] (default), [`WaitStrategy::LowPower`]) and the
 //!   [`Backoff`] state machine: busy spin, then `spin_loop`, then park with a growing,
 //!   capped timeout.
+//! * [`counters_file`]: a pipeline's counters published in a file
+//!   ([`StageEngine::metrics_file`]) for `roda top` and `roda metrics`, and
+//!   [`CountersFile`], which reads it from any process.
 //! * [`affinity`]: [`Pinning`] policies (none, a core list, auto) and
 //!   [`pin_current_thread`], which reports a failure once as a warning, never a panic.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -18,6 +21,8 @@
 #![warn(missing_docs)]
 
 pub mod affinity;
+mod counters;
+pub mod counters_file;
 mod engine;
 mod metrics;
 mod stage_engine;
@@ -26,6 +31,7 @@ pub mod wait;
 mod worker;
 
 pub use affinity::{pin_current_thread, CorePlanner, Pinning};
+pub use counters_file::{CountersFile, PipelineSnapshot, StageSnapshot, WorkerSnapshot};
 pub use engine::{EngineBuilder, RodaEngine};
 pub use metrics::StageMetrics;
 pub use stage_engine::StageEngine;

@@ -40,7 +40,11 @@ impl StageCounters {
 }
 
 /// A snapshot of one stage's progress.
+///
+/// Non-exhaustive: later versions add counters. Snapshots come from
+/// [`StageEngine::metrics`](crate::StageEngine::metrics).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct StageMetrics {
     /// The stage's name (`stage 1`, `stage 2`, ...).
     pub name: String,
@@ -56,6 +60,11 @@ pub struct StageMetrics {
     /// The output journal's capacity: a ring's records, or for the last journal of a
     /// `with_capacity` pipeline the most outputs it holds not received.
     pub output_capacity: usize,
+    /// Whether the stage is waiting for room in its output journal right now
+    /// (back-pressure from the next stage; bounded pipelines only).
+    pub waiting_for_room: bool,
+    /// Whether the stage panicked (only the pipeline's first panic is known).
+    pub panicked: bool,
     /// The largest backlog the output journal has held: tracked by the elastic last
     /// journal of a `with_capacity` pipeline; 0 for rings (bounded by their capacity).
     pub output_high_water: u64,
@@ -75,14 +84,18 @@ impl StageMetrics {
     /// A plain-text table of `stages`, one row per stage.
     ///
     /// ```
-    /// let m = roda_engine::StageMetrics {
-    ///     name: "stage 1".into(), processed: 10, emitted: 5, input_lag: 0,
-    ///     output_len: 5, output_capacity: 100, output_high_water: 7,
-    ///     input_wait: std::time::Duration::ZERO,
-    /// };
-    /// let table = roda_engine::StageMetrics::table(&[m]);
+    /// use roda_engine::{StageEngine, StageMetrics};
+    /// use roda_pipe::filter;
+    ///
+    /// let mut engine = StageEngine::<u64, u64>::with_capacity(100)
+    ///     .add_stage(filter(|x: &u64| x % 2 == 0));
+    /// for i in 0..10 {
+    ///     engine.send(&i);
+    /// }
+    /// assert!(engine.await_idle(std::time::Duration::from_secs(10)));
+    /// let table = StageMetrics::table(&engine.metrics());
     /// assert!(table.contains("stage 1"));
-    /// assert!(table.contains("5.0%"));
+    /// assert!(table.contains("5.0%")); // 5 outputs in a journal of 100
     /// ```
     pub fn table(stages: &[StageMetrics]) -> String {
         let mut out = format!(
@@ -96,57 +109,41 @@ impl StageMetrics {
     }
 }
 
-impl StageMetrics {
-    /// The snapshot as one JSON object, for scripts and monitoring; `fill` is 0.0 to 1.0.
-    ///
-    /// ```
-    /// let m = roda_engine::StageMetrics {
-    ///     name: "stage 1".into(), processed: 10, emitted: 5, input_lag: 2,
-    ///     output_len: 5, output_capacity: 100, output_high_water: 7,
-    ///     input_wait: std::time::Duration::from_micros(3),
-    /// };
-    /// assert_eq!(
-    ///     m.to_json(),
-    ///     r#"{"name":"stage 1","processed":10,"emitted":5,"input_lag":2,"output_len":5,"output_capacity":100,"fill":0.05,"output_high_water":7,"input_wait_ns":3000}"#
-    /// );
-    /// ```
-    pub fn to_json(&self) -> String {
-        format!(
-            r#"{{"name":{},"processed":{},"emitted":{},"input_lag":{},"output_len":{},"output_capacity":{},"fill":{:?},"output_high_water":{},"input_wait_ns":{}}}"#,
-            json_string(&self.name),
-            self.processed,
-            self.emitted,
-            self.input_lag,
-            self.output_len,
-            self.output_capacity,
-            self.output_fill(),
-            self.output_high_water,
-            self.input_wait.as_nanos()
-        )
+/// Field by field, in declaration order, plus `fill` (0.0 to 1.0). (Feature `serde`.)
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use roda_engine::StageEngine;
+/// use roda_pipe::map;
+///
+/// let mut engine = StageEngine::<u64, u64>::with_capacity(100).add_stage(map(|x: &u64| x + 1));
+/// engine.send(&1);
+/// assert!(engine.await_idle(std::time::Duration::from_secs(10)));
+/// let json = serde_json::to_string(&engine.metrics()[0]).unwrap();
+/// assert!(json.starts_with(r#"{"name":"stage 1","processed":1,"emitted":1,"input_lag":0,"#));
+/// assert!(json.contains(r#""output_capacity":100,"waiting_for_room":false,"panicked":false,"#));
+/// assert!(json.ends_with(r#""fill":0.01}"#));
+/// # }
+/// ```
+#[cfg(feature = "serde")]
+impl serde::Serialize for StageMetrics {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("StageMetrics", 11)?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("processed", &self.processed)?;
+        s.serialize_field("emitted", &self.emitted)?;
+        s.serialize_field("input_lag", &self.input_lag)?;
+        s.serialize_field("output_len", &self.output_len)?;
+        s.serialize_field("output_capacity", &self.output_capacity)?;
+        s.serialize_field("waiting_for_room", &self.waiting_for_room)?;
+        s.serialize_field("panicked", &self.panicked)?;
+        s.serialize_field("output_high_water", &self.output_high_water)?;
+        let input_wait_ns = u64::try_from(self.input_wait.as_nanos()).unwrap_or(u64::MAX);
+        s.serialize_field("input_wait_ns", &input_wait_ns)?;
+        s.serialize_field("fill", &self.output_fill())?;
+        s.end()
     }
-
-    /// `stages` as a JSON array of [`to_json`](Self::to_json) objects.
-    pub fn json_array(stages: &[StageMetrics]) -> String {
-        let items: Vec<String> = stages.iter().map(StageMetrics::to_json).collect();
-        format!("[{}]", items.join(","))
-    }
-}
-
-/// `s` as a quoted JSON string, escaped.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 impl fmt::Display for StageMetrics {
@@ -164,7 +161,7 @@ impl fmt::Display for StageMetrics {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "serde"))]
 mod tests {
     use super::*;
 
@@ -177,21 +174,22 @@ mod tests {
             input_lag: 0,
             output_len: 0,
             output_capacity: 0,
+            waiting_for_room: false,
+            panicked: false,
             output_high_water: 0,
             input_wait: Duration::ZERO,
         };
-        assert!(m
-            .to_json()
-            .starts_with(r#"{"name":"a \"b\"\\\n\u0001","processed":0"#));
-        assert!(m
-            .to_json()
-            .ends_with(r#""fill":0.0,"output_high_water":0,"input_wait_ns":0}"#));
-        assert_eq!(StageMetrics::json_array(&[]), "[]");
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            json.starts_with(r#"{"name":"a \"b\"\\\n\u0001","processed":0"#),
+            "{json}"
+        );
+        assert!(json.ends_with(r#""fill":0.0}"#), "{json}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["name"], "a \"b\"\\\n\u{1}");
         assert_eq!(
-            StageMetrics::json_array(&[m.clone(), m.clone()])
-                .matches("\"name\"")
-                .count(),
-            2
+            serde_json::to_string(&Vec::<StageMetrics>::new()).unwrap(),
+            "[]"
         );
     }
 }

@@ -7,6 +7,7 @@ use roda_core::{Record, Result, RodaError};
 use roda_pipe::Stage;
 
 use crate::affinity::Pinning;
+use crate::counters::{panicked_stage, Counters, SampledStage};
 use crate::engine::RodaEngine;
 use crate::metrics::{StageCounters, StageMetrics};
 use crate::stage_journal::{
@@ -14,7 +15,7 @@ use crate::stage_journal::{
     StageInput, StageOutput, Writer,
 };
 use crate::wait::{Backoff, Progress, WaitStrategy};
-use crate::worker::WorkerShared;
+use crate::worker::{WorkerCounters, WorkerShared};
 
 /// Most inputs a stage takes in one step; their outputs are published together.
 const BATCH: usize = 1024;
@@ -112,6 +113,8 @@ pub struct StageEngine<In: Record, Out: Record> {
     pending: Option<PendingStage<Out>>,
     stages: Vec<StageProbe>,
     layout: Layout,
+    /// The counters file's settings and sampler (last: dropped after the stages stop).
+    counters: Counters,
 }
 
 /// What the owner needs to observe one stage.
@@ -130,8 +133,10 @@ struct StageProbe {
 }
 
 /// Starts a stage's worker, given its output journal's writer and room signal.
-type StartStage<Out> =
-    Box<dyn FnOnce(&mut RodaEngine, Writer<Out>, Arc<RoomSignal>) -> Result<()> + Send>;
+/// Returns the counters of the stage's worker thread.
+type StartStage<Out> = Box<
+    dyn FnOnce(&mut RodaEngine, Writer<Out>, Arc<RoomSignal>) -> Result<Arc<WorkerCounters>> + Send,
+>;
 
 /// A stage added last and not started yet.
 struct PendingStage<Out: Record> {
@@ -219,6 +224,7 @@ impl<In: Record> StageEngine<In, In> {
             pending: None,
             stages: Vec::new(),
             layout,
+            counters: Counters::default(),
         })
     }
 }
@@ -235,6 +241,58 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// Sets the core pinning of stages added from now on (default: none).
     pub fn with_pinning(mut self, pinning: Pinning) -> Self {
         self.engine.set_pinning(&pinning);
+        self
+    }
+
+    /// Names the pipeline in its counters file (default "pipeline").
+    pub fn name(mut self, name: &str) -> Self {
+        self.counters.set_name(name);
+        self
+    }
+
+    /// Names the stage added last (stages are "stage 1", "stage 2", ... by default), as
+    /// [`metrics`](Self::metrics) and the counters file show it. Before the first stage
+    /// it names nothing.
+    pub fn stage_name(mut self, name: &str) -> Self {
+        if let Some(stage) = self.stages.last_mut() {
+            stage.name = name.to_owned();
+            // A stage not started yet takes its name into the counters file when it
+            // starts.
+            if self.pending.is_none() {
+                self.counters.rename_last(name);
+            }
+        }
+        self
+    }
+
+    /// Publishes this pipeline's counters in the counters file at `path`, created (or
+    /// taken over from a previous run) now: a sampler thread copies every stage's
+    /// counters into it at 10 Hz ([`metrics_interval`](Self::metrics_interval) changes
+    /// that) and once more at shutdown. Stage threads never touch the file. Read it with
+    /// `roda top FILE`, `roda metrics FILE` or [`CountersFile`](crate::CountersFile).
+    /// It holds up to [`MAX_STAGES`](crate::counters_file::MAX_STAGES) stages.
+    ///
+    /// # Panics
+    /// If the file cannot be created or is written by another live pipeline;
+    /// [`try_metrics_file`](Self::try_metrics_file) returns the error instead.
+    pub fn metrics_file(self, path: impl AsRef<std::path::Path>) -> Self {
+        let path = path.as_ref();
+        self.try_metrics_file(path)
+            .unwrap_or_else(|e| panic!("StageEngine::metrics_file({}): {e}", path.display()))
+    }
+
+    /// [`metrics_file`](Self::metrics_file), returning an error instead of panicking.
+    pub fn try_metrics_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let bounded = self.is_bounded();
+        let workers = self.engine.workers_shared();
+        self.counters.start(path.as_ref(), bounded, workers)?;
+        Ok(self)
+    }
+
+    /// Time between two samples of the counters file (default 100 ms: 10 Hz; at least
+    /// 1 ms).
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.counters.set_interval(interval);
         self
     }
 
@@ -359,7 +417,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 room,
             };
             let thread = format!("roda {stage_name}");
-            match (input, output) {
+            let worker = match (input, output) {
                 (Reader::Ring(r), Writer::Ring(w)) => {
                     engine.run_worker(thread, stage_step(r, w, stage, context, step))?
                 }
@@ -374,7 +432,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 }
                 (Reader::Pending, _) => unreachable!("a stage's input journal exists"),
             };
-            Ok(())
+            Ok(worker.counters())
         });
         self.stages.push(StageProbe {
             name,
@@ -395,6 +453,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
             pending: Some(PendingStage { start, index }),
             stages: std::mem::take(&mut self.stages),
             layout: self.layout,
+            counters: std::mem::take(&mut self.counters),
         })
     }
 
@@ -406,10 +465,20 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         room: Arc<RoomSignal>,
         probe: &dyn Published,
     ) -> Result<()> {
+        let worker = (pending.start)(&mut self.engine, output, room.clone())?;
         let stage = &mut self.stages[pending.index];
         stage.room = room.clone();
         stage.output = Some(probe.clone_box());
-        (pending.start)(&mut self.engine, output, room)
+        // The counters file learns of a stage when it starts (stages start in order).
+        self.counters.add_stage(SampledStage {
+            name: stage.name.clone(),
+            counters: stage.counters.clone(),
+            room,
+            input: stage.input.clone_box(),
+            output: probe.clone_box(),
+            worker,
+        });
+        Ok(())
     }
 
     /// Starts the last stage on the last journal, if it has not started yet (the first
@@ -675,6 +744,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     ///   stage 1, else the previous stage) has spent waiting for room in it.
     pub fn metrics(&self) -> Vec<StageMetrics> {
         let last = self.stages.len().saturating_sub(1);
+        let panicked = panicked_stage(&self.engine.workers_shared());
         self.stages
             .iter()
             .enumerate()
@@ -697,6 +767,8 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                     input_lag: s.input.published().saturating_sub(processed),
                     output_len,
                     output_capacity,
+                    waiting_for_room: s.room.is_waiting(),
+                    panicked: panicked == Some(i),
                     output_high_water: s.output.as_ref().map_or(0, |o| o.high_water()),
                     input_wait: s.input_room.waited(),
                 }
@@ -731,11 +803,19 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// Stops and joins every stage; returns the first stage panic as
     /// `Err(WorkerPanicked)`. Outputs already published stay receivable. A stage
     /// waiting for room in its output ring when shutdown comes drops the outputs it was
-    /// waiting to write; a stage added last and never started (nothing was sent) is
-    /// dropped.
+    /// waiting to write.
+    ///
+    /// With a counters file, the final sample written then equals [`metrics`](Self::metrics).
     pub fn shutdown(&mut self) -> Result<()> {
-        self.pending = None;
-        self.engine.shutdown()
+        // A pipeline never used starts its last stage first, so that every stage it was
+        // built with is there to stop and to report.
+        self.ensure_started();
+        let result = self.engine.shutdown();
+        if self.counters.is_on() {
+            let last = self.metrics();
+            self.counters.finish(Some(last));
+        }
+        result
     }
 
     /// The first stage panic, if any stage has panicked.

@@ -4,7 +4,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 
@@ -69,11 +69,36 @@ impl WorkerShared {
     }
 }
 
-/// A handle to a running worker: its name, and its thread for waking it early.
+/// How many steps of a worker did work and how many found none; written by the worker
+/// only, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct WorkerCounters {
+    busy: AtomicU64,
+    idle: AtomicU64,
+}
+
+impl WorkerCounters {
+    /// Steps that did work.
+    pub(crate) fn busy(&self) -> u64 {
+        // Relaxed: informational counters.
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Steps that found nothing to do.
+    pub(crate) fn idle(&self) -> u64 {
+        // Relaxed: informational counters.
+        self.idle.load(Ordering::Relaxed)
+    }
+}
+
+/// A handle to a running worker: its name, its thread for waking it early, and its
+/// busy and idle step counts.
 #[derive(Clone, Debug)]
 pub struct WorkerHandle {
     name: String,
     thread: Thread,
+    counters: Arc<WorkerCounters>,
 }
 
 impl WorkerHandle {
@@ -86,6 +111,20 @@ impl WorkerHandle {
     /// park timeout. Cheap, and harmless when the worker is awake.
     pub fn unpark(&self) {
         self.thread.unpark();
+    }
+
+    /// Steps of the worker's closure that returned [`Progress::Busy`] so far.
+    pub fn busy_iterations(&self) -> u64 {
+        self.counters.busy()
+    }
+
+    /// Steps of the worker's closure that returned [`Progress::Idle`] so far.
+    pub fn idle_iterations(&self) -> u64 {
+        self.counters.idle()
+    }
+
+    pub(crate) fn counters(&self) -> Arc<WorkerCounters> {
+        self.counters.clone()
     }
 }
 
@@ -107,6 +146,8 @@ where
     F: FnMut() -> Progress + Send + 'static,
 {
     let thread_name = name.clone();
+    let counters = Arc::new(WorkerCounters::default());
+    let worker_counters = counters.clone();
     let join = std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
@@ -115,9 +156,23 @@ where
             }
             let run = catch_unwind(AssertUnwindSafe(|| {
                 let mut backoff = Backoff::new(wait);
+                let (mut busy, mut idle) = (0u64, 0u64);
                 // Relaxed: see `request_stop`.
                 while !shared.stop.load(Ordering::Relaxed) {
-                    backoff.step(step());
+                    let progress = step();
+                    // Plain stores of thread-local counts (no read-modify-write): only
+                    // this thread writes them. Relaxed: informational.
+                    match progress {
+                        Progress::Busy => {
+                            busy += 1;
+                            worker_counters.busy.store(busy, Ordering::Relaxed);
+                        }
+                        Progress::Idle => {
+                            idle += 1;
+                            worker_counters.idle.store(idle, Ordering::Relaxed);
+                        }
+                    }
+                    backoff.step(progress);
                 }
             }));
             if let Err(payload) = run {
@@ -128,6 +183,7 @@ where
     let handle = WorkerHandle {
         name,
         thread: join.thread().clone(),
+        counters,
     };
     Ok(Worker { handle, join })
 }

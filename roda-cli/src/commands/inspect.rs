@@ -7,10 +7,65 @@ use std::path::Path;
 
 use roda_store::{StoreFile, StoreKind};
 
+use serde::Serialize;
+
 use super::segdir::{parse_name, retention_name};
-use super::{kind_name, open, slot_census};
-use crate::args::Common;
-use crate::{human, json, Failure};
+use super::{json_line, kind_name, open, slot_census};
+use crate::cli::Common;
+use crate::{human, Failure};
+
+/// `roda inspect --json DIR`.
+#[derive(Serialize)]
+struct DirJson<'a> {
+    path: &'a str,
+    kind: &'static str,
+    segment_files: u64,
+    segment_records: u64,
+    record_size: u64,
+    schema: u64,
+    retention: String,
+    /// `null` when no segment holds records.
+    oldest: Option<u64>,
+    published: u64,
+    writer_alive: bool,
+}
+
+/// `roda inspect --json FILE`.
+#[derive(Serialize)]
+struct FileJson<'a> {
+    path: &'a str,
+    kind: &'static str,
+    version: u64,
+    record_size: u64,
+    record_align: u64,
+    stride: u64,
+    capacity: u64,
+    schema: u64,
+    length: u64,
+    fill: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    torn_slots: Option<u64>,
+    created_unix_nanos: u64,
+    created: String,
+    writer_pid: u64,
+    writer_alive: bool,
+    data_offset: u64,
+    file_len: u64,
+    #[serde(flatten)]
+    segment: Option<SegmentJson>,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+}
+
+/// The fields only a segment of a segmented journal has.
+#[derive(Serialize)]
+struct SegmentJson {
+    segment: bool,
+    /// `null` while the segment holds no records.
+    first_sequence: Option<u64>,
+    retention: String,
+}
 
 /// Whether `name` is a segment file name: `{20 digits}.roda`.
 fn is_segment_name(name: &str) -> bool {
@@ -61,20 +116,25 @@ fn run_dir(dir: &Path, json_out: bool, out: &mut dyn Write) -> Result<(), Failur
         .map(|(_, f)| (f.writer_pid(), f.writer_alive()))
         .find(|(pid, _)| *pid != 0);
     if json_out {
-        let mut o = json::Object::new()
-            .str("path", &dir.to_string_lossy())
-            .str("kind", "segmented journal")
-            .u64("segment_files", segments.len() as u64)
-            .u64("segment_records", h.capacity)
-            .u64("record_size", h.record_size)
-            .u64("schema", h.schema)
-            .str("retention", &retention_name(h.retention));
-        o = match (oldest, end) {
-            (Some(oldest), Some(end)) => o.u64("oldest", oldest).u64("published", end),
-            _ => o.raw("oldest", "null").u64("published", 0),
+        let (oldest, published) = match (oldest, end) {
+            (Some(oldest), Some(end)) => (Some(oldest), end),
+            _ => (None, 0),
         };
-        o = o.bool("writer_alive", writer.is_some_and(|(_, alive)| alive));
-        writeln!(out, "{}", o.finish())?;
+        json_line(
+            out,
+            &DirJson {
+                path: &dir.to_string_lossy(),
+                kind: "segmented journal",
+                segment_files: segments.len() as u64,
+                segment_records: h.capacity,
+                record_size: h.record_size,
+                schema: h.schema,
+                retention: retention_name(h.retention),
+                oldest,
+                published,
+                writer_alive: writer.is_some_and(|(_, alive)| alive),
+            },
+        )?;
         return Ok(());
     }
     writeln!(out, "{:<10} {}", "directory", dir.display())?;
@@ -144,40 +204,35 @@ pub fn run(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
     });
 
     if common.json {
-        let mut o = json::Object::new()
-            .str("path", &common.path.to_string_lossy())
-            .str("kind", kind_name(h.kind))
-            .u64("version", u64::from(h.version))
-            .u64("record_size", h.record_size)
-            .u64("record_align", h.record_align)
-            .u64("stride", h.stride)
-            .u64("capacity", h.capacity)
-            .u64("schema", h.schema)
-            .u64("length", length)
-            .f64("fill", human::fraction(length, h.capacity));
-        if let Some(torn) = torn {
-            o = o.u64("torn_slots", torn);
-        }
-        o = o
-            .u64("created_unix_nanos", h.created_unix_nanos)
-            .str("created", &human::utc(h.created_unix_nanos))
-            .u64("writer_pid", u64::from(pid))
-            .bool("writer_alive", alive)
-            .u64("data_offset", h.data_offset)
-            .u64("file_len", file.file_len());
-        if h.segment {
-            o = o.bool("segment", true).raw(
-                "first_sequence",
-                file.first_sequence()
-                    .map_or_else(|| "null".to_owned(), |f| f.to_string()),
-            );
-            o = o.str("retention", &retention_name(h.retention));
-        }
-        o = o.bool("valid", problem.is_none());
-        if let Some(problem) = &problem {
-            o = o.str("problem", problem);
-        }
-        writeln!(out, "{}", o.finish())?;
+        json_line(
+            out,
+            &FileJson {
+                path: &common.path.to_string_lossy(),
+                kind: kind_name(h.kind),
+                version: u64::from(h.version),
+                record_size: h.record_size,
+                record_align: h.record_align,
+                stride: h.stride,
+                capacity: h.capacity,
+                schema: h.schema,
+                length,
+                fill: human::fraction(length, h.capacity),
+                torn_slots: torn,
+                created_unix_nanos: h.created_unix_nanos,
+                created: human::utc(h.created_unix_nanos),
+                writer_pid: u64::from(pid),
+                writer_alive: alive,
+                data_offset: h.data_offset,
+                file_len: file.file_len(),
+                segment: h.segment.then(|| SegmentJson {
+                    segment: true,
+                    first_sequence: file.first_sequence(),
+                    retention: retention_name(h.retention),
+                }),
+                valid: problem.is_none(),
+                problem,
+            },
+        )?;
         return Ok(());
     }
 

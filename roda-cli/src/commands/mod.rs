@@ -1,9 +1,11 @@
 //! The subcommands, one file each, and what they share.
 
 mod inspect;
+pub mod metrics;
 mod segdir;
 mod stats;
 mod tail;
+mod top;
 mod verify;
 
 use std::io::Write;
@@ -11,20 +13,49 @@ use std::path::Path;
 
 use roda_store::{StoreFile, StoreKind};
 
-use crate::args::{Command, USAGE};
+use crate::cli::{Cli, Command};
 use crate::Failure;
 
 /// Runs `command`, writing its report to `out`.
 pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
     match command {
-        Command::Help => writeln!(out, "{USAGE}")?,
         Command::Version => writeln!(out, "roda {}", env!("CARGO_PKG_VERSION"))?,
         Command::Inspect(common) => inspect::run(&common, out)?,
-        Command::Tail(common, options) => tail::run(&common, &options, out)?,
-        Command::Stats(common, options) => stats::run(&common, &options, out)?,
+        Command::Tail { common, options } => tail::run(&common, &options, out)?,
+        Command::Stats { common, options } => stats::run(&common, &options, out)?,
         Command::Verify(common) => verify::run(&common, out)?,
+        Command::Top { path, options } => top::run(&path, &options, out)?,
+        Command::Metrics { path, options } => metrics::run(&path, &options, out)?,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "roda", out);
+        }
     }
     Ok(())
+}
+
+/// A counters file that could not be opened or read.
+fn counters_failure(path: &Path, error: roda_store::RodaError) -> Failure {
+    Failure::Store {
+        path: path.into(),
+        error,
+    }
+}
+
+/// The one line `main` reports for `failure` (without the `roda: ` prefix).
+fn failure_text(failure: &Failure) -> String {
+    match failure {
+        Failure::Usage(message) => message.clone(),
+        Failure::Store { path, error } => format!("{}: {error}", path.display()),
+        Failure::Output(e) => format!("cannot write the output: {e}"),
+        Failure::Problem => "a problem was found".into(),
+    }
+}
+
+/// Writes `value` as one line of JSON.
+fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
 }
 
 /// Opens the store file at `path`, any kind, read-only.

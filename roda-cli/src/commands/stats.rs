@@ -15,10 +15,50 @@ use std::time::Instant;
 
 use roda_store::{StoreFile, StoreKind};
 
+use serde::Serialize;
+
 use super::segdir::{retention_name, Retained, SegmentDir};
-use super::{open, slot_census};
-use crate::args::{Common, Stats};
-use crate::{human, json, Failure};
+use super::{json_line, open, slot_census};
+use crate::cli::{Common, StatsOptions};
+use crate::{human, Failure};
+
+/// One sample of a journal in JSON.
+#[derive(Serialize)]
+struct JournalJson {
+    time_unix_nanos: u64,
+    records: u64,
+    appends_per_sec: f64,
+    fill: f64,
+    /// `null` when it never fills (no appends right now).
+    seconds_to_full: Option<f64>,
+}
+
+/// One sample of a slot store in JSON.
+#[derive(Serialize)]
+struct SlotsJson {
+    time_unix_nanos: u64,
+    slots_set: u64,
+    sets_per_sec: f64,
+    fill: f64,
+    /// Always `null`: a slot store never fills up.
+    seconds_to_full: Option<f64>,
+}
+
+/// One sample of a segmented journal's directory in JSON.
+#[derive(Serialize)]
+struct DirJson {
+    time_unix_nanos: u64,
+    oldest: Option<u64>,
+    newest: Option<u64>,
+    published: u64,
+    retained: u64,
+    appends_per_sec: f64,
+    segment_files: u64,
+    segment_records: u64,
+    retention: String,
+    writer_pid: u64,
+    writer_alive: bool,
+}
 
 /// One observation of the store.
 #[derive(Clone, Copy)]
@@ -53,7 +93,7 @@ fn sample(file: &StoreFile) -> Sample {
 }
 
 /// Prints one line per interval.
-pub fn run(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), Failure> {
+pub fn run(common: &Common, options: &StatsOptions, out: &mut dyn Write) -> Result<(), Failure> {
     if common.path.is_dir() {
         return run_dir(common, options, out);
     }
@@ -74,7 +114,7 @@ pub fn run(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), 
     }
     let mut previous = sample(&file);
     let mut printed = 0;
-    while options.count.map_or(true, |count| printed < count) {
+    while options.count.is_none_or(|count| printed < count) {
         std::thread::sleep(options.interval);
         let now = sample(&file);
         let seconds = now.at.duration_since(previous.at).as_secs_f64();
@@ -89,22 +129,32 @@ pub fn run(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), 
         };
         let clock = human::now_unix_nanos();
         if common.json {
-            let line = json::Object::new()
-                .u64("time_unix_nanos", clock)
-                .u64(if journal { "records" } else { "slots_set" }, now.used)
-                .f64(
-                    if journal {
-                        "appends_per_sec"
-                    } else {
-                        "sets_per_sec"
+            let fill = human::fraction(now.used, h.capacity);
+            // `null` when it never fills (slot stores, or no appends right now).
+            let seconds_to_full = full_in.filter(|s| s.is_finite());
+            if journal {
+                json_line(
+                    out,
+                    &JournalJson {
+                        time_unix_nanos: clock,
+                        records: now.used,
+                        appends_per_sec: rate,
+                        fill,
+                        seconds_to_full,
                     },
-                    rate,
-                )
-                .f64("fill", human::fraction(now.used, h.capacity))
-                // `null` when it never fills (slot stores, or no appends right now).
-                .opt_f64("seconds_to_full", full_in.filter(|s| s.is_finite()))
-                .finish();
-            writeln!(out, "{line}")?;
+                )?;
+            } else {
+                json_line(
+                    out,
+                    &SlotsJson {
+                        time_unix_nanos: clock,
+                        slots_set: now.used,
+                        sets_per_sec: rate,
+                        fill,
+                        seconds_to_full,
+                    },
+                )?;
+            }
         } else {
             let full_in = match full_in {
                 None => "-".to_owned(),
@@ -147,7 +197,7 @@ fn dir_sample(dir: &mut SegmentDir) -> Result<DirSample, Failure> {
 }
 
 /// Prints one line per interval about the segmented journal in the directory.
-fn run_dir(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), Failure> {
+fn run_dir(common: &Common, options: &StatsOptions, out: &mut dyn Write) -> Result<(), Failure> {
     let mut dir = SegmentDir::open(&common.path)?;
     let retention = retention_name(dir.retention);
     if !common.json {
@@ -167,7 +217,7 @@ fn run_dir(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), 
     }
     let mut previous = dir_sample(&mut dir)?;
     let mut printed = 0;
-    while options.count.map_or(true, |count| printed < count) {
+    while options.count.is_none_or(|count| printed < count) {
         std::thread::sleep(options.interval);
         let now = dir_sample(&mut dir)?;
         let seconds = now.at.duration_since(previous.at).as_secs_f64();
@@ -181,24 +231,22 @@ fn run_dir(common: &Common, options: &Stats, out: &mut dyn Write) -> Result<(), 
         let retained = r.records;
         let clock = human::now_unix_nanos();
         if common.json {
-            let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
-            let line = json::Object::new()
-                .u64("time_unix_nanos", clock)
-                .raw("oldest", opt(range.map(|r| r.0)))
-                .raw("newest", opt(range.map(|r| r.1)))
-                .u64("published", r.end)
-                .u64("retained", retained)
-                .f64("appends_per_sec", rate)
-                .u64("segment_files", now.files as u64)
-                .u64("segment_records", dir.segment_records)
-                .str("retention", &retention)
-                .u64(
-                    "writer_pid",
-                    now.writer.map_or(0, |(pid, _)| u64::from(pid)),
-                )
-                .bool("writer_alive", now.writer.is_some_and(|(_, alive)| alive))
-                .finish();
-            writeln!(out, "{line}")?;
+            json_line(
+                out,
+                &DirJson {
+                    time_unix_nanos: clock,
+                    oldest: range.map(|r| r.0),
+                    newest: range.map(|r| r.1),
+                    published: r.end,
+                    retained,
+                    appends_per_sec: rate,
+                    segment_files: now.files as u64,
+                    segment_records: dir.segment_records,
+                    retention: retention.clone(),
+                    writer_pid: now.writer.map_or(0, |(pid, _)| u64::from(pid)),
+                    writer_alive: now.writer.is_some_and(|(_, alive)| alive),
+                },
+            )?;
         } else {
             let seq = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), human::count);
             let writer = match now.writer {

@@ -20,11 +20,32 @@ use std::time::Duration;
 
 use roda_store::{RodaError, SlotSnapshot, StoreFile, StoreKind};
 
-use super::open;
+use serde::Serialize;
+
 use super::segdir::{dir_of, SegmentDir};
-use crate::args::{Common, Tail};
-use crate::format::{human_values, json_values, Format};
-use crate::{json, Failure};
+use super::{json_line, open};
+use crate::cli::{Common, TailOptions};
+use crate::format::{human_values, Format, Value};
+use crate::Failure;
+
+/// One record in JSON.
+#[derive(Serialize)]
+struct RecordJson<'a> {
+    seq: u64,
+    values: &'a [Value],
+}
+
+/// One slot in JSON: a value with its version, or torn.
+#[derive(Serialize)]
+struct SlotJson<'a> {
+    slot: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    torn: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<&'a [Value]>,
+}
 
 /// Pause between two polls while following.
 const POLL: Duration = Duration::from_millis(10);
@@ -32,7 +53,7 @@ const POLL: Duration = Duration::from_millis(10);
 const BATCH: u64 = 4096;
 
 /// Prints records (or slots) and, with `-f`, keeps following.
-pub fn run(common: &Common, options: &Tail, out: &mut dyn Write) -> Result<(), Failure> {
+pub fn run(common: &Common, options: &TailOptions, out: &mut dyn Write) -> Result<(), Failure> {
     if common.path.is_dir() {
         return segmented(&common.path, common, options, out);
     }
@@ -56,7 +77,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(common: &Common, options: &Tail, record_size: u64) -> Result<Printer, Failure> {
+    fn new(common: &Common, options: &TailOptions, record_size: u64) -> Result<Printer, Failure> {
         let format = options
             .format
             .clone()
@@ -71,11 +92,13 @@ impl Printer {
     fn record(&self, out: &mut dyn Write, seq: u64, bytes: &[u8]) -> std::io::Result<()> {
         let values = self.format.decode(bytes);
         if self.json {
-            let line = json::Object::new()
-                .u64("seq", seq)
-                .raw("values", json_values(&values))
-                .finish();
-            writeln!(out, "{line}")
+            json_line(
+                out,
+                &RecordJson {
+                    seq,
+                    values: &values,
+                },
+            )
         } else {
             writeln!(out, "{seq:>10}  {}", human_values(&values))
         }
@@ -91,13 +114,15 @@ impl Printer {
         match (snapshot, self.json) {
             (SlotSnapshot::Empty, _) => Ok(()),
             (SlotSnapshot::Torn, false) => writeln!(out, "{index:>10}  {:>8}  torn", "-"),
-            (SlotSnapshot::Torn, true) => {
-                let line = json::Object::new()
-                    .u64("slot", index)
-                    .bool("torn", true)
-                    .finish();
-                writeln!(out, "{line}")
-            }
+            (SlotSnapshot::Torn, true) => json_line(
+                out,
+                &SlotJson {
+                    slot: index,
+                    torn: Some(true),
+                    version: None,
+                    values: None,
+                },
+            ),
             (SlotSnapshot::Value { version }, false) => {
                 let values = self.format.decode(bytes);
                 writeln!(
@@ -109,12 +134,15 @@ impl Printer {
             }
             (SlotSnapshot::Value { version }, true) => {
                 let values = self.format.decode(bytes);
-                let line = json::Object::new()
-                    .u64("slot", index)
-                    .u64("version", version)
-                    .raw("values", json_values(&values))
-                    .finish();
-                writeln!(out, "{line}")
+                json_line(
+                    out,
+                    &SlotJson {
+                        slot: index,
+                        torn: None,
+                        version: Some(version),
+                        values: Some(&values),
+                    },
+                )
             }
         }
     }
@@ -122,7 +150,7 @@ impl Printer {
 
 fn journal(
     file: &StoreFile,
-    options: &Tail,
+    options: &TailOptions,
     printer: &Printer,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
@@ -208,7 +236,7 @@ fn fetch(dir: &mut SegmentDir, seq: u64, buf: &mut Vec<u8>) -> Result<Fetch, Fai
 fn segmented(
     path: &Path,
     common: &Common,
-    options: &Tail,
+    options: &TailOptions,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let mut dir = SegmentDir::open(path)?;
@@ -265,7 +293,7 @@ fn segmented(
 
 fn slots(
     file: &StoreFile,
-    options: &Tail,
+    options: &TailOptions,
     printer: &Printer,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {

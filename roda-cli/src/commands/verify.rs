@@ -30,10 +30,37 @@ use std::time::Duration;
 
 use roda_store::{RodaError, SlotSnapshot, StoreFile, StoreKind};
 
-use super::kind_name;
+use serde::Serialize;
+
 use super::segdir::{list, no_segments, retention_name};
-use crate::args::Common;
-use crate::{human, json, Failure};
+use super::{json_line, kind_name};
+use crate::cli::Common;
+use crate::{human, Failure};
+
+/// The verdict in JSON: `summary` when sound, `problem` when not.
+#[derive(Serialize)]
+struct VerdictJson<'a> {
+    path: &'a str,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+}
+
+impl<'a> VerdictJson<'a> {
+    fn new(path: &'a str, kind: Option<&'static str>, verdict: &'a Result<String, String>) -> Self {
+        VerdictJson {
+            path,
+            ok: verdict.is_ok(),
+            kind,
+            summary: verdict.as_ref().ok().map(String::as_str),
+            problem: verdict.as_ref().err().map(String::as_str),
+        }
+    }
+}
 
 /// Verifies one file.
 pub fn run(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
@@ -118,17 +145,8 @@ fn report(
 ) -> Result<(), Failure> {
     let path = common.path.to_string_lossy();
     if common.json {
-        let mut o = json::Object::new()
-            .str("path", &path)
-            .bool("ok", verdict.is_ok());
-        if let Some(file) = file {
-            o = o.str("kind", kind_name(file.header().kind));
-        }
-        o = match &verdict {
-            Ok(summary) => o.str("summary", summary),
-            Err(problem) => o.str("problem", problem),
-        };
-        writeln!(out, "{}", o.finish())?;
+        let kind = file.map(|file| kind_name(file.header().kind));
+        json_line(out, &VerdictJson::new(&path, kind, &verdict))?;
     } else {
         match (&verdict, file) {
             (Ok(summary), Some(file)) => writeln!(
@@ -167,15 +185,10 @@ fn run_dir(common: &Common, out: &mut dyn Write) -> Result<(), Failure> {
     };
     let path = common.path.to_string_lossy();
     if common.json {
-        let mut o = json::Object::new()
-            .str("path", &path)
-            .bool("ok", verdict.is_ok())
-            .str("kind", "segmented journal");
-        o = match &verdict {
-            Ok(summary) => o.str("summary", summary),
-            Err(problem) => o.str("problem", problem),
-        };
-        writeln!(out, "{}", o.finish())?;
+        json_line(
+            out,
+            &VerdictJson::new(&path, Some("segmented journal"), &verdict),
+        )?;
     } else {
         match &verdict {
             Ok(summary) => writeln!(out, "{path}: ok: segmented journal, {summary}")?,
