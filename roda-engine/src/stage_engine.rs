@@ -283,9 +283,8 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
 
     /// [`metrics_file`](Self::metrics_file), returning an error instead of panicking.
     pub fn try_metrics_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let bounded = self.is_bounded();
         let workers = self.engine.workers_shared();
-        self.counters.start(path.as_ref(), bounded, workers)?;
+        self.counters.start(path.as_ref(), workers)?;
         Ok(self)
     }
 

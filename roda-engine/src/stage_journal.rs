@@ -198,6 +198,11 @@ pub(crate) trait Published: Send {
     fn capacity(&self) -> usize;
     /// The largest backlog seen (elastic journals; 0 for rings, bounded by capacity).
     fn high_water(&self) -> u64;
+    /// Records its one reader has received: known for an elastic journal (its reader
+    /// publishes it), `None` for a ring (only the reader knows its position).
+    fn received(&self) -> Option<u64> {
+        None
+    }
     fn clone_box(&self) -> Box<dyn Published>;
 }
 
@@ -225,6 +230,9 @@ impl<T: Record> Published for ElasticWatch<T> {
     }
     fn high_water(&self) -> u64 {
         ElasticWatch::high_water(self)
+    }
+    fn received(&self) -> Option<u64> {
+        Some(ElasticWatch::received(self))
     }
     fn clone_box(&self) -> Box<dyn Published> {
         Box::new(self.clone())
