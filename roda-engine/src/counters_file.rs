@@ -29,8 +29,9 @@
 //! | 15 | name length in bytes | name length in bytes | name length in bytes |
 //! | 16..32 | pipeline name, UTF-8, up to 128 bytes | stage name | worker name |
 //!
-//! Liveness comes from the slot store's own header: the writer's pid is recorded while
-//! the file is open for writing and cleared on a clean close, so a reader tells a
+//! Liveness comes from the slot store itself: its writer holds a liveness lock while the
+//! file is open for writing (`StoreFile::writer_alive` tests it without taking it), and
+//! the header's finished flag says whether it closed cleanly, so a reader tells a
 //! running pipeline, one that stopped cleanly, and one whose process died.
 
 use std::path::Path;
@@ -142,8 +143,8 @@ pub struct PipelineSnapshot {
     pub last_sample_unix_nanos: u64,
     /// Whether the pipeline shut down and wrote its final sample.
     pub finished: bool,
-    /// Whether the writing process still runs (from the slot store's writer pid: cleared
-    /// on a clean close, left behind by a process that died).
+    /// Whether the writing process still runs (the slot store's writer liveness lock is
+    /// held; it goes away with the process, however it ends).
     pub writer_alive: bool,
     /// Every stage, first to last.
     pub stages: Vec<StageSnapshot>,

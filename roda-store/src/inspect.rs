@@ -108,7 +108,8 @@ impl StoreFile {
     pub fn writer_alive(&self) -> bool {
         // A fresh open per question: tools hold many of these (one per segment of an
         // archive), and a descriptor kept by each could exhaust the process's limit.
-        match std::fs::File::open(&self.path) {
+        // Non-blocking: the path may name a pipe by now, which a plain open waits on.
+        match backing::open_regular(&self.path, false) {
             Ok(probe) => writer_holds(&probe).unwrap_or(false),
             Err(_) => false,
         }

@@ -30,6 +30,9 @@ mod segmented;
 mod slots;
 mod sync;
 
+#[cfg(all(test, not(roda_loom), not(miri)))]
+mod flush_errors;
+
 #[cfg(roda_loom)]
 #[doc(hidden)]
 pub mod loom_hooks;

@@ -41,26 +41,27 @@ fn faults_appending(n: u64, mut append: impl FnMut(&Rec)) -> u64 {
     })
 }
 
-/// A directory on tmpfs where there is one. On a disk file system the kernel's dirty
-/// tracking write-protects a shared file page each time writeback cleans it, so a warm
-/// ring on disk takes a fault per page after every writeback (measured with `sync` in a
+/// A directory on tmpfs where there is one, for every file these tests count faults in.
+/// On a disk file system the kernel's dirty tracking write-protects a shared file page
+/// each time writeback cleans it, so a warm ring (or a populated journal) on disk takes
+/// a fault per page after every writeback (measured with `sync` in a
 /// loop: about 2,800 per million appends; the pre-toucher moves most of them to its own
 /// thread): that depends on the machine's other I/O, not on Roda, and is documented in
 /// docs/performance.md. Roda itself (rolls, renames, header words) must add none.
-fn ring_dir() -> tempfile::TempDir {
+fn shm_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(dir) = tempfile::tempdir_in(shm) {
             return dir;
         }
     }
-    println!("no writable /dev/shm: the ring lives on the default temporary directory");
+    println!("no writable /dev/shm: the files live in the default temporary directory");
     tempfile::tempdir().unwrap()
 }
 
 #[test]
 fn a_warm_file_ring_takes_no_page_faults() {
-    let dir = ring_dir();
+    let dir = shm_dir();
     let mut ring =
         SegmentedJournal::<Rec>::create(dir.path().join("ring"), 1 << 14, Retention::KeepLast(4))
             .unwrap();
@@ -98,6 +99,10 @@ const POPULATED: usize = (8 << 20) / 24;
 
 #[test]
 fn populate_prefaults_file_journals_for_writing() {
+    // On a disk file system: on tmpfs a read prefault already maps pages writable, so
+    // only a disk file shows the difference. The bound allows for pages written back
+    // (and write-protected again) by other processes' I/O during the test, far below
+    // the 2,048 faults, one per page, that a read prefault leaves.
     let dir = tempfile::tempdir().unwrap();
     let mut journal = JournalStore::<Rec>::options()
         .populate(true)
@@ -107,7 +112,7 @@ fn populate_prefaults_file_journals_for_writing() {
         journal.append(r);
     });
     assert!(
-        faults <= 64,
+        faults <= 512,
         "{faults} minor faults over {POPULATED} appends into a populated journal file"
     );
 }
@@ -189,7 +194,7 @@ fn pretouched(mut journal: JournalStore<Rec>, path: Option<&std::path::Path>) {
 
 #[test]
 fn the_pretoucher_keeps_a_window_ahead_of_a_file_journal() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = shm_dir();
     let path = dir.path().join("j.roda");
     let journal = JournalStore::<Rec>::options()
         .pretouch(4 << 20)
@@ -214,7 +219,7 @@ fn the_pretoucher_keeps_a_window_ahead_of_a_memory_journal() {
 fn the_pretoucher_follows_a_keep_all_journal_into_each_new_segment() {
     const SEGMENT: usize = 1 << 18; // 6 MiB of records
     const WINDOW: usize = 4 << 20;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = shm_dir();
     let mut journal = SegmentedJournal::<Rec>::options()
         .retention(Retention::KeepAll)
         .pretouch(WINDOW)

@@ -61,6 +61,11 @@ const REGRESSIONS: &[u64] = &[
     0xe950_aebd_7e6f_c354,
     0xd0a3_846f_c99f_a716,
     0x42e0_b248_8131_1f91,
+    // Files missing from a KeepLast directory whose headers say KeepLast(4096) or
+    // KeepLast(8192): the writer's open recreated thousands of files (files.rs).
+    0x7bf2_4bd0_bb82_9942,
+    0x6dff_a45f_56b7_e4a5,
+    0x0110_fb3f_42f1_6ce4,
 ];
 
 // ---------------------------------------------------------------------------------
@@ -392,6 +397,8 @@ const NAMED: &[Named] = &[
     ("sequence_at_the_end_follower", sequence_at_the_end_follower),
     ("follower_sought_to_the_end", follower_sought_to_the_end),
     ("named_pipes", named_pipes),
+    ("missing_files", missing_files),
+    ("path_replaced_by_a_pipe", path_replaced_by_a_pipe),
 ];
 
 const OFF_FIRST_SEQ: u64 = 88;
@@ -495,16 +502,77 @@ fn named_pipes(tmp: &Path) {
     assert!(StoreFile::open(&pipe).is_err());
     assert!(SegmentedJournal::<SegRec>::open(&pipe).is_err());
     assert!(SegmentedFollower::<SegRec>::open(&pipe).is_err());
-    // A pipe under a segment's name: not a segment file, ignored like any other name;
-    // the writer and followers carry on with the files there are.
+    // A pipe under a segment's name: not a segment file, ignored like any other name.
+    // Followers carry on with the files there are; the writer finds a ring file
+    // missing from a journal that holds records, and refuses.
     let dir = keep_last(tmp);
     fs::remove_file(dir.join(format!("{:020}.roda", 0))).unwrap();
     mkfifo(&dir.join(format!("{:020}.roda", 0)));
     let mut follower = SegmentedFollower::<SegRec>::open(&dir).unwrap();
     assert_eq!(follower.seek_to_oldest(), 4);
     assert_eq!(follower.next().unwrap(), Some([4, !4]));
-    let mut journal = SegmentedJournal::<SegRec>::open(&dir).unwrap();
-    assert_eq!(journal.try_append(&[10, !10]).unwrap(), 10);
+    assert!(matches!(
+        SegmentedJournal::<SegRec>::open(&dir),
+        Err(RodaError::Corrupted { .. })
+    ));
+}
+
+/// A `KeepLast` directory missing files: completed when nothing was written yet (a
+/// `create` cut short), refused once it holds records, whatever k its headers say (it
+/// recreated thousands of files for a header saying `KeepLast(8192)`).
+fn missing_files(tmp: &Path) {
+    let seg = |dir: &Path, first: u64| dir.join(format!("{first:020}.roda"));
+    let dir = keep_last(tmp);
+    fs::remove_file(seg(&dir, 4)).unwrap();
+    match SegmentedJournal::<SegRec>::open(&dir) {
+        Err(RodaError::Corrupted { detail, .. }) => assert!(detail.contains("missing"), "{detail}"),
+        other => panic!("open: {:?}", other.map(|_| ())),
+    }
+    for file in entries(&dir) {
+        poke(&file, OFF_RETENTION, 8192);
+    }
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        SegmentedJournal::<SegRec>::open(&dir),
+        Err(RodaError::Corrupted { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(entries(&dir).len(), 2, "nothing created");
+    // Nothing written yet: the two spares a cut-short create left out are made.
+    let fresh = tmp.join("fresh");
+    drop(SegmentedJournal::<SegRec>::create(&fresh, 4, Retention::KeepLast(3)).unwrap());
+    fs::remove_file(seg(&fresh, 4)).unwrap();
+    fs::remove_file(seg(&fresh, 8)).unwrap();
+    let mut journal = SegmentedJournal::<SegRec>::open(&fresh).unwrap();
+    assert_eq!(entries(&fresh).len(), 3);
+    for i in 0..20u64 {
+        assert_eq!(journal.try_append(&[i, !i]).unwrap(), i);
+    }
+    // ...but not thousands of them for a header saying KeepLast(8192).
+    let huge = tmp.join("huge");
+    drop(SegmentedJournal::<SegRec>::create(&huge, 4, Retention::KeepLast(2)).unwrap());
+    fs::remove_file(seg(&huge, 4)).unwrap();
+    poke(&seg(&huge, 0), OFF_RETENTION, 8192);
+    assert!(matches!(
+        SegmentedJournal::<SegRec>::open(&huge),
+        Err(RodaError::Corrupted { .. })
+    ));
+    assert_eq!(entries(&huge).len(), 1, "nothing created");
+}
+
+/// A store file replaced by a named pipe after `StoreFile` opened it: asking whether a
+/// writer holds it opens the path again, and must not wait on the pipe.
+fn path_replaced_by_a_pipe(tmp: &Path) {
+    let path = tmp.join("journal.roda");
+    drop(JournalStore::<JournalRec>::create(&path, 4).unwrap());
+    let file = StoreFile::open(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!file.writer_alive());
 }
 
 /// Runs named case `name` in a child and fails with its output unless it passed.
@@ -541,6 +609,16 @@ fn follower_sought_to_the_end_of_u64_reads_nothing() {
 #[test]
 fn named_pipes_are_refused_without_blocking() {
     expect_clean("named_pipes");
+}
+
+#[test]
+fn missing_files_are_recreated_only_before_the_first_record() {
+    expect_clean("missing_files");
+}
+
+#[test]
+fn store_file_replaced_by_a_pipe_is_not_waited_on() {
+    expect_clean("path_replaced_by_a_pipe");
 }
 
 #[test]

@@ -173,6 +173,37 @@ struct Level {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
+fn directory_followers_waiting_at_a_segment_end_allocate_nothing() {
+    const POLLS: u64 = 10_000;
+    let tmp = tempfile::tempdir().unwrap();
+    for retention in [Retention::KeepAll, Retention::KeepLast(3)] {
+        let dir = tmp.path().join(format!("{retention:?}"));
+        let mut journal = SegmentedJournal::<u64>::create(&dir, 4, retention).unwrap();
+        for i in 0..24 {
+            journal.append(&i);
+        }
+        let mut follower = roda_store::SegmentedFollower::<u64>::open(&dir).unwrap();
+        follower.seek(24);
+        // Warm-up: the first poll maps or scans.
+        assert_eq!(follower.next().unwrap(), None);
+        let allocations = allocations_during(|| {
+            for _ in 0..POLLS {
+                assert_eq!(follower.next().unwrap(), None);
+            }
+        });
+        // A rescan of the directory (at most every 100 ms, to notice removed segments)
+        // allocates; a poll does not.
+        assert!(
+            allocations * 20 < POLLS,
+            "{retention:?}: {allocations} allocations in {POLLS} polls"
+        );
+        journal.append(&24);
+        assert_eq!(follower.next().unwrap(), Some(24));
+    }
+}
+
+#[test]
 fn steady_state_set_get_version_allocate_nothing() {
     const STEPS: u64 = if cfg!(miri) { 200 } else { 100_000 };
     const SLOTS: usize = 1024;

@@ -110,6 +110,27 @@ unsafe fn atomic_at<'a>(base: NonNull<u8>, offset: usize) -> &'a AtomicU64 {
 #[cfg(not(roda_loom))]
 pub(crate) use mapped::MappedRegion;
 
+/// A fault switch at the msync call site, for unit tests only: an msync that really
+/// fails (EIO from a failing disk's writeback) cannot be provoked from a test, and a
+/// file made read-only after mapping does not make msync fail.
+#[cfg(all(test, not(roda_loom)))]
+pub(crate) mod fault {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        static MSYNC_ERRNO: Cell<Option<i32>> = const { Cell::new(None) };
+    }
+
+    /// Makes every msync of this thread's file mappings fail with `errno` (None: work).
+    pub(crate) fn fail_msync_with(errno: Option<i32>) {
+        MSYNC_ERRNO.with(|e| e.set(errno));
+    }
+
+    pub(crate) fn msync_failure() -> Option<i32> {
+        MSYNC_ERRNO.with(|e| e.get())
+    }
+}
+
 #[cfg(not(roda_loom))]
 mod mapped {
     use super::*;
@@ -147,6 +168,10 @@ mod mapped {
 
         fn flush(&self) -> io::Result<()> {
             if self.writable {
+                #[cfg(test)]
+                if let Some(errno) = super::fault::msync_failure() {
+                    return Err(io::Error::from_raw_os_error(errno));
+                }
                 self.map.flush()
             } else {
                 Ok(())

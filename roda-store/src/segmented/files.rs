@@ -61,6 +61,10 @@ mod on_disk {
         first != NO_RECORDS && first < SEQUENCE_LIMIT && first % segment_records == 0
     }
 
+    /// Most spare files `open` creates to complete a `create` cut short; a directory
+    /// missing more is refused (it holds no records: create it again).
+    const MAX_COMPLETED: usize = 64;
+
     /// Refuses a `KeepLast(k)` with more files than a journal can keep open.
     fn check_retention(retention: Retention) -> Result<()> {
         match retention {
@@ -80,7 +84,7 @@ mod on_disk {
 
     /// Sets `path` to `dir/{first:020}.roda` without allocating once `path` has the
     /// capacity (rolls happen on the append path).
-    fn set_segment_path(path: &mut PathBuf, dir: &Path, first: u64) {
+    pub(crate) fn set_segment_path(path: &mut PathBuf, dir: &Path, first: u64) {
         let mut name = *b"00000000000000000000.roda";
         let mut v = first;
         for digit in name[..20].iter_mut().rev() {
@@ -374,6 +378,28 @@ mod on_disk {
             }
         }
         let newest = valid.iter().max_by_key(|f| f.first).copied();
+        if let Retention::KeepLast(k) = retention {
+            // Fewer than k files: what a `create` cut short leaves (it makes the files
+            // of slots 0, 1, ... in turn, segment 0 empty and the others spares, before
+            // the first append) is completed below, up to MAX_COMPLETED files. Anything
+            // else lost files, and recreating up to k of them (any number a damaged
+            // header says, each a segment's size on disk) would be no repair.
+            let cut_short = found.iter().enumerate().all(|(slot, f)| {
+                f.name == slot as u64 * s
+                    && f.written == 0
+                    && f.first == if slot == 0 { 0 } else { NO_RECORDS }
+            });
+            if found.len() < k && !(cut_short && k - found.len() <= MAX_COMPLETED) {
+                return Err(corrupted(
+                    dir,
+                    format!(
+                        "{} of the {k} segment files of KeepLast({k}) are missing; restore \
+                         them, or move the directory away and create the journal again",
+                        k - found.len()
+                    ),
+                ));
+            }
+        }
         let (seq, current) = match newest {
             // No overflow: first < SEQUENCE_LIMIT and written <= s <= span <= SEQUENCE_LIMIT.
             Some(f) => (f.first + f.written, f.first),

@@ -319,6 +319,7 @@ impl<T: Record> SegmentedFollower<T> {
 #[cfg(not(roda_loom))]
 mod dir {
     use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
 
     use super::*;
     use crate::file::backing;
@@ -327,8 +328,14 @@ mod dir {
     use crate::file::options::Retention;
     use crate::file::options::Settings;
     use crate::segmented::files::{
-        holds_segment, mapped_segments, scan, segment_name, Found, SEQUENCE_LIMIT,
+        holds_segment, mapped_segments, scan, set_segment_path, Found, SEQUENCE_LIMIT,
     };
+
+    /// How long a directory scan stays good for a follower waiting at a segment
+    /// boundary: it rescans at most this often to learn that segments were removed
+    /// under it (then it reports `Lagged`), and otherwise polls with one `openat` (or
+    /// no system call at all once a `KeepLast` ring is mapped).
+    const RESCAN_AFTER: Duration = Duration::from_millis(100);
 
     /// A follower's own read-only mappings of a segment directory: a ring of slots
     /// like the writer's (`KeepLast(k)`: the k ring files, each always in the same
@@ -339,6 +346,14 @@ mod dir {
         segment_records: u64,
         retention: Retention,
         slots: Vec<Option<JournalCore<T>>>,
+        /// The first sequence in the name of the file mapped in each slot (`NO_RECORDS`:
+        /// none), so a mapped file still waiting for its first record is not mapped again.
+        names: Vec<u64>,
+        /// The path of the segment file to open next, reused: polls allocate nothing.
+        path: PathBuf,
+        /// The last directory scan, and when it was made (`None`: never).
+        scanned: Vec<Found>,
+        scanned_at: Option<Instant>,
     }
 
     impl<T: Record> DirSource<T> {
@@ -374,6 +389,10 @@ mod dir {
                 segment_records: probe.info.capacity,
                 retention,
                 slots: (0..slots).map(|_| None).collect(),
+                names: vec![NO_RECORDS; slots],
+                path: PathBuf::with_capacity(dir.as_os_str().len() + 64),
+                scanned: Vec::new(),
+                scanned_at: None,
             })
         }
 
@@ -388,13 +407,75 @@ mod dir {
         /// Maps the file named for `first` into its slot; false when there is none.
         #[cold]
         fn map(&mut self, first: u64) -> Result<bool> {
-            let path = self.dir.join(segment_name(first));
+            let mut path = std::mem::take(&mut self.path);
+            set_segment_path(&mut path, &self.dir, first);
+            // The common miss (a follower waiting at a segment end for the writer to
+            // create the next file) costs one `openat` and allocates nothing; the error
+            // `open_reader` would build names the path, an allocation per poll.
+            // Non-blocking, like every store open: a named pipe in the file's place
+            // must not block the poll.
+            let mapped = match backing::open_regular(&path, false) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                _ => self.map_path(&path, self.slot_of(first), first),
+            };
+            self.path = path;
+            mapped
+        }
+
+        /// `KeepLast`: maps the ring file that holds `first`'s slot, whatever its name
+        /// (`first`'s own file does not exist before the writer recycles it into
+        /// `first`), found by a directory scan; false when there is none. Each ring file
+        /// stays in its slot, so once mapped it is never looked up again. The last scan
+        /// is tried first; if it does not lead to the slot's file (renamed since), a new
+        /// scan.
+        #[cold]
+        fn map_ring_file(&mut self, first: u64) -> Result<bool> {
+            let fresh = self.rescan_if_stale();
+            if self.map_scanned_ring_file(first)? {
+                return Ok(true);
+            }
+            if fresh {
+                return Ok(false);
+            }
+            self.rescan();
+            self.map_scanned_ring_file(first)
+        }
+
+        /// [`map_ring_file`](Self::map_ring_file) with the last scan as it is.
+        fn map_scanned_ring_file(&mut self, first: u64) -> Result<bool> {
             let slot = self.slot_of(first);
-            match backing::open_reader(&path, self.shape, &Settings::default()) {
+            let s = self.segment_records;
+            let Some(found) = self
+                .scanned
+                .iter()
+                .find(|f| holds_segment(f.first, s) && self.slot_of(f.first) == slot)
+            else {
+                return Ok(false);
+            };
+            let (path, name) = (found.path.clone(), found.name);
+            if !self.map_path(&path, slot, name)? {
+                return Ok(false);
+            }
+            // A ring file only ever holds its own slot's segments (or none, while being
+            // recycled): anything else is not this slot's file; do not keep it.
+            match self.generation(first) {
+                Some(g) if g == NO_RECORDS || self.slot_of(g) == slot => Ok(true),
+                _ => {
+                    self.slots[slot] = None;
+                    self.names[slot] = NO_RECORDS;
+                    Ok(false)
+                }
+            }
+        }
+
+        /// Maps the segment file at `path`, named for `name`, into `slot`; false when
+        /// there is no such file.
+        fn map_path(&mut self, path: &Path, slot: usize, name: u64) -> Result<bool> {
+            match backing::open_reader(path, self.shape, &Settings::default()) {
                 Ok(backing) => {
                     if backing.info.capacity != self.segment_records {
                         return Err(RodaError::Corrupted {
-                            path,
+                            path: path.into(),
                             detail: format!(
                                 "segment of {} records in a journal of {}",
                                 backing.info.capacity, self.segment_records
@@ -402,6 +483,7 @@ mod dir {
                         });
                     }
                     self.slots[slot] = Some(JournalCore::new(backing));
+                    self.names[slot] = name;
                     Ok(true)
                 }
                 Err(RodaError::Io { source, .. })
@@ -454,9 +536,11 @@ mod dir {
                             Got::Gone
                         });
                     }
-                    // KeepAll, after mapping the file named for `first`: its header
-                    // says otherwise (a file still being set up, or replaced).
-                    Some(g) if remapped => {
+                    // KeepAll, the file named for `first` is mapped (just now, or
+                    // earlier: a spare waiting for its first record) and its header
+                    // says otherwise: a file still being set up, or replaced. Wait on
+                    // its header without mapping it again.
+                    Some(g) if remapped || self.names[self.slot_of(first)] == first => {
                         return Ok(if g != NO_RECORDS && g > first {
                             Got::Gone
                         } else {
@@ -468,19 +552,51 @@ mod dir {
                     _ => {}
                 }
                 remapped = true;
-                if !self.map(first)? {
-                    return Ok(self.missing(first));
+                if self.map(first)? {
+                    continue;
                 }
+                if matches!(self.retention, Retention::KeepLast(_)) && self.map_ring_file(first)? {
+                    continue;
+                }
+                return Ok(self.missing(first));
             }
         }
 
-        /// No file is named for segment `first`: gone if a newer segment exists.
+        /// No file is named for segment `first`: gone if a newer segment exists. Asks
+        /// the last directory scan, renewed at most every [`RESCAN_AFTER`]: a follower
+        /// waiting at a segment boundary polls here, and a scan opens every file.
         #[cold]
         fn missing(&mut self, first: u64) -> Got {
-            match self.newest() {
-                Some(newest) if newest.first > first => Got::Gone,
+            self.rescan_if_stale();
+            let s = self.segment_records;
+            let newest = self
+                .scanned
+                .iter()
+                .filter(|f| holds_segment(f.first, s))
+                .map(|f| f.first)
+                .max();
+            match newest {
+                Some(newest) if newest > first => Got::Gone,
                 _ => Got::Nothing,
             }
+        }
+
+        /// Scans the directory again if the last scan is older than [`RESCAN_AFTER`];
+        /// whether it did.
+        fn rescan_if_stale(&mut self) -> bool {
+            if let Some(at) = self.scanned_at {
+                if at.elapsed() < RESCAN_AFTER {
+                    return false;
+                }
+            }
+            self.rescan();
+            true
+        }
+
+        /// Scans the directory now.
+        fn rescan(&mut self) {
+            self.scanned = scan(&self.dir).unwrap_or_default();
+            self.scanned_at = Some(Instant::now());
         }
 
         fn valid(&self) -> Vec<Found> {

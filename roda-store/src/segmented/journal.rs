@@ -437,8 +437,17 @@ impl<T: Record> SegmentedJournal<T> {
         Ok(seq)
     }
 
-    /// Appends as many of `items` as fit without waiting, publishing them with one
-    /// Release store; returns their sequences (possibly empty: then `Err(WouldBlock)`).
+    /// Appends as many of `items` as fit without waiting; returns their sequences
+    /// (possibly empty: then `Err(WouldBlock)`).
+    ///
+    /// Unit of visibility: in this process (gating readers, `follower()`) the records
+    /// appear together, with one Release store of the published count, even across
+    /// segment ends. From the directory (`SegmentedFollower::open`, and recovery after
+    /// a crash) each segment counts its own records: the part of the batch in a segment
+    /// appears whole, but a segment the batch fills is sealed when the writer rolls out
+    /// of it, so the batch appears segment by segment. Keep a batch inside one segment
+    /// (segments a multiple of the batch size) where that matters; see
+    /// `docs/segmented.md`, "Batches".
     pub fn try_append_slice(&mut self, items: &[T]) -> Result<Range<u64>> {
         let start = self.seq;
         for item in items {
@@ -648,7 +657,10 @@ fn skip_generation_fence() -> bool {
 }
 
 /// Appends to a [`SegmentedJournal`] that readers see together: published with one
-/// Release store when the batch is dropped.
+/// Release store when the batch is dropped, except where the batch crosses a segment
+/// end: the records before it are published when the writer rolls (a gating reader may
+/// have to read them before it can release the segment the roll recycles), so the
+/// batch appears segment by segment; see `docs/segmented.md`, "Batches".
 pub struct SegmentedBatch<'a, T: Record> {
     journal: &'a mut SegmentedJournal<T>,
 }

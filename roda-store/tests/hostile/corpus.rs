@@ -570,7 +570,10 @@ fn mutate_dir(rng: &mut Rng, case: &mut Case, t: &Template, templates: &[Templat
 /// Replaces `path` (if any) by a named pipe.
 fn make_fifo(path: &Path) {
     let _ = fs::remove_file(path);
-    let _ = std::process::Command::new("mkfifo").arg(path).status();
+    let _ = std::process::Command::new("mkfifo")
+        .arg(path)
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// The first sequence a segment file's name stands for.

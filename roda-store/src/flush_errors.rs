@@ -1,0 +1,71 @@
+//! `flush` reports a failed msync to its caller as `RodaError::Io` naming the file, for
+//! every file-backed store.
+//!
+//! The failure is injected at the msync call site (`MappedRegion::flush`, through the
+//! test-only switch `file::region::fault`): a real msync failure is EIO from the
+//! writeback of a failing disk, which a test cannot provoke without a faulty block
+//! device, and the easy-looking tricks do not fail msync (a file made read-only after
+//! it was mapped keeps its writable mapping; msync fails with ENOMEM only on unmapped
+//! addresses, which the stores never pass). The switch stands in for the system call
+//! only: everything between it and the caller is the code under test.
+
+use std::io;
+use std::path::Path;
+
+use crate::file::region::fault::fail_msync_with;
+use crate::{JournalStore, Retention, RodaError, SegmentedJournal, SlotStore};
+
+const EIO: i32 = 5;
+
+/// Runs `flush` with msync failing, then working again.
+fn check(what: &str, expected_path: &Path, mut flush: impl FnMut() -> crate::Result<()>) {
+    fail_msync_with(Some(EIO));
+    let failed = flush();
+    fail_msync_with(None);
+    match failed {
+        Err(RodaError::Io {
+            path: Some(path),
+            source,
+        }) => {
+            assert_eq!(source.raw_os_error(), Some(EIO), "{what}: {source}");
+            assert_eq!(source.kind(), io::Error::from_raw_os_error(EIO).kind());
+            assert!(
+                path.starts_with(expected_path),
+                "{what}: the error names {path:?}, not {expected_path:?}"
+            );
+        }
+        other => panic!("{what}: flush with a failing msync gave {other:?}"),
+    }
+    flush().unwrap_or_else(|e| panic!("{what}: flush after the failure: {e}"));
+}
+
+#[test]
+fn journal_flush_reports_a_failed_msync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("j.roda");
+    let mut journal = JournalStore::<u64>::create(&path, 64).unwrap();
+    journal.append(&1);
+    check("journal", &path, || journal.flush());
+}
+
+#[test]
+fn slot_store_flush_reports_a_failed_msync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.roda");
+    let mut slots = SlotStore::<u64>::create(&path, 8).unwrap();
+    slots.set(3, &7);
+    check("slot store", &path, || slots.flush());
+}
+
+#[test]
+fn segmented_flush_reports_a_failed_msync() {
+    let tmp = tempfile::tempdir().unwrap();
+    for retention in [Retention::KeepLast(3), Retention::KeepAll] {
+        let dir = tmp.path().join(format!("{retention:?}"));
+        let mut journal = SegmentedJournal::<u64>::create(&dir, 4, retention).unwrap();
+        for i in 0..10 {
+            journal.append(&i);
+        }
+        check(&format!("{retention:?}"), &dir, || journal.flush());
+    }
+}
