@@ -318,6 +318,77 @@ fn tail_follow_sees_a_live_writer() {
     stop(child);
 }
 
+/// The waiter flag (header offset 140) of the journal file at `path`.
+fn waiter_flag(path: &std::path::Path) -> u32 {
+    let mut word = [0u8; 4];
+    match std::fs::File::open(path).map(|f| f.read_exact_at(&mut word, 140)) {
+        Ok(Ok(())) => u32::from_ne_bytes(word),
+        _ => 0,
+    }
+}
+
+/// Waits until one of `paths` shows a sleeping reader's waiter flag.
+fn await_sleeper(paths: impl Fn() -> Vec<std::path::PathBuf>) {
+    let start = std::time::Instant::now();
+    while !paths().iter().any(|p| waiter_flag(p) != 0) {
+        assert!(start.elapsed() < WAIT, "tail -f never slept on a wake word");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn tail_follow_sleeps_on_the_wake_word() {
+    let (_dir, path) = temp("wake.roda");
+    let mut journal = JournalStore::<[u64; 2]>::options()
+        .wake(true)
+        .create(&path, 100)
+        .unwrap();
+    journal.append(&[0, 0]);
+    let mut child = spawn(&[&"tail", &"-f", &path, &"--format", &"u64"]);
+    let lines = line_reader(&mut child);
+    lines.recv_timeout(WAIT).unwrap();
+    for i in 1..=5u64 {
+        // Idle, the follower registers as a sleeper (sets the waiter flag)...
+        await_sleeper(|| vec![path.clone()]);
+        // ...and the append wakes it (clearing the flag) and is printed.
+        journal.append(&[i, i]);
+        assert_eq!(waiter_flag(&path), 0);
+        let line = lines.recv_timeout(WAIT).unwrap();
+        assert!(line.trim_start().starts_with(&i.to_string()), "{line}");
+    }
+    stop(child);
+}
+
+#[test]
+fn tail_follow_sleeps_on_segment_wake_words_across_rolls() {
+    use roda_store::{Retention, SegmentedJournal};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("live");
+    let mut journal = SegmentedJournal::<[u64; 3]>::options()
+        .wake(true)
+        .retention(Retention::KeepAll)
+        .create(&dir, 4)
+        .unwrap();
+    journal.append(&numbered(0));
+    let mut child = spawn(&[&"tail", &"-f", &dir, &"-n", &"100"]);
+    let lines = line_reader(&mut child);
+    assert_eq!(numbered_line(&lines.recv_timeout(WAIT).unwrap()), 0);
+    let files = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "roda"))
+            .collect::<Vec<_>>()
+    };
+    // Records 1 to 12 cross three rolls; the follower sleeps before each.
+    for i in 1..13 {
+        await_sleeper(files);
+        journal.append(&numbered(i));
+        assert_eq!(numbered_line(&lines.recv_timeout(WAIT).unwrap()), i);
+    }
+    stop(child);
+}
+
 #[test]
 fn tail_follow_sees_slot_sets() {
     let (_dir, path) = temp("live.roda");

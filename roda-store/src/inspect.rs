@@ -46,6 +46,9 @@ pub struct StoreFile {
     backing: Backing,
     path: PathBuf,
     file_len: u64,
+    /// The journal's wake words, mapped writable at the first wait (`None` inside:
+    /// the file has none, or can only be read).
+    waker: std::sync::OnceLock<Option<crate::wake::Waker>>,
 }
 
 /// What [`StoreFile::read_slot`] found in a slot.
@@ -63,6 +66,9 @@ pub enum SlotSnapshot {
     },
 }
 
+/// The poll interval of [`StoreFile::wait_published`] while the journal has no writer.
+const CLOSED_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl StoreFile {
     /// Opens the store file at `path` read-only and validates its header: magic, version,
     /// byte order, kind, record layout, data offset, capacity and the file's length. The
@@ -75,6 +81,7 @@ impl StoreFile {
             backing,
             path: path.into(),
             file_len,
+            waker: std::sync::OnceLock::new(),
         })
     }
 
@@ -127,6 +134,57 @@ impl StoreFile {
         // (pairs with the writer's stores of the first sequence before publishing).
         let first = load_write_seq(self.backing.atomic(OFF_FIRST_SEQ));
         (first != NO_RECORDS).then_some(first)
+    }
+
+    /// Whether [`wait_published`](Self::wait_published) sleeps on the journal's wake
+    /// word: the file is a journal written with waking on (header flag bit 1) and this
+    /// process may open it for writing (to register as a sleeper). False: callers poll.
+    /// The first call maps the header page writable (and logs once when it cannot).
+    pub fn wakes_on_publish(&self) -> bool {
+        self.waker().is_some()
+    }
+
+    fn waker(&self) -> Option<&crate::wake::Waker> {
+        self.waker
+            .get_or_init(|| {
+                crate::wake::for_backing(&self.backing, crate::wake::DEFAULT_SAFETY_TIMEOUT)
+            })
+            .as_ref()
+    }
+
+    /// Sleeps until the journal's writer publishes past `seen` records, rolls past
+    /// this segment or closes the journal, or until `timeout` passes (capped at the
+    /// 100 ms safety timeout), and returns the published count then. Returns at once
+    /// when more than `seen` records are published already; while no writer has the
+    /// journal open it sleeps up to 10 ms (a poll) instead. A return is a hint, not a
+    /// promise: callers re-check (a wake-up of a roll, a spurious one or the timeout
+    /// leaves the count at `seen`).
+    ///
+    /// Without wake words ([`wakes_on_publish`](Self::wakes_on_publish) false) it
+    /// sleeps for `timeout`, capped at 1 ms, and returns the count: a poll.
+    pub fn wait_published(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let published = self.published();
+        if published > seen {
+            return published;
+        }
+        match self.waker() {
+            Some(waker) => {
+                match waker.prepare() {
+                    Some(token) => {
+                        // Re-check after registering (the protocol's step d).
+                        if self.published() > seen {
+                            return self.published();
+                        }
+                        waker.sleep(token, timeout);
+                    }
+                    // No writer: nothing wakes us until one opens the journal again
+                    // (its publishes wake us from the next call on). Poll meanwhile.
+                    None => std::thread::sleep(timeout.min(CLOSED_POLL)),
+                }
+            }
+            None => std::thread::sleep(timeout.min(std::time::Duration::from_millis(1))),
+        }
+        self.published()
     }
 
     /// The journal's write sequence exactly as stored, not clamped: above the capacity

@@ -29,6 +29,7 @@ mod journal;
 mod segmented;
 mod slots;
 mod sync;
+mod wake;
 
 #[cfg(all(test, not(roda_loom), not(miri)))]
 mod flush_errors;

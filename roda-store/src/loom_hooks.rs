@@ -98,3 +98,17 @@ pub fn set_unvalidated_registration(on: bool) {
 pub(crate) fn unvalidated_registration() -> bool {
     UNVALIDATED_REGISTRATION.with(|c| c.get())
 }
+
+std::thread_local! {
+    static SKIP_WAKE_FENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes a journal with waking on publish without the full fence between its
+/// published count and its load of the waiter flag (so a sleeper can miss its wake-up).
+pub fn set_skip_wake_fence(on: bool) {
+    SKIP_WAKE_FENCE.with(|c| c.set(on));
+}
+
+pub(crate) fn skip_wake_fence() -> bool {
+    SKIP_WAKE_FENCE.with(|c| c.get())
+}

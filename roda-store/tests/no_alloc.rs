@@ -161,6 +161,74 @@ fn file_backed_keep_last_append_and_roll_allocate_nothing() {
     assert!(checksum > 0);
 }
 
+/// Wake on publish: appends that wake a sleeping reader (the futex path) and timed
+/// reads that sleep, time out or find records allocate nothing, on either side.
+#[test]
+#[cfg_attr(miri, ignore = "sleeps in the kernel many times: too slow under Miri")]
+fn wake_on_publish_and_timed_reads_allocate_nothing() {
+    use std::time::Duration;
+    const STEPS: u64 = 20_000;
+    let r = |i: u64| Reading {
+        sensor: i % 7,
+        value: i as f64,
+        timestamp: i,
+    };
+    let mut journal = JournalStore::<Reading>::options()
+        .wake(true)
+        .in_memory(STEPS as usize + 16)
+        .unwrap();
+    let mut reader = journal.reader();
+    // Warm-up outside the measurement: a timed-out sleep and a wake-up.
+    assert!(reader.next_timeout(Duration::from_micros(10)).is_none());
+    journal.append(&r(0));
+    assert!(reader.next_timeout(Duration::from_secs(1)).is_some());
+    let follower = std::thread::spawn(move || {
+        let mut seen = 1;
+        let allocations = allocations_during(|| {
+            while seen < STEPS {
+                if reader.next_timeout(Duration::from_secs(10)).is_some() {
+                    seen += 1;
+                }
+            }
+            // A timed read that times out.
+            assert!(reader.next_timeout(Duration::from_micros(100)).is_none());
+        });
+        (allocations, seen)
+    });
+    let mut segmented = SegmentedJournal::<Reading>::options()
+        .wake(true)
+        .in_memory(64, 4)
+        .unwrap();
+    let mut segmented_reader = segmented.reader();
+    segmented.append(&r(0));
+    segmented_reader
+        .next_timeout(Duration::from_secs(1))
+        .unwrap();
+    let allocations = allocations_during(|| {
+        for i in 1..STEPS {
+            journal.append(&r(i));
+            if i % 64 == 0 {
+                // Let the reader fall asleep, so that the next append wakes it.
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            segmented.append(&r(i));
+            assert!(segmented_reader
+                .next_timeout(Duration::from_secs(1))
+                .is_some());
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "writer with waking: {allocations} allocations"
+    );
+    let (reader_allocations, seen) = follower.join().unwrap();
+    assert_eq!(seen, STEPS);
+    assert_eq!(
+        reader_allocations, 0,
+        "timed reads: {reader_allocations} allocations"
+    );
+}
+
 /// 20 bytes: two full payload words and a padded tail word.
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]

@@ -2,9 +2,12 @@
 //! `roda tail DIR [-f]` (or a segment file of it): a segmented journal's records across
 //! its segments, in sequence order.
 //!
-//! Following (`-f`) polls the published count (or the slots' sequence words, or the
-//! segments' headers) every 10 ms: a sleep, not a spin, so a follower costs next to
-//! nothing while the writer is idle. Each batch of new lines is flushed at once,
+//! Following (`-f`) a journal written with waking on (`options().wake(true)`, header
+//! flag bit 1) sleeps on its wake word: the writer's next publish (or roll into the
+//! next segment, or close) wakes it within microseconds, and an idle follower costs
+//! nothing. Other files, slot stores, and files this user may not open for writing
+//! (registering as a sleeper writes a header word; a warning says so once) are polled
+//! every 10 ms: a sleep, not a spin. Each batch of new lines is flushed at once,
 //! terminal or pipe alike, like `tail -f`; nothing else (no progress line) is ever
 //! printed on stdout.
 //!
@@ -49,6 +52,9 @@ struct SlotJson<'a> {
 
 /// Pause between two polls while following.
 const POLL: Duration = Duration::from_millis(10);
+/// Longest sleep on a wake word before looking again on its own (a net: the writer's
+/// publish wakes the follower).
+const WAKE_NET: Duration = Duration::from_millis(100);
 /// Most records printed between two flushes while catching up.
 const BATCH: u64 = 4096;
 
@@ -172,6 +178,33 @@ fn journal(
         if !options.follow {
             return Ok(());
         }
+        if file.wakes_on_publish() {
+            file.wait_published(published, WAKE_NET);
+        } else {
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// Waits for record `seq` of the segmented journal `dir` to be published: on the wake
+/// word of the segment file it will be in, or of the one before it while its own does
+/// not exist yet (the writer wakes that one when it rolls); a poll without wake words.
+fn wait_segmented(dir: &mut SegmentDir, seq: u64) {
+    let s = dir.segment_records;
+    let first = seq - seq % s;
+    let (file, seen) = match dir.holding(first) {
+        Some(file) => (file, seq - first),
+        None => match first.checked_sub(s).and_then(|prev| dir.holding(prev)) {
+            Some(file) => (file, s),
+            None => {
+                std::thread::sleep(POLL);
+                return;
+            }
+        },
+    };
+    if file.wakes_on_publish() {
+        file.wait_published(seen, WAKE_NET);
+    } else {
         std::thread::sleep(POLL);
     }
 }
@@ -283,7 +316,7 @@ fn segmented(
                 if !options.follow {
                     break;
                 }
-                std::thread::sleep(POLL);
+                wait_segmented(&mut dir, next);
             }
         }
     }

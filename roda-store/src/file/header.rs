@@ -7,7 +7,7 @@
 //!      8     4  version          1
 //!     12     4  kind             1 = journal, 2 = slots
 //!     16     4  byte order mark  0x01020304 in the writer's byte order
-//!     20     4  flags            bit 0: a segment of a segmented journal; 0 otherwise
+//!     20     4  flags            bit 0: a segment of a segmented journal; bit 1: wake words in use
 //!     24     8  record size      size_of::<T>()
 //!     32     8  record align     align_of::<T>()
 //!     40     8  capacity         records (journal) or slots
@@ -21,6 +21,8 @@
 //!     96     8  retention        segment: k of `KeepLast(k)` (k <= 65,536), 0 for `KeepAll`;
 //!                                0 in other files
 //!    128     8  write sequence   atomic; records committed (journal); alone on its cache line
+//!    136     4  wake word        atomic (futex), flag bit 1 only: bit 0 closed, bits 1.. wake-ups
+//!    140     4  waiter flag      atomic, flag bit 1 only: nonzero while a reader may sleep
 //!   4096        data             capacity * stride bytes
 //! ```
 //! All integers are in the writer's native byte order; the byte order mark rejects a
@@ -50,6 +52,8 @@ const OFF_BYTE_ORDER: usize = 16;
 const OFF_FLAGS: usize = 20;
 /// Flags bit 0: the file is one segment of a segmented journal.
 const FLAG_SEGMENT: u32 = 1;
+/// Flags bit 1: the journal's writer wakes sleeping readers through the words at 136.
+const FLAG_WAKE: u32 = 2;
 const OFF_RECORD_SIZE: usize = 24;
 const OFF_RECORD_ALIGN: usize = 32;
 const OFF_CAPACITY: usize = 40;
@@ -107,6 +111,8 @@ pub(crate) struct Shape {
     pub schema: u64,
     /// A segment of a segmented journal (or a plain store).
     pub segment: bool,
+    /// New files carry wake words (flag bit 1); opening takes the file's own choice.
+    pub wake: bool,
 }
 
 /// The header fields of a store file, as read when it was opened.
@@ -136,6 +142,9 @@ pub struct HeaderInfo {
     /// A segment's retention policy: `k` for `KeepLast(k)`, 0 for `KeepAll` (and 0 in
     /// plain stores).
     pub retention: u64,
+    /// Whether the journal's writer wakes sleeping readers (header flag bit 1): readers
+    /// of a file without it poll.
+    pub wake: bool,
 }
 
 impl HeaderInfo {
@@ -193,6 +202,7 @@ pub(crate) fn layout(shape: Shape, capacity: usize) -> Result<HeaderInfo> {
         stride: shape.stride,
         segment: shape.segment,
         retention: 0,
+        wake: shape.wake && shape.kind == StoreKind::Journal,
     };
     check_size(&info)?;
     Ok(info)
@@ -221,7 +231,12 @@ pub(crate) fn encode(info: &HeaderInfo, out: &mut [u8]) {
     put_u32(out, OFF_VERSION, info.version);
     put_u32(out, OFF_KIND, info.kind as u32);
     put_u32(out, OFF_BYTE_ORDER, BYTE_ORDER_MARK);
-    put_u32(out, OFF_FLAGS, if info.segment { FLAG_SEGMENT } else { 0 });
+    let wake = if info.wake { FLAG_WAKE } else { 0 };
+    put_u32(
+        out,
+        OFF_FLAGS,
+        if info.segment { FLAG_SEGMENT } else { 0 } | wake,
+    );
     put_u64(out, OFF_RETENTION, info.retention);
     put_u64(out, OFF_RECORD_SIZE, info.record_size);
     put_u64(out, OFF_RECORD_ALIGN, info.record_align);
@@ -352,7 +367,8 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
         detail: format!("unknown store kind {kind_raw} (1 = journal, 2 = slots)"),
     })?;
     let flags = get_u32(bytes, OFF_FLAGS);
-    if flags & !FLAG_SEGMENT != 0 || (flags & FLAG_SEGMENT != 0 && kind != StoreKind::Journal) {
+    let journal_only = FLAG_SEGMENT | FLAG_WAKE;
+    if flags & !journal_only != 0 || (flags & journal_only != 0 && kind != StoreKind::Journal) {
         return Err(RodaError::Corrupted {
             path: path.into(),
             detail: format!("unknown header flags {flags:#x} for a {kind:?} file"),
@@ -380,6 +396,7 @@ fn decode_fields(bytes: &[u8], file_len: u64, path: &Path) -> Result<HeaderInfo>
         stride: get_u64(bytes, OFF_STRIDE),
         segment: flags & FLAG_SEGMENT != 0,
         retention,
+        wake: flags & FLAG_WAKE != 0,
     })
 }
 
@@ -446,6 +463,7 @@ pub(crate) fn journal_shape<T: Record>(settings: &Settings, file: bool) -> Resul
         stride: std::mem::size_of::<T>() as u64,
         schema: settings.schema,
         segment: file,
+        wake: settings.wake,
     })
 }
 
@@ -459,6 +477,7 @@ pub(crate) fn slot_shape<T: Record>(settings: &Settings) -> Result<Shape> {
         stride: stride_for(std::mem::size_of::<T>()) as u64,
         schema: settings.schema,
         segment: false,
+        wake: false,
     })
 }
 
@@ -474,6 +493,7 @@ mod tests {
             stride: 16,
             schema: 7,
             segment: false,
+            wake: false,
         }
     }
 
@@ -632,6 +652,35 @@ mod tests {
         assert_eq!((info.kind, info.stride), (StoreKind::Slots, 64));
         put_u64(&mut slots, OFF_RECORD_SIZE, u64::MAX);
         assert!(matches!(err(&slots, u64::MAX), RodaError::Corrupted { .. }));
+    }
+
+    #[test]
+    fn wake_flag_round_trips_and_is_journal_only() {
+        let shape = Shape {
+            wake: true,
+            ..shape()
+        };
+        let info = layout(shape, 10).unwrap();
+        assert!(info.wake);
+        let mut bytes = vec![0u8; 4096];
+        encode(&info, &mut bytes);
+        assert_eq!(get_u32(&bytes, OFF_FLAGS), FLAG_WAKE);
+        let len = info.required_len();
+        let back = decode(&bytes, len, Path::new("f"), &shape).unwrap();
+        assert!(back.wake);
+        // The file decides: a reader that did not ask for waking still sees it.
+        assert!(
+            decode(&bytes, len, Path::new("f"), &self::shape())
+                .unwrap()
+                .wake
+        );
+        // Slot stores never carry it.
+        put_u32(&mut bytes, OFF_KIND, StoreKind::Slots as u32);
+        put_u64(&mut bytes, OFF_STRIDE, 64);
+        assert!(matches!(
+            decode_any(&bytes, 4096 + 640, Path::new("f")),
+            Err(RodaError::Corrupted { .. })
+        ));
     }
 
     #[test]

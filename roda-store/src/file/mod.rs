@@ -3,6 +3,7 @@
 //! and the backing that ties a validated header to its region.
 
 pub(crate) mod backing;
+pub(crate) mod futex;
 pub(crate) mod header;
 pub(crate) mod lock;
 pub(crate) mod options;

@@ -15,6 +15,18 @@ pub(crate) struct Settings {
     pub(crate) pretouch: usize,
     /// A segmented journal's retention, when set through its options.
     pub(crate) retention: Option<Retention>,
+    /// New journals carry wake words and wake sleeping readers on publish.
+    pub(crate) wake: bool,
+    /// A sleeping reader's safety timeout (None: the default, 100 ms).
+    pub(crate) wake_safety: Option<std::time::Duration>,
+}
+
+impl Settings {
+    /// The safety timeout of sleeping readers.
+    pub(crate) fn safety_timeout(&self) -> std::time::Duration {
+        self.wake_safety
+            .unwrap_or(crate::wake::DEFAULT_SAFETY_TIMEOUT)
+    }
 }
 
 /// A builder for store `S` (`JournalStore<T>` or `SlotStore<T>`) with settings beyond
@@ -118,6 +130,32 @@ impl<S> StoreOptions<S> {
     /// so a record type whose fields changed meaning but not size is still caught.
     pub fn schema(mut self, id: u64) -> Self {
         self.settings.schema = id;
+        self
+    }
+
+    /// Wake on publish (journals only; off by default): a new journal carries a wake
+    /// word and a waiter flag (header flag bit 1), and each publish (an append, a
+    /// slice or a committed batch) ends with a full fence and one load of the flag,
+    /// plus a FUTEX_WAKE when a reader sleeps. Readers' timed reads
+    /// (`next_timeout`) then sleep in the kernel and wake within microseconds of the
+    /// publish, in this process or another. Without it, timed reads poll with sleeps
+    /// of up to 1 ms and appends pay nothing.
+    ///
+    /// Off by default because the fence is the largest part of a per-record append
+    /// (see `docs/memory-model.md`, "Wake on publish", for the measurement); turn it on
+    /// for sparse traffic read by sleeping readers. Opening an existing file keeps
+    /// the file's own choice.
+    pub fn wake(mut self, yes: bool) -> Self {
+        self.settings.wake = yes;
+        self
+    }
+
+    /// How long a sleeping reader waits at most before it re-checks on its own, even if
+    /// no wake-up came (default 100 ms). A net against a lost wake-up, never the way
+    /// readers learn of new records: a longer value costs nothing while wake-ups work.
+    /// Applies to the readers this store (or reader open) makes.
+    pub fn wake_safety_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.settings.wake_safety = Some(timeout);
         self
     }
 }

@@ -34,6 +34,11 @@ pub(crate) trait Region: Send + Sync + 'static {
     /// Makes writes durable on the backing file (msync); a no-op for memory-only regions.
     fn flush(&self) -> io::Result<()>;
 
+    /// Whether this process may store into the region (a follower's mapping is read-only).
+    fn writable(&self) -> bool {
+        true
+    }
+
     /// Locks the pages into RAM (mlock).
     fn lock_memory(&self) -> io::Result<()> {
         Err(io::Error::new(
@@ -180,6 +185,10 @@ mod mapped {
 
         fn lock_memory(&self) -> io::Result<()> {
             self.map.lock()
+        }
+
+        fn writable(&self) -> bool {
+            self.writable
         }
 
         fn advise_huge_pages(&self) -> io::Result<()> {

@@ -7,9 +7,11 @@ use std::ptr::NonNull;
 
 use crate::file::backing::Backing;
 use crate::file::header::OFF_WRITE_SEQ;
+use crate::file::options::Settings;
 #[cfg(not(roda_loom))]
 use crate::file::pretouch::{Followed, Position};
 use crate::sync::{fence, AtomicU64, Ordering};
+use crate::wake::Waker;
 
 /// State shared by a journal's writer and all of its in-process readers.
 pub(crate) struct JournalCore<T> {
@@ -17,6 +19,8 @@ pub(crate) struct JournalCore<T> {
     data: NonNull<T>,
     write_seq: NonNull<AtomicU64>,
     capacity: usize,
+    /// The wake words, when the journal has them and this process can write them.
+    pub(crate) wake: Option<Waker>,
     _records: PhantomData<T>,
 }
 
@@ -28,14 +32,21 @@ unsafe impl<T: Send + Sync> Sync for JournalCore<T> {}
 
 impl<T> JournalCore<T> {
     pub(crate) fn new(backing: Backing) -> Self {
+        Self::with_settings(backing, &Settings::default())
+    }
+
+    /// A core whose sleeping readers use the safety timeout of `settings`.
+    pub(crate) fn with_settings(backing: Backing, settings: &Settings) -> Self {
         let capacity = backing.info.capacity as usize;
         let data = backing.data().cast::<T>();
         let write_seq = NonNull::from(backing.atomic(OFF_WRITE_SEQ));
+        let wake = crate::wake::for_backing(&backing, settings.safety_timeout());
         JournalCore {
             backing,
             data,
             write_seq,
             capacity,
+            wake,
             _records: PhantomData,
         }
     }
@@ -71,12 +82,16 @@ impl<T> JournalCore<T> {
         load_write_seq(self.write_seq())
     }
 
-    /// Makes records below `len` visible to readers.
+    /// Makes records below `len` visible to readers, and wakes sleeping readers when
+    /// the journal has waking on.
     #[inline]
     pub(crate) fn publish(&self, len: u64) {
         // Release pairs with the Relaxed load + Acquire fence in `load_write_seq`: the record
         // writes before this store happen-before any reader's view of them.
         self.write_seq().store(len, publish_ordering());
+        if let Some(wake) = &self.wake {
+            wake.notify();
+        }
     }
 
     /// Writes `item` into record `index`.

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use roda_core::{IterativeReadable, Record, Result};
 
@@ -58,7 +59,9 @@ impl<T: Record> JournalReader<T> {
     pub(crate) fn open_with(path: &Path, settings: &Settings) -> Result<Self> {
         let shape = journal_shape::<T>(settings, false)?;
         let backing = crate::file::backing::open_reader(path, shape, settings)?;
-        Ok(JournalReader::new(Arc::new(JournalCore::new(backing))))
+        Ok(JournalReader::new(Arc::new(JournalCore::with_settings(
+            backing, settings,
+        ))))
     }
 
     /// Refreshes the cached published count; returns it.
@@ -110,6 +113,82 @@ impl<T: Record> JournalReader<T> {
         self.cursor = start + len;
         // SAFETY: start + len <= known, a value returned by `published`.
         unsafe { self.core.records(start as usize, len as usize) }
+    }
+
+    /// Waits up to `timeout` for a record at the cursor to be published; whether one
+    /// is. Does not move the cursor. See [`next_timeout`](Self::next_timeout) for how
+    /// it waits.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let cursor = self.cursor;
+        let core = &self.core;
+        let known = &mut self.known;
+        crate::wake::wait_until(core.wake.as_ref(), timeout, || {
+            if cursor < *known {
+                return true;
+            }
+            *known = core.published();
+            cursor < *known
+        })
+    }
+
+    /// The record at the cursor, advancing past it, waiting up to `timeout` for the
+    /// writer to publish it; `None` when the time is up first, or (with waking on) at
+    /// once when the writer has closed the journal (dropped its `JournalStore`) and
+    /// nothing is left.
+    ///
+    /// How it waits: a journal created with waking on (`options().wake(true)`) lets the
+    /// reader sleep in the kernel (a futex on the header's wake word) until the
+    /// writer's next publish wakes it, typically within a few microseconds to tens of
+    /// microseconds (the scheduler's wake-up latency), across processes too. The reader
+    /// re-checks the published count after every wake-up, so a spurious wake-up (a
+    /// signal, a publish another reader consumed, the safety timeout) never returns
+    /// `None` early: only the deadline or a closed writer does. While sleeping it also
+    /// re-checks at least every safety timeout (`options().wake_safety_timeout`, 100 ms
+    /// by default), a net against a lost wake-up. Without waking on, or when the file
+    /// can only be mapped read-only, it polls with sleeps of up to 1 ms instead.
+    ///
+    /// `next_timeout(Duration::MAX)` waits without a deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = roda_store::JournalStore::<u64>::options()
+    ///     .wake(true)
+    ///     .in_memory(16)?;
+    /// let mut reader = journal.reader();
+    /// let writer = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(10));
+    ///     journal.append(&7);
+    /// });
+    /// assert_eq!(reader.next_timeout(Duration::from_secs(10)), Some(&7));
+    /// writer.join().unwrap(); // the writer is dropped: it has closed the journal
+    /// assert_eq!(reader.next_timeout(Duration::from_secs(10)), None); // at once
+    /// # Ok(()) }
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<&T> {
+        if self.wait_timeout(timeout) {
+            self.next()
+        } else {
+            None
+        }
+    }
+
+    /// Like [`next_batch`](Self::next_batch), waiting up to `timeout` (as
+    /// [`next_timeout`](Self::next_timeout) does) while nothing new is published.
+    pub fn next_batch_timeout(&mut self, max: usize, timeout: Duration) -> &[T] {
+        if max > 0 && self.wait_timeout(timeout) {
+            self.next_batch(max)
+        } else {
+            &[]
+        }
+    }
+
+    /// Whether this reader sleeps on the journal's wake word in its timed reads (the
+    /// journal has waking on and this process could map its header writable); false:
+    /// it polls.
+    pub fn wakes_on_publish(&self) -> bool {
+        self.core.wake.is_some()
     }
 
     /// The record the last read ended on: the one [`next`](Self::next) returned, the last

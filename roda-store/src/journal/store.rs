@@ -168,7 +168,7 @@ impl<T: Record> JournalStore<T> {
     }
 
     fn from_claim(claim: Claimed, settings: &Settings) -> Result<Self> {
-        let core = JournalCore::new(claim.backing);
+        let core = JournalCore::with_settings(claim.backing, settings);
         // The writer is alone (it holds the lock), so the stored count is final.
         let stored = core.published_raw();
         if stored > core.capacity() as u64 {
@@ -179,6 +179,9 @@ impl<T: Record> JournalStore<T> {
                     core.capacity()
                 ),
             });
+        }
+        if let Some(wake) = &core.wake {
+            wake.open();
         }
         let core = Arc::new(core);
         #[cfg(not(roda_loom))]
@@ -373,6 +376,11 @@ impl<T: Record> JournalStore<T> {
         self.core.backing.info
     }
 
+    /// Whether the writer wakes sleeping readers on publish (see `options().wake`).
+    pub fn wakes_readers(&self) -> bool {
+        self.core.wake.is_some()
+    }
+
     /// Whether the journal's memory is locked into RAM (see `options().lock_memory`).
     pub fn memory_locked(&self) -> bool {
         self.core.backing.memory_locked
@@ -466,6 +474,10 @@ impl<T: Record> Drop for AppendBatch<'_, T> {
 
 impl<T: Record> Drop for JournalStore<T> {
     fn drop(&mut self) {
+        // Sleeping readers return instead of waiting for a writer that is gone.
+        if let Some(wake) = &self.core.wake {
+            wake.close();
+        }
         if self.lock.is_some() {
             self.core.backing.clear_writer();
         }

@@ -9,6 +9,7 @@ use crate::file::pretouch::{Followed, Position};
 use crate::journal::core::JournalCore;
 use crate::segmented::files::SegmentFiles;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::wake::Waker;
 
 #[cfg(not(roda_loom))]
 #[inline(always)]
@@ -79,6 +80,8 @@ pub(crate) struct SegmentedCore<T> {
     /// The oldest sequence the segments held when the journal was opened (0 for a new
     /// one): a reopened directory may have lost its oldest segment to a crash mid-recycle.
     pub(crate) floor: u64,
+    /// The wake words of the in-process readers and followers (waking on only).
+    pub(crate) wake: Option<Waker>,
     /// The directory's locks, handed over by a file-backed writer dropped while gating
     /// readers still existed: they keep the directory locked (a new writer would recycle
     /// under their `&T`) until the last handle on this core is gone.

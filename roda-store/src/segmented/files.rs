@@ -22,6 +22,10 @@ impl SegmentFiles {
     ) -> roda_core::Result<()> {
         match *self {}
     }
+
+    pub(crate) fn retention(&self) -> crate::file::options::Retention {
+        match *self {}
+    }
 }
 
 #[cfg(not(roda_loom))]
@@ -620,6 +624,7 @@ mod on_disk {
                         stride: self.info.stride,
                         schema: self.info.schema,
                         segment: true,
+                        wake: self.info.wake,
                     };
                     backing::open_writer(&path, shape, &self.settings)?
                 }

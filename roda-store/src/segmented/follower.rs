@@ -2,6 +2,7 @@
 //! validated copies, in the writer's process or (from the segment directory) another.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use roda_core::{Record, Result, RodaError};
 
@@ -68,6 +69,23 @@ enum Source<T> {
     /// From the directory, in any process.
     #[cfg(not(roda_loom))]
     Dir(Box<dir::DirSource<T>>),
+}
+
+/// Where a waiting follower sleeps.
+enum Sleeper<T> {
+    Core(Arc<SegmentedCore<T>>),
+    #[cfg(not(roda_loom))]
+    Segment(Arc<JournalCore<T>>),
+}
+
+impl<T> Sleeper<T> {
+    fn waker(&self) -> Option<&crate::wake::Waker> {
+        match self {
+            Sleeper::Core(core) => core.wake.as_ref(),
+            #[cfg(not(roda_loom))]
+            Sleeper::Segment(segment) => segment.wake.as_ref(),
+        }
+    }
 }
 
 /// What one validated read found.
@@ -163,6 +181,76 @@ impl<T: Record> SegmentedFollower<T> {
         match self.read(&mut one)? {
             0 => Ok(None),
             _ => Ok(Some(one[0])),
+        }
+    }
+
+    /// The next record (a copy), waiting up to `timeout` for the writer to publish it;
+    /// `Ok(None)` when the time is up first, or (with waking on) at once when the
+    /// writer has been dropped; `Err(Lagged)` as for [`next`](Self::next). With waking on, the
+    /// follower sleeps in the kernel until the writer's next publish (or its roll
+    /// into the next segment) wakes it, in this process or, for a follower opened on
+    /// the directory, in another; otherwise it polls with sleeps of up to 1 ms.
+    /// Spurious wake-ups are re-checked, never returned; the safety timeout (100 ms)
+    /// bounds a lost wake-up. The same semantics as
+    /// [`JournalReader::next_timeout`](crate::JournalReader::next_timeout).
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<T>> {
+        let mut one = [T::zeroed()];
+        match self.next_batch_timeout(&mut one, timeout)? {
+            0 => Ok(None),
+            _ => Ok(Some(one[0])),
+        }
+    }
+
+    /// Like [`next_batch`](Self::next_batch), waiting up to `timeout` (as
+    /// [`next_timeout`](Self::next_timeout) does) while nothing new is published.
+    pub fn next_batch_timeout(&mut self, out: &mut [T], timeout: Duration) -> Result<usize> {
+        let n = self.read(out)?;
+        if n > 0 || out.is_empty() {
+            return Ok(n);
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut poll = Duration::from_micros(20);
+        loop {
+            let remaining = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return Ok(0),
+                },
+                None => Duration::MAX,
+            };
+            let sleeper = self.sleeper();
+            match sleeper.as_ref().and_then(Sleeper::waker) {
+                Some(waker) => {
+                    let Some(token) = waker.prepare() else {
+                        // The writer is gone: what is there, at once.
+                        return self.read(out);
+                    };
+                    let n = self.read(out)?;
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                    waker.sleep(token, remaining);
+                }
+                None => {
+                    std::thread::sleep(poll.min(remaining));
+                    poll = (poll * 2).min(Duration::from_millis(1));
+                }
+            }
+            let n = self.read(out)?;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// What a waiting follower sleeps on: the shared core in process; from a
+    /// directory, the segment file the writer fills next for it (the cursor's own, or
+    /// the one before when the cursor's does not exist yet).
+    fn sleeper(&mut self) -> Option<Sleeper<T>> {
+        match &mut self.source {
+            Source::Local(core) => Some(Sleeper::Core(core.clone())),
+            #[cfg(not(roda_loom))]
+            Source::Dir(source) => source.sleeper(self.cursor).map(Sleeper::Segment),
         }
     }
 
@@ -305,7 +393,19 @@ impl<T: Record> SegmentedFollower<T> {
 
     /// [`open`](Self::open) for a journal created with `options().schema(schema)`.
     pub fn open_with_schema(dir: impl AsRef<std::path::Path>, schema: u64) -> Result<Self> {
-        let mut source = dir::DirSource::open(dir.as_ref(), schema)?;
+        let settings = crate::file::options::Settings {
+            schema,
+            ..Default::default()
+        };
+        Self::open_with(dir.as_ref(), &settings)
+    }
+
+    /// [`open`](Self::open) with the schema and the wake safety timeout of `settings`.
+    pub(crate) fn open_with(
+        dir: &std::path::Path,
+        settings: &crate::file::options::Settings,
+    ) -> Result<Self> {
+        let mut source = dir::DirSource::open(dir, settings.schema, settings.safety_timeout())?;
         let cursor = source.oldest_retained();
         Ok(SegmentedFollower {
             source: Source::Dir(Box::new(source)),
@@ -345,7 +445,9 @@ mod dir {
         shape: Shape,
         segment_records: u64,
         retention: Retention,
-        slots: Vec<Option<JournalCore<T>>>,
+        slots: Vec<Option<Arc<JournalCore<T>>>>,
+        /// The safety timeout of sleeps on the segments' wake words.
+        safety: std::time::Duration,
         /// The first sequence in the name of the file mapped in each slot (`NO_RECORDS`:
         /// none), so a mapped file still waiting for its first record is not mapped again.
         names: Vec<u64>,
@@ -357,7 +459,7 @@ mod dir {
     }
 
     impl<T: Record> DirSource<T> {
-        pub(super) fn open(dir: &Path, schema: u64) -> Result<Self> {
+        pub(super) fn open(dir: &Path, schema: u64, safety: std::time::Duration) -> Result<Self> {
             let settings = Settings {
                 schema,
                 ..Settings::default()
@@ -389,6 +491,7 @@ mod dir {
                 segment_records: probe.info.capacity,
                 retention,
                 slots: (0..slots).map(|_| None).collect(),
+                safety,
                 names: vec![NO_RECORDS; slots],
                 path: PathBuf::with_capacity(dir.as_os_str().len() + 64),
                 scanned: Vec::new(),
@@ -471,7 +574,11 @@ mod dir {
         /// Maps the segment file at `path`, named for `name`, into `slot`; false when
         /// there is no such file.
         fn map_path(&mut self, path: &Path, slot: usize, name: u64) -> Result<bool> {
-            match backing::open_reader(path, self.shape, &Settings::default()) {
+            let settings = Settings {
+                wake_safety: Some(self.safety),
+                ..Settings::default()
+            };
+            match backing::open_reader(path, self.shape, &settings) {
                 Ok(backing) => {
                     if backing.info.capacity != self.segment_records {
                         return Err(RodaError::Corrupted {
@@ -482,7 +589,8 @@ mod dir {
                             ),
                         });
                     }
-                    self.slots[slot] = Some(JournalCore::new(backing));
+                    self.slots[slot] =
+                        Some(Arc::new(JournalCore::with_settings(backing, &settings)));
                     self.names[slot] = name;
                     Ok(true)
                 }
@@ -493,6 +601,21 @@ mod dir {
                 }
                 Err(e) => Err(e),
             }
+        }
+
+        /// The mapped segment a follower at `seq` sleeps on: `seq`'s own segment if it
+        /// is mapped and holds it, else the one before it (the writer wakes it when it
+        /// rolls past it). `None`: poll.
+        pub(super) fn sleeper(&mut self, seq: u64) -> Option<Arc<JournalCore<T>>> {
+            let s = self.segment_records;
+            let first = seq - seq % s;
+            let holding = |this: &Self, first: u64| {
+                (this.generation(first) == Some(first))
+                    .then(|| this.slots[this.slot_of(first)].clone())
+                    .flatten()
+            };
+            holding(self, first)
+                .or_else(|| first.checked_sub(s).and_then(|prev| holding(self, prev)))
         }
 
         /// The generation of the file in `first`'s slot, if one is mapped.

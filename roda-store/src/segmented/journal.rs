@@ -47,7 +47,7 @@ impl<T: Record> SegmentedOptions<T> {
             segment_records,
             retention,
         )?;
-        SegmentedJournal::from_opened(opened).with_settings(&self.settings)
+        SegmentedJournal::from_opened(opened, &self.settings).with_settings(&self.settings)
     }
 
     /// Reopens the file-backed segmented journal in `dir` for writing: takes its lock
@@ -59,7 +59,7 @@ impl<T: Record> SegmentedOptions<T> {
     pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedJournal<T>> {
         let shape = journal_shape::<T>(&self.settings, true)?;
         let opened = crate::segmented::files::open(dir.as_ref(), shape, &self.settings)?;
-        SegmentedJournal::from_opened(opened).with_settings(&self.settings)
+        SegmentedJournal::from_opened(opened, &self.settings).with_settings(&self.settings)
     }
 
     /// [`open`](Self::open) if `dir` holds segment files, else [`create`](Self::create).
@@ -76,6 +76,14 @@ impl<T: Record> SegmentedOptions<T> {
         } else {
             self.create(dir, segment_records)
         }
+    }
+
+    /// A follower of the file-backed segmented journal in `dir` (usually written by
+    /// another process) with these options' schema and wake safety timeout; see
+    /// [`SegmentedFollower::open`].
+    #[cfg(not(roda_loom))]
+    pub fn open_follower(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedFollower<T>> {
+        SegmentedFollower::open_with(dir.as_ref(), &self.settings)
     }
 
     /// A segmented journal in anonymous memory: `segments` segments of
@@ -226,7 +234,12 @@ impl<T: Record> SegmentedJournal<T> {
     }
 
     fn build(settings: &Settings, segment_records: usize, segments: usize) -> Result<Self> {
-        let shape = journal_shape::<T>(settings, false)?;
+        // In memory the wake words live in the shared core, not in each segment.
+        let segment_settings = Settings {
+            wake: false,
+            ..*settings
+        };
+        let shape = journal_shape::<T>(&segment_settings, false)?;
         check_ring(segment_records, segments)?;
         let segments = (0..segments)
             .map(|_| {
@@ -235,7 +248,8 @@ impl<T: Record> SegmentedJournal<T> {
                 ))
             })
             .collect::<Result<Box<[_]>>>()?;
-        let journal = Self::assemble(segments, segment_records as u64, 0, 0, None);
+        let mut journal = Self::assemble(segments, segment_records as u64, 0, 0, None);
+        journal.set_wake(settings.wake, settings);
         for slot in 1..journal.core.segments.len() {
             // Relaxed: nothing is shared yet (the Arc publishes the core).
             journal
@@ -247,19 +261,42 @@ impl<T: Record> SegmentedJournal<T> {
     }
 
     #[cfg(not(roda_loom))]
-    fn from_opened(opened: crate::segmented::files::Opened) -> Self {
+    fn from_opened(opened: crate::segmented::files::Opened, settings: &Settings) -> Self {
         let segments = opened
             .backings
             .into_iter()
-            .map(JournalCore::new)
+            .map(|backing| JournalCore::with_settings(backing, settings))
             .collect::<Box<[_]>>();
-        Self::assemble(
+        // The directory's own choice: its segment headers say whether it wakes.
+        let wake = segments.iter().any(|segment| segment.wake.is_some());
+        for segment in segments.iter() {
+            if let Some(waker) = &segment.wake {
+                waker.open();
+            }
+        }
+        let mut journal = Self::assemble(
             segments,
             opened.segment_records,
             opened.seq,
             opened.floor,
             Some(Box::new(opened.files)),
-        )
+        );
+        journal.set_wake(wake, settings);
+        journal
+    }
+
+    /// Gives the (not yet shared) core its wake words when `wake` is on.
+    fn set_wake(&mut self, wake: bool, settings: &Settings) {
+        if wake {
+            Arc::get_mut(&mut self.core)
+                .expect("the core is not shared yet")
+                .wake = Some(crate::wake::Waker::owned(settings.safety_timeout()));
+        }
+    }
+
+    /// Whether the writer wakes sleeping readers on publish (see `options().wake`).
+    pub fn wakes_readers(&self) -> bool {
+        self.core.wake.is_some()
     }
 
     /// Creates a file-backed segmented journal in `dir`; see
@@ -332,6 +369,7 @@ impl<T: Record> SegmentedJournal<T> {
                 gates: (0..max_readers()).map(|_| Gate::new()).collect(),
                 registrations: Padded(AtomicU64::new(0)),
                 floor,
+                wake: None,
                 parked_files: std::sync::OnceLock::new(),
             }),
             seq,
@@ -511,6 +549,9 @@ impl<T: Record> SegmentedJournal<T> {
                 .segment_of(self.segment_start)
                 .publish(self.seq - self.segment_start);
         }
+        if let Some(wake) = &self.core.wake {
+            wake.notify();
+        }
     }
 
     /// Moves to the next segment, if every reader has left the segment it recycles.
@@ -528,7 +569,27 @@ impl<T: Record> SegmentedJournal<T> {
         }
         let slot = self.core.slot_of(next_start);
         match self.files.as_deref_mut() {
-            Some(files) => files.roll(&self.core, self.segment_start, next_start)?,
+            Some(files) => {
+                let recycled = self.core.segments[slot].wake.as_ref();
+                let archived = files.retention() == Retention::KeepAll;
+                // Sleepers on the file leaving the slot: an archived file is closed
+                // for good; a recycled ring file is only woken (it is written again).
+                match recycled {
+                    Some(wake) if archived => wake.close(),
+                    Some(wake) => wake.wake_all(),
+                    None => {}
+                }
+                files.roll(&self.core, self.segment_start, next_start)?;
+                if let Some(wake) = &self.core.segments[slot].wake {
+                    wake.open();
+                }
+                // Sleepers on the full segment wait for what comes after it: wake them
+                // now that the next segment is in place (a fence, then the flag, as a
+                // publish does), so they find it instead of sleeping on again.
+                if let Some(wake) = &self.core.segment_of(self.segment_start).wake {
+                    wake.notify();
+                }
+            }
             None => {
                 // Invalidate the segment's old records for followers before overwriting
                 // them. Relaxed store, then a Release fence that pairs with the
@@ -612,6 +673,15 @@ impl<T: Record> SegmentedJournal<T> {
 
 impl<T: Record> Drop for SegmentedJournal<T> {
     fn drop(&mut self) {
+        // Sleeping readers return instead of waiting for a writer that is gone.
+        if let Some(wake) = &self.core.wake {
+            wake.close();
+        }
+        for segment in self.core.segments.iter() {
+            if let Some(wake) = &segment.wake {
+                wake.close();
+            }
+        }
         let Some(files) = self.files.take() else {
             return;
         };

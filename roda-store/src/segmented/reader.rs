@@ -1,6 +1,7 @@
 //! [`SegmentedReader`]: a gating cursor over a [`SegmentedJournal`](crate::SegmentedJournal).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use roda_core::{IterativeReadable, Record, Result, RodaError};
 
@@ -114,6 +115,67 @@ impl<T: Record> SegmentedReader<T> {
         // SAFETY: as in `next`, for every record of the range, which stays inside one
         // segment.
         unsafe { self.core.segments[self.slot].records(offset as usize, (end - start) as usize) }
+    }
+
+    /// Waits up to `timeout` for a record at the cursor to be published; whether one
+    /// is. Does not move the cursor (nor the reader's gate).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let cursor = self.cursor;
+        let core = &self.core;
+        let known = &mut self.known;
+        crate::wake::wait_until(core.wake.as_ref(), timeout, || {
+            if cursor < *known {
+                return true;
+            }
+            *known = core.published();
+            cursor < *known
+        })
+    }
+
+    /// The next record, waiting up to `timeout` for the writer to publish it; `None`
+    /// when the time is up first, or (with waking on) at once when the writer has been
+    /// dropped and nothing is left. With waking on (`SegmentedJournal::options().wake(true)`) the
+    /// reader sleeps in the kernel until the writer's next publish wakes it; otherwise
+    /// it polls with sleeps of up to 1 ms. Spurious wake-ups are re-checked, never
+    /// returned; the safety timeout (100 ms by default) bounds a lost wake-up. The same
+    /// semantics as [`JournalReader::next_timeout`](crate::JournalReader::next_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = roda_store::SegmentedJournal::<u64>::options()
+    ///     .wake(true)
+    ///     .in_memory(4, 2)?;
+    /// let mut reader = journal.reader();
+    /// let writer = std::thread::spawn(move || {
+    ///     for i in 0..6 {
+    ///         journal.append(&i);
+    ///     }
+    /// });
+    /// for i in 0..6 {
+    ///     assert_eq!(reader.next_timeout(Duration::from_secs(10)), Some(&i));
+    /// }
+    /// writer.join().unwrap();
+    /// assert_eq!(reader.next_timeout(Duration::from_secs(10)), None); // closed: at once
+    /// # Ok(()) }
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<&T> {
+        if self.wait_timeout(timeout) {
+            self.next()
+        } else {
+            None
+        }
+    }
+
+    /// Like [`next_batch`](Self::next_batch), waiting up to `timeout` (as
+    /// [`next_timeout`](Self::next_timeout) does) while nothing new is published.
+    pub fn next_batch_timeout(&mut self, max: usize, timeout: Duration) -> &[T] {
+        if max > 0 && self.wait_timeout(timeout) {
+            self.next_batch(max)
+        } else {
+            &[]
+        }
     }
 
     /// The cursor: the sequence of the next record to read.
