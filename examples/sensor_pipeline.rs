@@ -5,10 +5,12 @@
 //! cargo run --release --example sensor_pipeline [-- --events N] [--pin] [--bounded]
 //!     [--metrics FILE]
 //!
-//! By default the journals between stages are plain journals sized for the whole run
-//! (memory grows with `--events`). With `--bounded` they are rings of 4 segments of
-//! 65,536 records recycled in place, so any number of events runs in the same few MB:
-//! `-- --bounded --events 1000000000` streams a billion readings in under 256 MB.
+//! By default (`with_capacity`) the journals between stages are rings of about 1 MiB
+//! recycled in place, and the last journal (the alerts) is elastic: it holds the alerts
+//! not received yet, which this program receives as they come. With `--bounded` every
+//! journal is a ring of 4 segments of 65,536 records, the last one too. Either way any
+//! number of events runs in the same few MB: `-- --events 1000000000` streams a billion
+//! readings.
 //!
 //! `--metrics FILE` publishes the pipeline's counters in FILE while it runs (sampled at
 //! 10 Hz by a thread of its own): watch it with `roda top FILE`, export it with
@@ -195,7 +197,7 @@ fn main() {
         .stage_name("alerts");
 
     // Alerts are received as they come (a bounded pipeline needs that: its last ring
-    // holds only so many) and counted.
+    // holds only so many; the default's elastic output then stays small) and counted.
     let mut alerts = Alerts::default();
     for i in 0..events {
         let (sensor_id, value, timestamp) = PATTERN[(i % 4) as usize];
@@ -245,7 +247,7 @@ fn main() {
             if bounded {
                 format!("bounded, {SEGMENTS} segments × {SEGMENT_RECORDS} records")
             } else {
-                format!("plain, {events} records")
+                "rings between stages, elastic output".to_string()
             }
         );
     }

@@ -6,8 +6,10 @@
 //! `--metrics FILE` publishes the pipeline's counters in FILE while it runs: watch it
 //! with `roda top FILE`, export it with `roda metrics FILE`.
 //!
-//! `--bounded` runs the pipeline on bounded rings (`StageEngine::bounded`): memory stays
-//! at a few MB however many readings flow.
+//! By default (`with_capacity`) the journals between stages are recycled rings and the
+//! last one (the alerts) is elastic, holding the alerts not received yet. `--bounded`
+//! runs every journal, the last one too, as a fixed ring (`StageEngine::bounded`).
+//! Either way memory stays at a few MB however many readings flow.
 //!
 //! Stage 1: `dedup_by` drops a reading identical to the previous one of its service
 //! (retransmitted samples), then `stateful`, keyed by (service, 10 ms window), keeps a

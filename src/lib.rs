@@ -3,8 +3,10 @@
 //! Ultra-low-latency streaming on one machine: a single writer appends fixed-size
 //! records into a memory-mapped journal, any number of readers (threads or other
 //! processes) follow it with their own cursors, and indexed state lives in seqlocked
-//! slot stores. Records stay in files, so a pipeline survives a crash, another process
-//! can follow it live, and a run can be replayed.
+//! slot stores. Journal files outlive their writer: records survive a crash of the
+//! process, another process can follow a file live, and a run can be replayed from it.
+//! A `StageEngine` pipeline's journals live in its process's memory instead (recycled
+//! rings and an elastic output): to keep or share a stream, a stage appends it to a file.
 //!
 //! This umbrella crate re-exports the member crates as modules ([`core`], [`store`],
 //! [`pipe`](mod@pipe), [`engine`]) and the everyday names at its root and in [`prelude`].
@@ -41,9 +43,9 @@ pub use roda_pipe::{
     dedup_by, delta, filter, filter_map, inspect, map, pipe, stateful, Collector, Stage,
 };
 pub use roda_store::{
-    HeaderInfo, JournalOptions, JournalReader, JournalStore, Retention, SegmentedFollower,
-    SegmentedJournal, SegmentedOptions, SegmentedReader, SlotOptions, SlotReader, SlotStore,
-    StoreKind, StoreOptions,
+    ElasticJournal, ElasticReader, HeaderInfo, JournalOptions, JournalReader, JournalStore,
+    Retention, SegmentedFollower, SegmentedJournal, SegmentedOptions, SegmentedReader, SlotOptions,
+    SlotReader, SlotStore, StoreKind, StoreOptions,
 };
 
 /// Everything a typical program needs: `use roda::prelude::*;`.

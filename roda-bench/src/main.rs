@@ -1,9 +1,15 @@
 //! `roda-bench`: Roda's workloads against the original implementation and peer queues.
 //!
 //! ```text
-//! cargo run --release -p roda-bench -- <workload> [--events N] [--runs K] [--rounds N] [--secs S]
-//!   sensor | service-health   pipelines, Roda (plain and bounded journals) vs the original
-//!                             (roda-state 0.1), to true completion
+//! cargo run --release -p roda-bench -- <workload> [--events N] [--runs K] [--procs P] [--rounds N] [--secs S]
+//!   sensor | service-health   pipelines, outputs received as they go: Roda (default and
+//!                             bounded layouts) vs the original (roda-state 0.1), to true
+//!                             completion
+//!   sensor-drain | service-health-drain
+//!                             pipelines, send every input and then receive every output:
+//!                             Roda (default layout) vs the original; clock to the last receive
+//!                             (pipelines: each implementation runs in P fresh child
+//!                             processes, alternating; the headline is their first runs)
 //!   spsc                      one producer, one consumer, 24-byte records, Roda vs peers
 //!   hop                       one-way latency by ping-pong, p50/p99/p99.9
 //!   append                    append latency percentiles, max and minor faults per journal
@@ -40,6 +46,10 @@ pub struct Args {
     pub runs: usize,
     pub rounds: Option<u64>,
     pub secs: Option<f64>,
+    /// Fresh processes per pipeline implementation.
+    pub procs: usize,
+    /// This process is a child running one pipeline implementation.
+    pub child: bool,
     pub only: Option<String>,
     pub out: String,
 }
@@ -47,21 +57,28 @@ pub struct Args {
 fn usage(problem: &str) -> ! {
     eprintln!("roda-bench: {problem}");
     eprintln!(
-        "usage: roda-bench <sensor|service-health|spsc|hop|append|slots|bridge|report> [--events N] [--runs K] \
-         [--rounds N] [--secs S] [--impl NAME] [--out DIR]"
+        "usage: roda-bench <sensor|service-health|sensor-drain|service-health-drain|spsc|hop|append|slots|bridge|report> \
+         [--events N] [--runs K] [--procs P] [--rounds N] [--secs S] [--impl NAME] [--out DIR]"
     );
     std::process::exit(2)
 }
 
 fn parse() -> Args {
     let mut it = std::env::args().skip(1);
-    let workload = it.next().unwrap_or_else(|| usage("which workload?"));
+    let mut workload = it.next().unwrap_or_else(|| usage("which workload?"));
+    // `child WORKLOAD`: one fresh process of a pipeline workload (see `child`).
+    let child = workload == "child";
+    if child {
+        workload = it.next().unwrap_or_else(|| usage("child: which workload?"));
+    }
     let mut args = Args {
         workload,
+        child,
         events: None,
         runs: 3,
         rounds: None,
         secs: None,
+        procs: 3,
         only: None,
         out: "docs".into(),
     };
@@ -86,6 +103,7 @@ fn parse() -> Args {
                         .unwrap_or_else(|_| usage(&format!("not a number: {v}"))),
                 )
             }
+            "--procs" => args.procs = num(value()).max(1) as usize,
             "--impl" => args.only = Some(value()),
             "--out" => args.out = value(),
             other => usage(&format!("unknown flag {other}")),
@@ -99,18 +117,55 @@ fn parse() -> Args {
 pub struct Series {
     pub workload: String,
     pub implementation: String,
+    /// Warm runs (pipelines: the runs after the first in each process).
     pub runs: Vec<Run>,
-    /// The unrecorded first run in the process, where there is one (pipelines): the
-    /// cold cost, first touch of memory included.
-    pub first: Option<Run>,
+    /// Pipelines: the first run of each fresh process, the cold cost a user sees (first
+    /// touch of memory included). Empty for the other workloads.
+    pub firsts: Vec<Run>,
 }
 
 impl Series {
+    /// The median of the warm runs.
     pub fn median_rate(&self) -> f64 {
         stats(self.runs.iter().map(Run::per_sec)).median
     }
 
+    /// The headline: the median first run in a fresh process where there are some,
+    /// else the warm median.
+    pub fn headline_rate(&self) -> f64 {
+        if self.firsts.is_empty() {
+            self.median_rate()
+        } else {
+            stats(self.firsts.iter().map(Run::per_sec)).median
+        }
+    }
+
     fn print(&self, unit: &str) {
+        if !self.firsts.is_empty() {
+            let f = stats(self.firsts.iter().map(Run::per_sec));
+            let m = median_run(&self.firsts);
+            println!(
+                "  {:<20} first runs (fresh processes) median {:>9.2} M {unit}/s  (min {:.2}, max {:.2})  peak RSS +{:.0} MB",
+                self.implementation,
+                f.median / 1e6,
+                f.min / 1e6,
+                f.max / 1e6,
+                m.rss_growth() as f64 / 1e6
+            );
+            println!(
+                "RESULT {} {} first_{unit}_per_s={:.0} min={:.0} max={:.0} rss_growth_bytes={} processes={}",
+                self.workload,
+                self.implementation,
+                f.median,
+                f.min,
+                f.max,
+                m.rss_growth(),
+                self.firsts.len()
+            );
+        }
+        if self.runs.is_empty() {
+            return;
+        }
         let s = stats(self.runs.iter().map(Run::per_sec));
         let m = median_run(&self.runs);
         println!(
@@ -140,54 +195,188 @@ impl Series {
     }
 }
 
-pub fn pipeline(workload: Workload, events: u64, runs: usize, only: Option<&str>) -> Vec<Series> {
-    println!(
-        "{}: {events} events, {runs} runs; clock from engine creation until the last stage \
-         has counted every item it must receive",
-        workload.name()
-    );
-    let inputs = workload.inputs(events);
-    let mut out = Vec::new();
-    for (name, f) in [
-        (
-            "roda",
-            pipelines::run_roda as fn(Workload, &[pipelines::Reading]) -> _,
-        ),
-        ("roda-bounded", pipelines::run_roda_bounded),
-        ("original", pipelines::run_original),
-    ] {
-        if only.is_some_and(|o| o != name) {
-            continue;
-        }
-        // One unrecorded run first: the first touch of memory in a fresh VM or process
-        // costs far more than any later one, and would penalise whichever runs first.
-        let warm = measure(|| f(workload, &inputs));
-        println!(
-            "    {name} warm-up (not counted): {:.2} M events/s",
-            warm.per_sec() / 1e6
-        );
-        let runs: Vec<Run> = (0..runs)
-            .map(|i| {
-                let r = measure(|| f(workload, &inputs));
-                println!(
-                    "    {name} run {}: {:.2} M events/s ({:.3} s)",
-                    i + 1,
-                    r.per_sec() / 1e6,
-                    r.elapsed.as_secs_f64()
-                );
-                r
-            })
-            .collect();
-        let series = Series {
-            workload: workload.name().into(),
-            implementation: name.into(),
-            runs,
-            first: Some(warm),
-        };
-        series.print("events");
-        out.push(series);
+/// A pipeline workload by name: the workload, and whether it is the send-all-then-drain
+/// shape.
+pub fn pipeline_workload(name: &str) -> Option<(Workload, bool)> {
+    match name {
+        "sensor" => Some((Workload::Sensor, false)),
+        "service-health" => Some((Workload::ServiceHealth, false)),
+        "sensor-drain" => Some((Workload::Sensor, true)),
+        "service-health-drain" => Some((Workload::ServiceHealth, true)),
+        _ => None,
     }
-    out
+}
+
+/// The implementations of a pipeline workload shape.
+pub fn pipeline_impls(drain: bool) -> &'static [&'static str] {
+    if drain {
+        &["roda", "original"]
+    } else {
+        &["roda", "roda-bounded", "original"]
+    }
+}
+
+/// Runs implementation `name` of a pipeline workload once; `expected` is the outputs a
+/// drain must receive.
+pub fn run_pipeline(
+    workload: Workload,
+    drain: bool,
+    name: &str,
+    inputs: &[pipelines::Reading],
+    expected: u64,
+) -> (u64, Duration) {
+    match (drain, name) {
+        (false, "roda") => pipelines::run_roda(workload, inputs),
+        (false, "roda-bounded") => pipelines::run_roda_bounded(workload, inputs),
+        (false, "original") => pipelines::run_original(workload, inputs),
+        (true, "roda") => pipelines::run_roda_drain(workload, inputs, expected),
+        (true, "original") => pipelines::run_original_drain(workload, inputs, expected),
+        _ => usage(&format!("no implementation {name} of this workload")),
+    }
+}
+
+/// `roda-bench child WORKLOAD IMPL --events N --runs K`: one fresh process runs one
+/// implementation: its first run, then K warm runs, each printed as a `CHILD` line.
+fn child(args: &Args) {
+    let (workload, drain) =
+        pipeline_workload(&args.workload).unwrap_or_else(|| usage("child: which workload?"));
+    let name = args
+        .only
+        .clone()
+        .unwrap_or_else(|| usage("child: which --impl?"));
+    let inputs = workload.inputs(args.events.unwrap_or(1_000_000));
+    let expected = if drain {
+        pipelines::expected_outputs(workload, &inputs)
+    } else {
+        0
+    };
+    for k in 0..=args.runs {
+        let r = measure(|| run_pipeline(workload, drain, &name, &inputs, expected));
+        println!(
+            "CHILD {} {} {} {} {} {} {}",
+            if k == 0 { "first" } else { "warm" },
+            r.ops,
+            r.elapsed.as_nanos(),
+            r.minflt,
+            r.majflt,
+            r.peak_rss,
+            r.start_rss
+        );
+    }
+}
+
+/// Parses a `CHILD` line: whether it is a first run, and the run.
+fn parse_child_line(line: &str) -> Option<(bool, Run)> {
+    let mut f = line.strip_prefix("CHILD ")?.split(' ');
+    let first = f.next()? == "first";
+    let mut n = || f.next()?.parse::<u64>().ok();
+    Some((
+        first,
+        Run {
+            ops: n()?,
+            elapsed: Duration::from_nanos(n()?),
+            minflt: n()?,
+            majflt: n()?,
+            peak_rss: n()?,
+            start_rss: n()?,
+        },
+    ))
+}
+
+/// A pipeline workload: every implementation in `procs` fresh child processes each,
+/// alternating (one process of each in turn, the order reversed every other round),
+/// each process one first run (the headline: what a user sees) and `warm` more.
+pub fn pipeline(
+    workload_name: &str,
+    events: u64,
+    warm: usize,
+    procs: usize,
+    only: Option<&str>,
+) -> Vec<Series> {
+    let (_, drain) = pipeline_workload(workload_name)
+        .unwrap_or_else(|| usage(&format!("unknown workload {workload_name}")));
+    let cores = measure::cores().len();
+    println!(
+        "{workload_name}: {events} events; each implementation in {procs} fresh processes \
+         (alternating), each a first run and {warm} warm; {}; the sender and the stage threads \
+         share {cores} cores",
+        if drain {
+            "send every input, then receive every output: clock from engine creation to the last receive"
+        } else {
+            "clock from engine creation until the last stage has counted every item it must receive"
+        }
+    );
+    let impls: Vec<&str> = pipeline_impls(drain)
+        .iter()
+        .copied()
+        .filter(|name| only.map_or(true, |o| o == *name))
+        .collect();
+    let exe = std::env::current_exe().expect("the roda-bench executable");
+    let mut series: Vec<Series> = impls
+        .iter()
+        .map(|name| Series {
+            workload: workload_name.into(),
+            implementation: (*name).into(),
+            runs: Vec::new(),
+            firsts: Vec::new(),
+        })
+        .collect();
+    for round in 0..procs {
+        let mut order: Vec<usize> = (0..impls.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let name = impls[i];
+            let output = std::process::Command::new(&exe)
+                .args([
+                    "child",
+                    workload_name,
+                    "--impl",
+                    name,
+                    "--events",
+                    &events.to_string(),
+                    "--runs",
+                    &warm.to_string(),
+                ])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("start a roda-bench child process");
+            assert!(
+                output.status.success(),
+                "{workload_name} {name}: the child process failed ({})",
+                output.status
+            );
+            for (first, run) in String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(parse_child_line)
+            {
+                println!(
+                    "    {name} process {} {}: {:.2} M events/s ({:.3} s, +{:.0} MB RSS)",
+                    round + 1,
+                    if first { "first run" } else { "warm run" },
+                    run.per_sec() / 1e6,
+                    run.elapsed.as_secs_f64(),
+                    run.rss_growth() as f64 / 1e6
+                );
+                if first {
+                    series[i].firsts.push(run);
+                } else {
+                    series[i].runs.push(run);
+                }
+            }
+        }
+    }
+    for s in &series {
+        assert_eq!(
+            s.firsts.len(),
+            procs,
+            "{}: a first run per process",
+            s.implementation
+        );
+        s.print("events");
+    }
+    series
 }
 
 /// Append latency and faults per journal kind, in each place files can live.
@@ -228,7 +417,7 @@ pub fn spsc(n: u64, runs: usize, only: Option<&str>) -> Vec<Series> {
             workload: "spsc".into(),
             implementation: name.into(),
             runs,
-            first: None,
+            firsts: Vec::new(),
         };
         series.print("msg");
         out.push(series);
@@ -324,20 +513,23 @@ fn main() {
     measure::cores();
     println!("machine: {}", measure::machine());
     let only = args.only.as_deref();
+    if args.child {
+        child(&args);
+        return;
+    }
     match args.workload.as_str() {
-        "sensor" => {
+        name if pipeline_workload(name).is_some() => {
+            let (_, drain) = pipeline_workload(name).expect("checked");
+            let events = args.events.unwrap_or(if drain {
+                report::DRAIN_EVENTS
+            } else {
+                report::PIPELINE_EVENTS
+            });
             pipeline(
-                Workload::Sensor,
-                args.events.unwrap_or(100_000_000),
-                args.runs,
-                only,
-            );
-        }
-        "service-health" => {
-            pipeline(
-                Workload::ServiceHealth,
-                args.events.unwrap_or(100_000_000),
-                args.runs,
+                name,
+                events,
+                args.runs.div_ceil(args.procs),
+                args.procs,
                 only,
             );
         }
@@ -386,7 +578,29 @@ mod tests {
             assert_eq!(pipelines::run_roda_bounded(w, &inputs).0, 600_000);
             let inputs = w.inputs(20_000);
             assert_eq!(pipelines::run_original(w, &inputs).0, 20_000);
+            // Send all, then drain: every predicted output arrives, and no more.
+            let inputs = w.inputs(200_000);
+            let expected = pipelines::expected_outputs(w, &inputs);
+            assert!(expected > 0);
+            assert_eq!(pipelines::run_roda_drain(w, &inputs, expected).0, 200_000);
+            let inputs = w.inputs(20_000);
+            let expected = pipelines::expected_outputs(w, &inputs);
+            assert_eq!(
+                pipelines::run_original_drain(w, &inputs, expected).0,
+                20_000
+            );
         }
+    }
+
+    #[test]
+    fn child_lines_parse_back() {
+        let (first, run) = parse_child_line("CHILD first 10 2000000000 3 4 5000 1000").unwrap();
+        assert!(first);
+        assert_eq!((run.ops, run.minflt, run.majflt), (10, 3, 4));
+        assert_eq!(run.per_sec(), 5.0);
+        assert_eq!(run.rss_growth(), 4000);
+        assert!(parse_child_line("CHILD warm 1 2").is_none());
+        assert!(parse_child_line("RESULT x").is_none());
     }
 
     #[test]

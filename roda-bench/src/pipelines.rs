@@ -1,8 +1,15 @@
 //! The sensor and service-health workloads, run by Roda and by the original
 //! implementation (`roda-state` 0.1) on identical inputs and capacities, both to true
-//! completion: a counting `inspect` placed first in the last stage counts what reaches
-//! it, and the clock stops when that count equals what the workload must deliver there.
-//! For Roda, `await_idle` (exact) must then agree.
+//! completion, in two shapes:
+//!
+//! * **as they go**: outputs are received while the inputs are sent (where the pipeline
+//!   needs it); a counting `inspect` placed first in the last stage counts what reaches
+//!   it, and the clock stops when that count equals what the workload must deliver
+//!   there. For Roda, `await_idle` (exact) must then agree.
+//! * **send all, then drain**: the program the docs teach: `with_capacity(n)`, send
+//!   every input, then `receive` every output the workload must produce (predicted
+//!   outside the clock by running the same stages on one thread); the clock stops at
+//!   the last `receive`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -177,7 +184,8 @@ fn counting_inspect() -> (Arc<AtomicU64>, impl FnMut(&Summary) + Send + 'static)
 pub const BOUNDED_SEGMENT_RECORDS: usize = 1 << 16;
 pub const BOUNDED_SEGMENTS: usize = 4;
 
-/// Roda with plain journals sized for the run: returns (events, time from engine
+/// Roda's default layout (`with_capacity`: recycled rings between stages, an elastic
+/// last journal; capacity = the run's inputs): returns (events, time from engine
 /// creation to the last stage's count).
 pub fn run_roda(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
     run_roda_in(workload, inputs, false)
@@ -236,8 +244,8 @@ fn drive(
 ) -> Duration {
     let bounded = engine.is_bounded();
     for r in inputs {
-        // Plain: never waits (the journals are sized for the run). Bounded: receives
-        // (and drops) outputs while it waits for room.
+        // Receives (and drops) outputs while `send` waits for room in the input ring
+        // (bounded: the last ring needs it; default: it keeps the output small).
         engine.send_receiving(r, |_: &Alert| {});
     }
     let deadline = Instant::now() + LIMIT;
@@ -304,6 +312,135 @@ pub fn run_original(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
                 wait_for(&counter, expected, LIMIT),
                 "original service-health did not finish"
             );
+            start.elapsed()
+        }
+    };
+    (inputs.len() as u64, elapsed)
+}
+
+/// The outputs the workload must deliver to the receiver, by running the same stages
+/// on this thread (outside any clock).
+pub fn expected_outputs(workload: Workload, inputs: &[Reading]) -> u64 {
+    use roda::prelude::*;
+    let mut count = 0u64;
+    match workload {
+        Workload::Sensor => {
+            let mut first = stateful(key, init, fold);
+            let mut second = delta(|s: &Summary| s.id, |c: Summary, p| alert(&c, p));
+            for r in inputs {
+                first.process(r, &mut |s: &Summary| {
+                    second.process(s, &mut |_: &Alert| count += 1)
+                });
+            }
+        }
+        Workload::ServiceHealth => {
+            let mut first = pipe![
+                dedup_by(|r: &Reading| (r.id, (r.value * 1000.0) as u64)),
+                stateful(key, init, fold)
+            ];
+            let mut second = pipe![
+                delta(|s: &Summary| s.id, |c: Summary, p| alert(&c, p)),
+                dedup_by(|a: &Alert| a.id)
+            ];
+            for r in inputs {
+                first.process(r, &mut |s: &Summary| {
+                    second.process(s, &mut |_: &Alert| count += 1)
+                });
+            }
+        }
+    }
+    count
+}
+
+/// Send all, then drain, on Roda's default layout: `with_capacity(inputs)`, every input
+/// sent, then `expected` outputs received; returns (events, time from engine creation
+/// to the last receive).
+pub fn run_roda_drain(workload: Workload, inputs: &[Reading], expected: u64) -> (u64, Duration) {
+    use roda::prelude::*;
+    let start = Instant::now();
+    let engine = StageEngine::<Reading, Reading>::with_capacity(inputs.len());
+    let elapsed = match workload {
+        Workload::Sensor => {
+            let mut engine = engine
+                .add_stage(stateful(key, init, fold))
+                .add_stage(delta(|s: &Summary| s.id, |c: Summary, p| alert(&c, p)));
+            drain_roda(&mut engine, inputs, expected, start)
+        }
+        Workload::ServiceHealth => {
+            let mut engine = engine
+                .add_stage(pipe![
+                    dedup_by(|r: &Reading| (r.id, (r.value * 1000.0) as u64)),
+                    stateful(key, init, fold)
+                ])
+                .add_stage(pipe![
+                    delta(|s: &Summary| s.id, |c: Summary, p| alert(&c, p)),
+                    dedup_by(|a: &Alert| a.id)
+                ]);
+            drain_roda(&mut engine, inputs, expected, start)
+        }
+    };
+    (inputs.len() as u64, elapsed)
+}
+
+fn drain_roda(
+    engine: &mut roda::StageEngine<Reading, Alert>,
+    inputs: &[Reading],
+    expected: u64,
+    start: Instant,
+) -> Duration {
+    for r in inputs {
+        engine.send(r);
+    }
+    for _ in 0..expected {
+        std::hint::black_box(engine.receive());
+    }
+    let elapsed = start.elapsed();
+    assert!(
+        engine.await_idle(LIMIT) && engine.try_receive().is_none(),
+        "roda delivered more than the workload predicts"
+    );
+    elapsed
+}
+
+/// Send all, then drain, on the original: `with_capacity(inputs)`, every input sent,
+/// then `expected` outputs received.
+pub fn run_original_drain(
+    workload: Workload,
+    inputs: &[Reading],
+    expected: u64,
+) -> (u64, Duration) {
+    use roda_state::{dedup_by, delta, pipe, stateful, StageEngine};
+    let start = Instant::now();
+    let capacity = inputs.len();
+    let elapsed = match workload {
+        Workload::Sensor => {
+            let mut engine = StageEngine::<Reading, Reading>::with_capacity(capacity)
+                .add_stage(pipe![stateful(key, init, fold)])
+                .add_stage(pipe![delta(|s: &Summary| s.id, alert)]);
+            for r in inputs {
+                engine.send(r);
+            }
+            for _ in 0..expected {
+                std::hint::black_box(engine.receive());
+            }
+            start.elapsed()
+        }
+        Workload::ServiceHealth => {
+            let mut engine = StageEngine::<Reading, Reading>::with_capacity(capacity)
+                .add_stage(pipe![
+                    dedup_by(|r: &Reading| (r.id, (r.value * 1000.0) as u64)),
+                    stateful(key, init, fold)
+                ])
+                .add_stage(pipe![
+                    delta(|s: &Summary| s.id, alert),
+                    dedup_by(|a: &Alert| a.id)
+                ]);
+            for r in inputs {
+                engine.send(r);
+            }
+            for _ in 0..expected {
+                std::hint::black_box(engine.receive());
+            }
             start.elapsed()
         }
     };

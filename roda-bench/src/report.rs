@@ -4,13 +4,14 @@
 use std::fmt::Write as _;
 
 use crate::measure::{machine, median_run, stats};
-use crate::pipelines::Workload;
 use crate::{hop, pipeline, slots, spsc, Args, HopResult, Series, SlotsResult};
 
-/// Report sizes (flags override them). Pipelines run 100M events: at that size the
-/// memory a run streams through (9.6 GB for a plain sensor run) decides the result, as it
-/// does for a service that runs for hours.
-const PIPELINE_EVENTS: u64 = 100_000_000;
+/// Report sizes (flags override them). Pipelines whose outputs are received as they go
+/// run 100M events, as a service that runs for hours streams far more than fits in
+/// memory; send-all-then-drain runs 20M (the original keeps every record of the run in
+/// memory, and Roda holds every output not received).
+pub const PIPELINE_EVENTS: u64 = 100_000_000;
+pub const DRAIN_EVENTS: u64 = 20_000_000;
 const SPSC_MESSAGES: u64 = 10_000_000;
 const HOP_ROUNDS: u64 = 200_000;
 const SLOT_SECS: f64 = 1.0;
@@ -27,15 +28,23 @@ pub fn run(args: &Args) {
     let queues = spsc(spsc_n, runs, None);
     let hops = hop(rounds, runs, None);
     let slot = slots(secs, runs);
-    let mut pipes = pipeline(Workload::Sensor, events, runs, None);
-    pipes.extend(pipeline(Workload::ServiceHealth, events, runs, None));
+    let drain_events = args.events.unwrap_or(DRAIN_EVENTS);
+    let warm = runs.div_ceil(args.procs);
+    let mut pipes = Vec::new();
+    for workload in ["sensor", "service-health"] {
+        pipes.extend(pipeline(workload, events, warm, args.procs, None));
+    }
+    for workload in ["sensor-drain", "service-health-drain"] {
+        pipes.extend(pipeline(workload, drain_events, warm, args.procs, None));
+    }
 
     // `--events` sets both the pipeline and the SPSC sizes: name it only when given.
     let events_flag = args
         .events
         .map_or(String::new(), |n| format!(" --events {n}"));
     let command = format!(
-        "cargo run --release -p roda-bench -- report{events_flag} --rounds {rounds} --secs {secs} --runs {runs}"
+        "cargo run --release -p roda-bench -- report{events_flag} --rounds {rounds} --secs {secs} --runs {runs} --procs {}",
+        args.procs
     );
     let md = markdown(&command, &pipes, &queues, &hops, &slot);
     let svg = chart(&pipes, &queues);
@@ -87,9 +96,10 @@ fn markdown(
     let _ = writeln!(md, "- **Command**: `{command}`");
     let _ = writeln!(
         md,
-        "- **Statistics**: each implementation runs several times (pipelines after one unrecorded \
-         warm-up run each); the tables give the median (min–max); page faults and peak RSS are \
-         those of the median run.\n"
+        "- **Statistics**: pipelines run each implementation in several fresh processes, \
+         alternating; the headline is the median of their first runs (what a user sees), the \
+         warm median (later runs in the same processes) is the second column. Other workloads \
+         run several times in one process; the tables give the median (min–max).\n"
     );
     let _ = writeln!(md, "![throughput chart](benchmarks.svg)\n");
 
@@ -99,64 +109,84 @@ fn markdown(
     );
     let _ = writeln!(
         md,
-        "All run the same workload on identical inputs in the same process: `roda` and the \
-         original with journals sized for the whole run, `roda-bounded` on \
-         `StageEngine::bounded({}, {})` rings (recycled segments, back-pressure; outputs \
-         received as the run goes). **The clock covers** engine creation, sending every \
-         input, and processing until a counting `inspect` placed first in the last stage has \
-         seen every item the workload must deliver there (for Roda, `await_idle` must then \
-         agree). The original's own `await_idle` returns after 1 ms without progress, which \
-         stops a timer long before the work is done; it is not used here. *First run* is the \
-         unrecorded first run of each implementation in the process (first touch of memory \
-         included); *RSS added* is the peak resident set of the median run minus the resident \
-         set at its start (the inputs, generated up front, are resident before).\n",
+        "All run the same workload on identical inputs, each implementation in its own fresh \
+         process. **The sender and the stage threads share the machine's {} cores.** Two \
+         shapes:\n\n\
+         - **as they go** (`sensor`, `service-health`): `roda` is the default layout \
+         (`with_capacity(n)`: recycled rings between stages, an elastic last journal), \
+         `roda-bounded` runs on `StageEngine::bounded({}, {})` rings; both receive outputs \
+         while `send` waits for room. The original sizes its journals for the whole run. \
+         **The clock covers** engine creation, sending every input, and processing until a \
+         counting `inspect` placed first in the last stage has seen every item the workload \
+         must deliver there (for Roda, `await_idle` must then agree). The original's own \
+         `await_idle` returns after 1 ms without progress, which stops a timer long before \
+         the work is done; it is not used here.\n\
+         - **send all, then drain** (`sensor-drain`, `service-health-drain`): the program the \
+         documentation teaches: `with_capacity(n)`, send every input, then `receive` every \
+         output the workload must produce (predicted outside the clock). **The clock stops \
+         at the last receive.**\n\n\
+         *First runs* is the median (min–max) over the fresh processes; *warm* the median of \
+         the later runs; *RSS added* is the peak resident set of the median first run minus \
+         the resident set at its start (the inputs, generated up front, are resident before); \
+         minor faults are those of the median first run.\n",
+        crate::measure::cores().len(),
         crate::pipelines::BOUNDED_SEGMENT_RECORDS,
         crate::pipelines::BOUNDED_SEGMENTS
     );
     let _ = writeln!(
         md,
-        "| workload | implementation | M events/s | min–max | first run | minor faults | major faults | RSS added |\n|---|---|---:|---:|---:|---:|---:|---:|"
+        "| workload | implementation | M events/s, first runs | min–max | warm | minor faults | RSS added |\n|---|---|---:|---:|---:|---:|---:|"
     );
     for s in pipes {
-        let st = stats(s.runs.iter().map(|r| r.per_sec()));
-        let m = median_run(&s.runs);
+        let f = stats(s.firsts.iter().map(|r| r.per_sec()));
+        let m = median_run(&s.firsts);
+        let warm = if s.runs.is_empty() {
+            "n/a".to_string()
+        } else {
+            format!("{:.2}", s.median_rate() / 1e6)
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} | {:.2}–{:.2} | {} | {} | {} | {:.0} MB |",
+            "| {} | {} | {:.2} | {:.2}–{:.2} | {} | {} | {:.0} MB |",
             s.workload,
             s.implementation,
-            st.median / 1e6,
-            st.min / 1e6,
-            st.max / 1e6,
-            s.first
-                .map_or("n/a".into(), |f| format!("{:.2}", f.per_sec() / 1e6)),
+            f.median / 1e6,
+            f.min / 1e6,
+            f.max / 1e6,
+            warm,
             m.minflt,
-            m.majflt,
             m.rss_growth() as f64 / 1e6
         );
     }
     let _ = writeln!(md);
     let mut pipeline_ratios = Vec::new();
     let mut bounded_ratios = Vec::new();
-    for w in ["sensor", "service-health"] {
+    for w in [
+        "sensor",
+        "service-health",
+        "sensor-drain",
+        "service-health-drain",
+    ] {
         let original = find(pipes, w, "original");
         if let (Some(r), Some(o)) = (find(pipes, w, "roda"), original) {
-            let x = r.median_rate() / o.median_rate();
-            pipeline_ratios.push((w, x));
-            let _ = writeln!(md, "- {w}: Roda / original = **{x:.2}×**");
-        }
-        if let (Some(b), Some(o)) = (find(pipes, w, "roda-bounded"), original) {
-            let x = b.median_rate() / o.median_rate();
-            let first = match (b.first, o.first) {
-                (Some(bf), Some(of)) => bf.per_sec() / of.per_sec(),
-                _ => 0.0,
-            };
-            let rss = median_run(&b.runs).rss_growth();
-            bounded_ratios.push((w, x, first, rss));
+            let x = r.headline_rate() / o.headline_rate();
+            let rss = median_run(&r.firsts).rss_growth();
+            pipeline_ratios.push((w, x, rss));
             let _ = writeln!(
                 md,
-                "- {w}: Roda bounded / original = **{x:.2}×** (first runs: {first:.2}×), \
-                 adding {:.0} MB of RSS",
+                "- {w}: Roda / original = **{x:.2}×** on first runs ({} warm), adding {:.0} MB of RSS",
+                ratio(r.median_rate(), o.median_rate()),
+                rss as f64 / 1e6
+            );
+        }
+        if let (Some(b), Some(o)) = (find(pipes, w, "roda-bounded"), original) {
+            let x = b.headline_rate() / o.headline_rate();
+            let rss = median_run(&b.firsts).rss_growth();
+            bounded_ratios.push((w, x, rss));
+            let _ = writeln!(
+                md,
+                "- {w}: Roda bounded / original = **{x:.2}×** on first runs ({} warm), adding {:.0} MB of RSS",
+                ratio(b.median_rate(), o.median_rate()),
                 rss as f64 / 1e6
             );
         }
@@ -248,17 +278,23 @@ fn markdown(
 
     let _ = writeln!(md, "## Targets\n");
     let _ = writeln!(md, "| target | measured | status |\n|---|---|---|");
-    for (w, x) in &pipeline_ratios {
+    for (w, x, rss) in &pipeline_ratios {
+        let target = if w.starts_with("service-health") {
+            5.0
+        } else {
+            3.0
+        };
         let _ = writeln!(
             md,
-            "| {w} ≥ 3× the original, to true completion | {x:.2}× | {} |",
-            verdict(*x >= 3.0)
+            "| {w} ≥ {target}× the original on first runs, to true completion | {x:.2}×, +{:.0} MB RSS | {} |",
+            *rss as f64 / 1e6,
+            verdict(*x >= target)
         );
     }
-    for (w, x, first, rss) in &bounded_ratios {
+    for (w, x, rss) in &bounded_ratios {
         let _ = writeln!(
             md,
-            "| {w} bounded ≥ 5× the original, to true completion, memory flat | {x:.2}× ({first:.2}× first runs), +{:.0} MB RSS | {} |",
+            "| {w} bounded ≥ 5× the original on first runs, memory flat | {x:.2}×, +{:.0} MB RSS | {} |",
             *rss as f64 / 1e6,
             verdict(*x >= 5.0)
         );
@@ -296,7 +332,7 @@ fn chart(pipes: &[Series], queues: &[Series]) -> String {
     for s in pipes {
         rows.push((
             format!("{} / {}", s.workload, s.implementation),
-            s.median_rate() / 1e6,
+            s.headline_rate() / 1e6,
             if s.implementation.starts_with("roda") {
                 "#2b7bb9"
             } else {

@@ -93,7 +93,6 @@ struct State {
     interval: Duration,
     stages: Vec<SampledStage>,
     workers: Vec<SampledWorker>,
-    bounded: bool,
     /// The engine's shared worker state: which stage panicked.
     shared: Arc<WorkerShared>,
     stop: bool,
@@ -177,12 +176,7 @@ impl Counters {
     }
 
     /// Creates (or takes over) the counters file at `path` and starts the sampler.
-    pub(crate) fn start(
-        &mut self,
-        path: &Path,
-        bounded: bool,
-        workers: Arc<WorkerShared>,
-    ) -> Result<()> {
+    pub(crate) fn start(&mut self, path: &Path, workers: Arc<WorkerShared>) -> Result<()> {
         if self.sampler.is_some() {
             return Err(RodaError::io(
                 path,
@@ -200,7 +194,6 @@ impl Counters {
                 interval: self.interval,
                 stages: std::mem::take(&mut self.stages),
                 workers: std::mem::take(&mut self.workers),
-                bounded,
                 shared: workers,
                 stop: false,
                 sample_now: false,
@@ -395,11 +388,12 @@ fn write_sample(
                 slot[2] = processed;
                 slot[3] = s.counters.emitted();
                 slot[4] = s.input.published().saturating_sub(processed);
-                slot[5] = if !state.bounded {
-                    published
-                } else if i == last {
-                    // Only the receiver knows how far it read.
-                    UNKNOWN
+                slot[5] = if i == last {
+                    // An elastic last journal publishes what its receiver received; of
+                    // a ring, only the receiver knows how far it read.
+                    s.output
+                        .received()
+                        .map_or(UNKNOWN, |received| published.saturating_sub(received))
                 } else {
                     published.saturating_sub(stages[i + 1].counters.consumed())
                 };

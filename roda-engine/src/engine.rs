@@ -212,7 +212,7 @@ impl RodaEngine {
     /// ```
     pub fn metrics_file(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let shared = self.shared.clone();
-        self.counters.start(path.as_ref(), false, shared)
+        self.counters.start(path.as_ref(), shared)
     }
 
     /// Time between two samples of the counters file (default 100 ms; at least 1 ms).

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Counters a stage's worker updates once per batch; on their own cache line so the
 /// owner's reads never share a line with the worker's hot data.
@@ -53,19 +54,29 @@ pub struct StageMetrics {
     pub emitted: u64,
     /// Inputs published to the stage but not yet consumed: its lag.
     pub input_lag: u64,
-    /// Records in the stage's output journal.
+    /// Records in the stage's output journal that the next stage has not consumed, or
+    /// (last stage) that the receiver has not received: the output's backlog.
     pub output_len: u64,
-    /// The output journal's capacity.
+    /// The output journal's capacity: a ring's records, or for the last journal of a
+    /// `with_capacity` pipeline the most outputs it holds not received.
     pub output_capacity: usize,
     /// Whether the stage is waiting for room in its output journal right now
     /// (back-pressure from the next stage; bounded pipelines only).
     pub waiting_for_room: bool,
     /// Whether the stage panicked (only the pipeline's first panic is known).
     pub panicked: bool,
+    /// The largest backlog the output journal has held: tracked by the elastic last
+    /// journal of a `with_capacity` pipeline; 0 for rings (bounded by their capacity).
+    pub output_high_water: u64,
+    /// Time the writer of the stage's input journal (the sender for stage 1, the
+    /// previous stage otherwise) has spent waiting for room in it.
+    pub input_wait: Duration,
 }
 
 impl StageMetrics {
-    /// Output journal fill, 0.0 to 1.0.
+    /// Output journal fill, 0.0 to 1.0: `output_len / output_capacity`, how close the
+    /// stage is to waiting for room (a ring) or to the full-journal panic (the last
+    /// journal of a `with_capacity` pipeline).
     pub fn output_fill(&self) -> f64 {
         self.output_len as f64 / self.output_capacity.max(1) as f64
     }
@@ -118,7 +129,7 @@ impl StageMetrics {
 impl serde::Serialize for StageMetrics {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("StageMetrics", 9)?;
+        let mut s = serializer.serialize_struct("StageMetrics", 11)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("processed", &self.processed)?;
         s.serialize_field("emitted", &self.emitted)?;
@@ -127,6 +138,9 @@ impl serde::Serialize for StageMetrics {
         s.serialize_field("output_capacity", &self.output_capacity)?;
         s.serialize_field("waiting_for_room", &self.waiting_for_room)?;
         s.serialize_field("panicked", &self.panicked)?;
+        s.serialize_field("output_high_water", &self.output_high_water)?;
+        let input_wait_ns = u64::try_from(self.input_wait.as_nanos()).unwrap_or(u64::MAX);
+        s.serialize_field("input_wait_ns", &input_wait_ns)?;
         s.serialize_field("fill", &self.output_fill())?;
         s.end()
     }
@@ -162,6 +176,8 @@ mod tests {
             output_capacity: 0,
             waiting_for_room: false,
             panicked: false,
+            output_high_water: 0,
+            input_wait: Duration::ZERO,
         };
         let json = serde_json::to_string(&m).unwrap();
         assert!(

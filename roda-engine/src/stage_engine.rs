@@ -11,10 +11,11 @@ use crate::counters::{panicked_stage, Counters, SampledStage};
 use crate::engine::RodaEngine;
 use crate::metrics::{StageCounters, StageMetrics};
 use crate::stage_journal::{
-    CountingCollector, Layout, PipelineJournal, Published, Reader, RoomSignal, StageContext,
+    same_reader, CountingCollector, Layout, Published, Reader, RoomSignal, StageContext,
     StageInput, StageOutput, Writer,
 };
 use crate::wait::{Backoff, Progress, WaitStrategy};
+use crate::worker::{WorkerCounters, WorkerShared};
 
 /// Most inputs a stage takes in one step; their outputs are published together.
 const BATCH: usize = 1024;
@@ -25,20 +26,52 @@ const BATCH: usize = 1024;
 ///
 /// Two journal layouts:
 ///
-/// * **Plain** ([`with_capacity`](Self::with_capacity)): journals never wrap, so
-///   `with_capacity(n)` sizes every journal at `n` records and a pipeline handles at most
-///   `n` inputs (and each stage at most `n` outputs) in its lifetime. A stage whose output
-///   journal fills up panics with a message naming the stage and the capacity; that panic
-///   surfaces in `receive`, `await_idle` and `shutdown`. Nothing ever waits for room.
-/// * **Bounded** ([`bounded`](Self::bounded)): every journal is a ring of segments
-///   recycled in place (a `SegmentedJournal`), so the pipeline runs an unlimited number
-///   of records in fixed, hot memory. Back-pressure instead of failure: a stage whose
-///   output ring is full waits (with the pipeline's wait strategy) until the next stage
-///   leaves a segment, and [`send`](Self::send) waits for stage 1. A reader that leaves a
-///   segment wakes the writer waiting for it. The receiver is the last ring's reader, so
+/// * **Recycled, elastic output** ([`with_capacity`](Self::with_capacity), the
+///   default): every journal before the last is a ring in memory, recycled in place,
+///   pre-faulted and small enough to stay in cache (sized from its record size, about
+///   1 MiB); a stage whose output ring is full waits for the next stage (back-pressure),
+///   and [`send`](Self::send) waits for room in the input ring. The last journal, the
+///   one [`receive`](Self::receive) reads, is elastic: it grows by segments while the
+///   receiver lags, reuses the segments already received, gives memory back once the
+///   receiver has caught up for a while, and never makes the last stage wait. So a
+///   program that sends everything and then receives everything works, and `send`
+///   cannot deadlock. `with_capacity(n)` bounds what the receiver may leave behind:
+///   at most `n` outputs not received, exactly; one more makes the last stage panic
+///   with a message naming the stage and the capacity ("receive more often or raise
+///   the capacity"), a panic that surfaces in `send`, `receive`, `await_idle` and
+///   `shutdown`. `n` is not a lifetime budget: a pipeline runs any number of records.
+/// * **Bounded** ([`bounded`](Self::bounded)): every journal, the last one too, is a
+///   ring of the given shape, so the pipeline runs in strictly fixed memory, and
 ///   outputs must be received as the pipeline runs:
 ///   [`send_receiving`](Self::send_receiving) hands them to a closure while it waits
 ///   for room (or receive between [`try_send`](Self::try_send)s).
+///
+/// A pipeline with no stages has one journal, which is both its input and its last:
+/// elastic with `with_capacity` (`send` never waits and panics past `n` records not
+/// received), a ring with `bounded`.
+///
+/// The journals live in anonymous memory of this process: they are gone when it exits
+/// and cannot be followed from another process or replayed. To keep or share a stream,
+/// append it to a `JournalStore` or `SegmentedJournal` file (a stage may do so).
+///
+/// ```
+/// use roda_engine::StageEngine;
+/// use roda_pipe::map;
+///
+/// // At most 100,000 outputs waiting to be received; any number of records in all.
+/// let mut engine = StageEngine::<u64, u64>::with_capacity(100_000).add_stage(map(|x: &u64| x * 2));
+/// for i in 0..100_000u64 {
+///     engine.send(&i); // waits when the input ring is full; never deadlocks
+/// }
+/// let mut sum = 0;
+/// for _ in 0..100_000 {
+///     sum += engine.receive();
+/// }
+/// assert_eq!(sum, (0..100_000u64).map(|x| x * 2).sum());
+/// engine.shutdown().unwrap();
+/// ```
+///
+/// Bounded:
 ///
 /// ```
 /// use roda_engine::StageEngine;
@@ -65,10 +98,19 @@ const BATCH: usize = 1024;
 /// ```
 pub struct StageEngine<In: Record, Out: Record> {
     engine: RodaEngine,
+    /// The engine's worker state (kept, so `send` checks for a stage panic with one load).
+    workers: Arc<WorkerShared>,
     input: Writer<In>,
+    /// The signal of the input journal's writer (this owner) waiting for room.
+    input_room: Arc<RoomSignal>,
     output: Reader<Out>,
-    /// Reports the published count of the journal `output` reads.
-    output_probe: Box<dyn Published>,
+    /// Reports the published count of the journal `output` reads (`None` while the
+    /// last stage has not started).
+    output_probe: Option<Box<dyn Published>>,
+    /// The last stage, not started yet: it starts once its output journal is known (a
+    /// ring when a stage is added after it, the last journal when the pipeline is first
+    /// used).
+    pending: Option<PendingStage<Out>>,
     stages: Vec<StageProbe>,
     layout: Layout,
     /// The counters file's settings and sampler (last: dropped after the stages stop).
@@ -79,17 +121,38 @@ pub struct StageEngine<In: Record, Out: Record> {
 struct StageProbe {
     name: String,
     counters: Arc<StageCounters>,
+    /// The room signal of the stage's input journal: how long its writer waited.
+    input_room: Arc<RoomSignal>,
     /// The room signal of the stage's output journal: up while the stage waits for room.
     room: Arc<RoomSignal>,
     input: Box<dyn Published>,
-    output: Box<dyn Published>,
+    /// `None` until the stage starts.
+    output: Option<Box<dyn Published>>,
+    /// The output capacity the stage was added with, if any.
+    capacity: Option<usize>,
+}
+
+/// Starts a stage's worker, given its output journal's writer and room signal.
+/// Returns the counters of the stage's worker thread.
+type StartStage<Out> = Box<
+    dyn FnOnce(&mut RodaEngine, Writer<Out>, Arc<RoomSignal>) -> Result<Arc<WorkerCounters>> + Send,
+>;
+
+/// A stage added last and not started yet.
+struct PendingStage<Out: Record> {
+    start: StartStage<Out>,
+    /// Its index in `stages`.
+    index: usize,
 }
 
 impl<In: Record> StageEngine<In, In> {
-    /// A pipeline with no stages yet whose journals hold `capacity` records each.
+    /// A pipeline with no stages yet that holds at most `capacity` outputs not
+    /// received: rings between stages, an elastic last journal (see the type's docs).
+    /// `capacity` is not a lifetime budget: the pipeline runs any number of records as
+    /// long as the receiver keeps within it.
     ///
     /// # Panics
-    /// If the input journal cannot be created (capacity 0, or too large for memory);
+    /// If the capacity is 0 or the input journal cannot be created;
     /// [`try_with_capacity`](Self::try_with_capacity) returns the error instead.
     pub fn with_capacity(capacity: usize) -> Self {
         Self::try_with_capacity(capacity)
@@ -98,13 +161,37 @@ impl<In: Record> StageEngine<In, In> {
 
     /// Like [`with_capacity`](Self::with_capacity), returning an error instead of panicking.
     pub fn try_with_capacity(capacity: usize) -> Result<Self> {
-        Self::with_layout(Layout::Plain { capacity })
+        Self::with_layout(Layout::Elastic {
+            limit: capacity,
+            ring: None,
+        })
+    }
+
+    /// [`with_capacity`](Self::with_capacity) with rings of `ring_records` records (4
+    /// segments, rounded up) between stages instead of rings sized from each record
+    /// type: for tuning, and for tests that want rings to wrap often. The elastic last
+    /// journal then grows by segments of a ring's segment size.
+    ///
+    /// # Panics
+    /// If either count is 0 or a journal cannot be created.
+    pub fn with_capacity_and_rings(capacity: usize, ring_records: usize) -> Self {
+        if ring_records == 0 {
+            panic!("StageEngine::with_capacity_and_rings: rings need at least 1 record");
+        }
+        Self::with_layout(Layout::Elastic {
+            limit: capacity,
+            ring: Some(ring_records),
+        })
+        .unwrap_or_else(|e| {
+            panic!("StageEngine::with_capacity_and_rings({capacity}, {ring_records}): {e}")
+        })
     }
 
     /// A pipeline with no stages yet whose journals are bounded rings of `segments`
-    /// segments of `segment_records` records, recycled in place: it processes an
-    /// unlimited number of records in fixed memory, and a stage that gets ahead of the
-    /// next one waits (back-pressure) instead of failing. See the type's docs.
+    /// segments of `segment_records` records, recycled in place, the last one too: it
+    /// processes an unlimited number of records in strictly fixed memory, and a stage
+    /// that gets ahead of the next one waits (back-pressure) instead of failing. See the
+    /// type's docs.
     ///
     /// # Panics
     /// If the input journal cannot be created (fewer than 2 segments, 0 records per
@@ -124,12 +211,17 @@ impl<In: Record> StageEngine<In, In> {
     }
 
     fn with_layout(layout: Layout) -> Result<Self> {
-        let journal = layout.journal::<In>()?;
+        // Without stages the input is the last journal.
+        let journal = layout.last::<In>(None)?;
+        let engine = RodaEngine::new();
         Ok(StageEngine {
-            engine: RodaEngine::new(),
+            workers: engine.workers_shared(),
+            engine,
             input: journal.writer,
+            input_room: journal.room,
             output: journal.reader,
-            output_probe: journal.probe,
+            output_probe: Some(journal.probe),
+            pending: None,
             stages: Vec::new(),
             layout,
             counters: Counters::default(),
@@ -138,8 +230,9 @@ impl<In: Record> StageEngine<In, In> {
 }
 
 impl<In: Record, Out: Record> StageEngine<In, Out> {
-    /// Sets the wait strategy of stages added from now on (default: adaptive). Bounded
-    /// pipelines also wait with it for room in a full output journal.
+    /// Sets the wait strategy of stages added from now on (default: adaptive). Stages
+    /// also wait with it for room in a full output ring, and `send` for room in the
+    /// input ring.
     pub fn with_wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.engine.set_wait_strategy(wait);
         self
@@ -163,7 +256,11 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     pub fn stage_name(mut self, name: &str) -> Self {
         if let Some(stage) = self.stages.last_mut() {
             stage.name = name.to_owned();
-            self.counters.rename_last(name);
+            // A stage not started yet takes its name into the counters file when it
+            // starts.
+            if self.pending.is_none() {
+                self.counters.rename_last(name);
+            }
         }
         self
     }
@@ -186,9 +283,8 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
 
     /// [`metrics_file`](Self::metrics_file), returning an error instead of panicking.
     pub fn try_metrics_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let bounded = self.is_bounded();
         let workers = self.engine.workers_shared();
-        self.counters.start(path.as_ref(), bounded, workers)?;
+        self.counters.start(path.as_ref(), workers)?;
         Ok(self)
     }
 
@@ -199,8 +295,12 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         self
     }
 
-    /// Appends a stage reading this pipeline's output; its output journal has the
-    /// pipeline's capacity (plain) or ring shape (bounded).
+    /// Appends a stage reading this pipeline's output; its output journal takes the
+    /// pipeline's default: a ring sized from the record type, or the elastic last
+    /// journal holding at most the pipeline's capacity (bounded: the ring shape).
+    ///
+    /// Add every stage before the first `send` or `receive`: a stage added later reads
+    /// the elastic journal its predecessor was already writing.
     ///
     /// # Panics
     /// If the stage's journal or thread cannot be created; see
@@ -210,14 +310,15 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         Next: Record,
         S: Stage<Out, Next> + Send + 'static,
     {
-        let layout = self.layout;
-        self.add_stage_in(stage, layout)
+        self.add_stage_in(stage, None)
             .unwrap_or_else(|e| panic!("StageEngine::add_stage: {e}"))
     }
 
-    /// [`add_stage`](Self::add_stage) with an output journal of `capacity` records. In a
-    /// bounded pipeline the ring keeps its segment count and its segments grow or shrink
-    /// so that the ring holds at least `capacity` records.
+    /// [`add_stage`](Self::add_stage) with an output journal of `capacity` records: a
+    /// ring of `capacity` records when another stage follows this one, and at most
+    /// `capacity` outputs not received when this stage is the last. In a bounded
+    /// pipeline the ring keeps its segment count and its segments grow or shrink so that
+    /// it holds at least `capacity` records.
     pub fn add_stage_with_capacity<Next, S>(
         self,
         stage: S,
@@ -232,7 +333,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     }
 
     /// [`add_stage_with_capacity`](Self::add_stage_with_capacity), returning an error
-    /// instead of panicking.
+    /// instead of panicking (a capacity of 0 is `Err(InvalidCapacity)`).
     pub fn try_add_stage_with_capacity<Next, S>(
         self,
         stage: S,
@@ -242,86 +343,192 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         Next: Record,
         S: Stage<Out, Next> + Send + 'static,
     {
-        let layout = self.layout.with_capacity(capacity);
-        self.add_stage_in(stage, layout)
+        if capacity == 0 {
+            return Err(RodaError::InvalidCapacity {
+                capacity: 0,
+                reason: "a stage's output journal needs room for at least one record",
+            });
+        }
+        self.add_stage_in(stage, Some(capacity))
     }
 
-    fn add_stage_in<Next, S>(mut self, stage: S, layout: Layout) -> Result<StageEngine<In, Next>>
+    fn add_stage_in<Next, S>(
+        mut self,
+        stage: S,
+        capacity: Option<usize>,
+    ) -> Result<StageEngine<In, Next>>
     where
         Next: Record,
         S: Stage<Out, Next> + Send + 'static,
     {
-        let name = format!("stage {}", self.stages.len() + 1);
-        let PipelineJournal {
-            writer: output,
-            reader: next_output,
-            probe: output_probe,
-        } = layout.journal::<Next>()?;
+        // The journal the new stage reads.
+        let (input, input_probe, input_room) = match self.pending.take() {
+            // The previous last stage gets a ring as its output, and starts.
+            Some(pending) => {
+                let planned = self.stages[pending.index].capacity;
+                let journal = self.layout.ring::<Out>(planned)?;
+                self.start(
+                    pending,
+                    journal.writer,
+                    journal.room.clone(),
+                    &*journal.probe,
+                )?;
+                (journal.reader, journal.probe, journal.room)
+            }
+            // A stageless pipeline not used yet: its input becomes a ring.
+            None if self.stages.is_empty()
+                && self.input.len() == 0
+                && matches!(self.input, Writer::Elastic(_)) =>
+            {
+                let journal = self.layout.ring::<In>(None)?;
+                self.input = journal.writer;
+                self.input_room = journal.room.clone();
+                (same_reader(journal.reader), journal.probe, journal.room)
+            }
+            // The pipeline is in use (or bounded): the stage reads the current output.
+            None => {
+                let probe = self
+                    .output_probe
+                    .take()
+                    .expect("a started pipeline's output journal has a probe");
+                let room = match self.stages.last() {
+                    Some(last) => last.room.clone(),
+                    None => self.input_room.clone(),
+                };
+                (
+                    std::mem::replace(&mut self.output, Reader::Pending),
+                    probe,
+                    room,
+                )
+            }
+        };
+        let index = self.stages.len();
+        let name = format!("stage {}", index + 1);
         let counters = Arc::new(StageCounters::default());
-        let room = match &output {
-            Writer::Plain(_) => Arc::new(RoomSignal::default()),
-            Writer::Bounded(_, room) => room.clone(),
-        };
-        let context = StageContext {
-            name: name.clone(),
-            wait: self.engine.wait_strategy(),
-            workers: self.engine.workers_shared(),
-            room: room.clone(),
-        };
-        let thread = format!("roda {name}");
-        let step = counters.clone();
-        let worker = match (self.output, output) {
-            (Reader::Plain(input), Writer::Plain(output)) => self
-                .engine
-                .run_worker(thread, stage_step(input, output, stage, context, step))?,
-            (Reader::Bounded(input), Writer::Bounded(output, _)) => self
-                .engine
-                .run_worker(thread, stage_step(input, output, stage, context, step))?,
-            _ => unreachable!("one pipeline uses one journal layout throughout"),
-        };
-        let worker = worker.counters();
-        let next_probe = output_probe.clone_box();
-        self.counters.add_stage(SampledStage {
-            name: name.clone(),
-            counters: counters.clone(),
-            room: room.clone(),
-            input: self.output_probe.clone_box(),
-            output: output_probe.clone_box(),
-            worker,
+        let wait = self.engine.wait_strategy();
+        let workers = self.engine.workers_shared();
+        let (stage_name, step) = (name.clone(), counters.clone());
+        let start: StartStage<Next> = Box::new(move |engine, output, room| {
+            let context = StageContext {
+                name: stage_name.clone(),
+                wait,
+                workers,
+                room,
+            };
+            let thread = format!("roda {stage_name}");
+            let worker = match (input, output) {
+                (Reader::Ring(r), Writer::Ring(w)) => {
+                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                }
+                (Reader::Ring(r), Writer::Elastic(w)) => {
+                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                }
+                (Reader::Elastic(r), Writer::Ring(w)) => {
+                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                }
+                (Reader::Elastic(r), Writer::Elastic(w)) => {
+                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                }
+                (Reader::Pending, _) => unreachable!("a stage's input journal exists"),
+            };
+            Ok(worker.counters())
         });
         self.stages.push(StageProbe {
             name,
             counters,
-            room,
-            input: self.output_probe,
-            output: output_probe,
+            input_room,
+            room: Arc::new(RoomSignal::default()),
+            input: input_probe,
+            output: None,
+            capacity,
         });
         Ok(StageEngine {
             engine: std::mem::take(&mut self.engine),
+            workers: self.workers,
             input: self.input,
-            output: next_output,
-            output_probe: next_probe,
+            input_room: self.input_room,
+            output: Reader::Pending,
+            output_probe: None,
+            pending: Some(PendingStage { start, index }),
             stages: std::mem::take(&mut self.stages),
             layout: self.layout,
             counters: std::mem::take(&mut self.counters),
         })
     }
 
-    /// Sends `item` into the pipeline and returns its sequence. A bounded pipeline whose
-    /// input ring is full waits (with the pipeline's wait strategy) for stage 1 to make
-    /// room.
+    /// Starts `pending` writing to `output`.
+    fn start(
+        &mut self,
+        pending: PendingStage<Out>,
+        output: Writer<Out>,
+        room: Arc<RoomSignal>,
+        probe: &dyn Published,
+    ) -> Result<()> {
+        let worker = (pending.start)(&mut self.engine, output, room.clone())?;
+        let stage = &mut self.stages[pending.index];
+        stage.room = room.clone();
+        stage.output = Some(probe.clone_box());
+        // The counters file learns of a stage when it starts (stages start in order).
+        self.counters.add_stage(SampledStage {
+            name: stage.name.clone(),
+            counters: stage.counters.clone(),
+            room,
+            input: stage.input.clone_box(),
+            output: probe.clone_box(),
+            worker,
+        });
+        Ok(())
+    }
+
+    /// Starts the last stage on the last journal, if it has not started yet (the first
+    /// use of the pipeline).
+    #[inline]
+    fn ensure_started(&mut self) {
+        if self.pending.is_some() {
+            self.start_last();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn start_last(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let name = self.stages[pending.index].name.clone();
+        let planned = self.stages[pending.index].capacity;
+        let started = self.layout.last::<Out>(planned).and_then(|journal| {
+            self.start(pending, journal.writer, journal.room, &*journal.probe)?;
+            self.output = journal.reader;
+            self.output_probe = Some(journal.probe);
+            Ok(())
+        });
+        if let Err(e) = started {
+            panic!("StageEngine: cannot start {name}: {e}");
+        }
+    }
+
+    /// Sends `item` into the pipeline and returns its sequence. When the input ring is
+    /// full it waits (with the pipeline's wait strategy) for stage 1 to make room. That
+    /// wait cannot deadlock in a `with_capacity` pipeline, whose last journal never
+    /// makes its writer wait.
     ///
     /// # Panics
-    /// * Plain pipelines: when the input journal is full (the pipeline's capacity is
-    ///   spent); see [`try_send`](Self::try_send).
-    /// * Bounded pipelines: when a stage has panicked (the wait would never end), or when
-    ///   the pipeline is stalled on its own output: every stage is waiting for room, the
-    ///   output ring is full, and only this thread can receive from it, which it cannot
-    ///   do while it waits here. Use [`send_receiving`](Self::send_receiving), or
-    ///   receive outputs between sends (`try_send` returns `Err(WouldBlock)` when the
-    ///   input is full), to avoid that.
+    /// * Once a stage has panicked (with that stage's name and message), since its
+    ///   input would never be consumed; among others when the last stage had more than
+    ///   the capacity's outputs not received.
+    /// * A pipeline without stages (`with_capacity`): when `capacity` records are sent
+    ///   and not received; see [`try_send`](Self::try_send).
+    /// * Bounded pipelines: when the pipeline is stalled on its own output: every stage
+    ///   is waiting for room, the output ring is full, and only this thread can receive
+    ///   from it, which it cannot do while it waits here. Use
+    ///   [`send_receiving`](Self::send_receiving), or receive outputs between sends
+    ///   (`try_send` returns `Err(WouldBlock)` when the input is full), to avoid that.
     #[inline]
     pub fn send(&mut self, item: &In) -> u64 {
+        if self.pending.is_some() || self.workers.has_panicked() {
+            self.before_send("StageEngine::send");
+        }
         match self.input.append_fast(item) {
             Some(seq) => seq,
             None => self.send_slow(item),
@@ -381,10 +588,13 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// ```
     ///
     /// # Panics
-    /// As [`send`](Self::send) does for a plain pipeline whose input is full, and when a
-    /// stage has panicked.
+    /// As [`send`](Self::send) does for a stageless pipeline whose capacity is spent,
+    /// and when a stage has panicked.
     #[inline]
     pub fn send_receiving<F: FnMut(&Out)>(&mut self, item: &In, on_output: F) -> u64 {
+        if self.pending.is_some() || self.workers.has_panicked() {
+            self.before_send("StageEngine::send_receiving");
+        }
         match self.input.append_fast(item) {
             Some(seq) => seq,
             None => self.send_receiving_slow(item, on_output),
@@ -418,27 +628,47 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         }
     }
 
-    /// The room signal of a bounded input journal; a full plain journal is the
-    /// documented panic.
+    /// The room signal of an input ring; a stageless pipeline's full elastic input is
+    /// the documented panic.
     #[track_caller]
     fn input_room(&self) -> Arc<RoomSignal> {
         match &self.input {
-            Writer::Bounded(_, room) => room.clone(),
-            Writer::Plain(_) => input_full(self.layout.capacity()),
+            Writer::Ring(..) => self.input_room.clone(),
+            Writer::Elastic(journal) => input_full(journal.limit()),
         }
     }
 
-    /// Sends `item`, or returns an error without waiting: `Err(Full)` when a plain
-    /// pipeline's input journal is full, `Err(WouldBlock)` when a bounded pipeline's
-    /// input ring is (receive outputs, or retry later).
+    /// Sends `item`, or returns an error without waiting: `Err(WouldBlock)` when the
+    /// input ring is full (receive outputs, or retry later), `Err(Full)` when a
+    /// pipeline without stages holds its capacity of records not received, and the
+    /// first stage panic (`Err(WorkerPanicked)`) once a stage has panicked.
     #[inline]
     pub fn try_send(&mut self, item: &In) -> Result<u64> {
+        self.ensure_started();
+        if self.workers.has_panicked() {
+            if let Some(err) = self.engine.first_panic() {
+                return Err(err);
+            }
+        }
         self.input.try_append(item)
+    }
+
+    /// What a send checks off its hot path: the last stage starts on first use, and a
+    /// stage panic fails the send (its input would never be consumed).
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn before_send(&mut self, what: &str) {
+        self.ensure_started();
+        if let Some(err) = self.engine.first_panic() {
+            panic!("{what}: {err}");
+        }
     }
 
     /// The next output, if one is ready.
     #[inline]
     pub fn try_receive(&mut self) -> Option<Out> {
+        self.ensure_started();
         self.output.next().copied()
     }
 
@@ -448,6 +678,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     /// When a stage has panicked (with that stage's name and message), since the output
     /// would never come.
     pub fn receive(&mut self) -> Out {
+        self.ensure_started();
         let mut backoff = Backoff::new(self.engine.wait_strategy());
         loop {
             if let Some(item) = self.output.next() {
@@ -467,7 +698,8 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
     ///
     /// In a bounded pipeline, outputs nobody receives hold the last stage back once its
     /// ring is full; then the pipeline cannot become idle until they are received, and
-    /// this returns false at `timeout`.
+    /// this returns false at `timeout`. A `with_capacity` pipeline becomes idle without
+    /// receiving (up to its capacity of outputs not received).
     pub fn await_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut backoff =
@@ -482,8 +714,9 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 backoff.idle();
             }
             backoff.reset();
-            // The stage consumed all its input, so its output journal is complete.
-            expected = stage.output.published();
+            // The stage consumed all its input, so its output journal is complete (a
+            // stage not started yet was sent nothing and published nothing).
+            expected = stage.output.as_ref().map_or(0, |o| o.published());
         }
         self.engine.first_panic().is_none()
     }
@@ -496,12 +729,19 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
 
     /// A snapshot of every stage's counters, first to last.
     ///
-    /// `output_len` is the number of records in the stage's output journal: everything
-    /// the stage published in a plain pipeline (journals never wrap), and what the next
-    /// stage (or the receiver) has not read yet in a bounded one; `output_capacity` is
-    /// the journal's capacity or the ring's size.
+    /// * `input_lag`: records in the stage's input journal that the stage has not
+    ///   consumed yet.
+    /// * `output_len`: records in the stage's output journal not yet consumed by the
+    ///   next stage, or (last stage) not yet received: the backlog.
+    /// * `output_capacity`: the output ring's records, or for the last journal of a
+    ///   `with_capacity` pipeline the most outputs it holds not received (`n`); so
+    ///   `output_fill()` is how close the stage is to waiting (ring) or to the
+    ///   full-journal panic (last journal).
+    /// * `output_high_water`: the largest backlog the last journal of a `with_capacity`
+    ///   pipeline has held (0 for rings, whose backlog never exceeds their capacity).
+    /// * `input_wait`: the time the writer of the stage's input journal (the sender for
+    ///   stage 1, else the previous stage) has spent waiting for room in it.
     pub fn metrics(&self) -> Vec<StageMetrics> {
-        let bounded = matches!(self.layout, Layout::Bounded { .. });
         let last = self.stages.len().saturating_sub(1);
         let panicked = panicked_stage(&self.engine.workers_shared());
         self.stages
@@ -509,13 +749,15 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
             .enumerate()
             .map(|(i, s)| {
                 let processed = s.counters.consumed();
-                let published = s.output.published();
-                let output_len = if !bounded {
-                    published
-                } else if i == last {
+                let published = s.output.as_ref().map_or(0, |o| o.published());
+                let output_len = if i == last {
                     published.saturating_sub(self.output.position())
                 } else {
                     published.saturating_sub(self.stages[i + 1].counters.consumed())
+                };
+                let output_capacity = match &s.output {
+                    Some(output) => output.capacity(),
+                    None => s.capacity.unwrap_or(self.layout.capacity()),
                 };
                 StageMetrics {
                     name: s.name.clone(),
@@ -523,9 +765,11 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                     emitted: s.counters.emitted(),
                     input_lag: s.input.published().saturating_sub(processed),
                     output_len,
-                    output_capacity: s.output.capacity(),
+                    output_capacity,
                     waiting_for_room: s.room.is_waiting(),
                     panicked: panicked == Some(i),
+                    output_high_water: s.output.as_ref().map_or(0, |o| o.high_water()),
+                    input_wait: s.input_room.waited(),
                 }
             })
             .collect()
@@ -536,24 +780,35 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         self.input.len()
     }
 
-    /// The capacity of the input journal (and the default of every stage's output): its
-    /// records for a plain pipeline, the ring's records (segments × records per segment)
-    /// for a bounded one.
+    /// The time `send` (and `send_receiving`) have spent waiting for room in the input
+    /// ring so far.
+    pub fn send_wait(&self) -> Duration {
+        self.input_room.waited()
+    }
+
+    /// The pipeline's capacity: with [`with_capacity`](Self::with_capacity), the most
+    /// outputs it holds not received (`n`; a ring's size is in
+    /// [`metrics`](Self::metrics)); bounded, a ring's records (segments × records per
+    /// segment).
     pub fn capacity(&self) -> usize {
         self.layout.capacity()
     }
 
-    /// Whether the pipeline's journals are bounded, back-pressured rings.
+    /// Whether the pipeline's journals are all bounded, back-pressured rings.
     pub fn is_bounded(&self) -> bool {
         matches!(self.layout, Layout::Bounded { .. })
     }
 
     /// Stops and joins every stage; returns the first stage panic as
-    /// `Err(WorkerPanicked)`. Outputs already published stay receivable. A bounded stage
-    /// waiting for room when shutdown comes drops the outputs it was waiting to write.
+    /// `Err(WorkerPanicked)`. Outputs already published stay receivable. A stage
+    /// waiting for room in its output ring when shutdown comes drops the outputs it was
+    /// waiting to write.
     ///
     /// With a counters file, the final sample written then equals [`metrics`](Self::metrics).
     pub fn shutdown(&mut self) -> Result<()> {
+        // A pipeline never used starts its last stage first, so that every stage it was
+        // built with is there to stop and to report.
+        self.ensure_started();
         let result = self.engine.shutdown();
         if self.counters.is_on() {
             let last = self.metrics();
@@ -645,9 +900,9 @@ where
 #[track_caller]
 fn input_full(capacity: usize) -> ! {
     panic!(
-        "StageEngine input is full: all {capacity} records of its capacity were sent; \
-         journals never wrap, so create the pipeline with a larger capacity, use try_send, \
-         or use StageEngine::bounded for an unbounded stream in fixed memory"
+        "StageEngine::send: the pipeline has no stages and holds {capacity} records not \
+         received (its capacity); receive more often or raise the capacity, or use \
+         try_send"
     )
 }
 

@@ -1,30 +1,63 @@
-//! The journals between a [`StageEngine`](crate::StageEngine)'s stages, in either of its
-//! two layouts: plain journals that never wrap (a pipeline with a lifetime budget of
-//! records) or bounded, back-pressured segmented journals (an unbounded stream in fixed
-//! memory). One pipeline uses one layout throughout; the stage loop is generic over it,
-//! so neither layout pays a branch per record for the other.
+//! The journals of a [`StageEngine`](crate::StageEngine), in either of its two layouts:
+//!
+//! * `with_capacity(n)`: every journal before the last is a recycled, back-pressured
+//!   ring in memory (a `SegmentedJournal`), pre-faulted and sized from the record size
+//!   so that it stays in cache; the last journal (the one `receive` reads) is an
+//!   `ElasticJournal` that grows while the receiver lags, reuses what was received, and
+//!   holds at most `n` records not received.
+//! * `bounded(segment_records, segments)`: every journal, the last one too, is a ring
+//!   of that shape: strictly fixed memory.
+//!
+//! The stage loop is one generic loop over the journal kinds, so no kind pays a branch
+//! per record for another.
 
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::any::Any;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
+use std::time::{Duration, Instant};
 
-use roda_core::{Record, Result};
+use roda_core::{Record, Result, RodaError};
 use roda_pipe::Collector;
 use roda_store::{
-    AppendBatch, JournalReader, JournalStore, SegmentedBatch, SegmentedJournal, SegmentedReader,
-    SegmentedWatch,
+    ElasticBatch, ElasticJournal, ElasticReader, ElasticWatch, SegmentedBatch, SegmentedJournal,
+    SegmentedReader, SegmentedWatch,
 };
 
 use crate::wait::{Backoff, WaitStrategy};
 use crate::worker::WorkerShared;
 
+/// Segments per ring of a `with_capacity` pipeline.
+pub(crate) const RING_SEGMENTS: usize = 4;
+
+/// Bytes of records per ring of a `with_capacity` pipeline when not set: small enough
+/// to stay in a core's cache next to the stages' state, large enough that a stage
+/// rarely waits on a scheduler time slice of the next.
+const RING_BYTES: usize = 1 << 20;
+
+/// Bounds on the records per segment chosen from a record size.
+const MIN_SEGMENT_RECORDS: usize = 64;
+const MAX_SEGMENT_RECORDS: usize = 1 << 16;
+
+/// Most segments an elastic last journal spans at its limit; larger limits get larger
+/// segments (its directory has one slot per segment, 16 bytes each with its spare list).
+const MAX_ELASTIC_SPAN: usize = roda_store::MAX_ELASTIC_SEGMENTS - 2;
+
+/// Elastic segments kept mapped when the journal gives memory back (at most
+/// [`ELASTIC_BASE_BYTES`] of them, at least one), and the rolls in a row with a small
+/// backlog before it does.
+const ELASTIC_BASE_SEGMENTS: usize = 4;
+const ELASTIC_BASE_BYTES: usize = 4 << 20;
+const ELASTIC_GIVE_BACK_AFTER: u64 = 16;
+
 /// How a pipeline's journals are built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layout {
-    /// Plain journals of `capacity` records that never wrap.
-    Plain { capacity: usize },
-    /// Rings of `segments` segments of `segment_records` records, recycled in place;
-    /// every reader gates its writer.
+    /// Rings between stages (of `ring` records, or sized from the record size), and an
+    /// elastic last journal holding at most `limit` records not received.
+    Elastic { limit: usize, ring: Option<usize> },
+    /// Rings of `segments` segments of `segment_records` records everywhere, the last
+    /// journal too.
     Bounded {
         segment_records: usize,
         segments: usize,
@@ -32,10 +65,11 @@ pub(crate) enum Layout {
 }
 
 impl Layout {
-    /// Records a journal of this layout holds at once.
+    /// The pipeline's capacity: the most outputs held not received (elastic), or the
+    /// records of a ring (bounded).
     pub(crate) fn capacity(&self) -> usize {
         match *self {
-            Layout::Plain { capacity } => capacity,
+            Layout::Elastic { limit, .. } => limit,
             Layout::Bounded {
                 segment_records,
                 segments,
@@ -43,62 +77,94 @@ impl Layout {
         }
     }
 
-    /// The same kind of layout, holding about `capacity` records (bounded rings keep
-    /// their segment count and round the segment size up).
-    pub(crate) fn with_capacity(&self, capacity: usize) -> Layout {
+    /// The ring shape (records per segment, segments) for records of `T`, holding
+    /// about `records` when given.
+    fn ring_shape<T>(&self, records: Option<usize>) -> (usize, usize) {
         match *self {
-            Layout::Plain { .. } => Layout::Plain { capacity },
-            Layout::Bounded { segments, .. } => Layout::Bounded {
-                segment_records: capacity.div_ceil(segments),
-                segments,
-            },
-        }
-    }
-
-    /// A new journal of this layout.
-    pub(crate) fn journal<T: Record>(&self) -> Result<PipelineJournal<T>> {
-        match *self {
-            Layout::Plain { capacity } => {
-                // Huge pages: a plain pipeline streams through fresh memory (journals
-                // never wrap), and 2 MiB pages cut the page faults of that by 512×.
-                let journal = JournalStore::<T>::options()
-                    .huge_pages(true)
-                    .in_memory(capacity)?;
-                let reader = journal.reader();
-                let probe = Box::new(reader.clone());
-                Ok(PipelineJournal {
-                    writer: Writer::Plain(journal),
-                    reader: Reader::Plain(reader),
-                    probe,
-                })
+            Layout::Elastic { ring, .. } => {
+                let records = records.or(ring).unwrap_or_else(default_ring_records::<T>);
+                (records.div_ceil(RING_SEGMENTS), RING_SEGMENTS)
             }
             Layout::Bounded {
                 segment_records,
                 segments,
-            } => {
-                // Pre-faulted: a bounded pipeline reuses the same pages forever, so paying
-                // their faults once, here, keeps the stream itself fault-free.
-                let journal = SegmentedJournal::<T>::options()
-                    .huge_pages(true)
+            } => match records {
+                Some(records) => (records.div_ceil(segments), segments),
+                None => (segment_records, segments),
+            },
+        }
+    }
+
+    /// A journal between two stages (or the input of a pipeline with stages): a ring
+    /// holding about `records` records (the layout's default when `None`).
+    pub(crate) fn ring<T: Record>(&self, records: Option<usize>) -> Result<PipelineJournal<T>> {
+        let (segment_records, segments) = self.ring_shape::<T>(records);
+        // Pre-faulted: a ring reuses the same pages forever, so paying their faults
+        // once, here, keeps the stream itself fault-free. No huge pages: a ring is far
+        // smaller than the 2 MiB-aligned blocks they need.
+        let journal = SegmentedJournal::<T>::options()
+            .populate(true)
+            .in_memory(segment_records, segments)?;
+        let reader = journal.try_reader()?;
+        let probe = Box::new(journal.watch());
+        let room = Arc::new(RoomSignal::default());
+        Ok(PipelineJournal {
+            writer: Writer::Ring(journal),
+            reader: Reader::Ring(RingReader {
+                reader,
+                segment_records: segment_records as u64,
+                window: (segment_records * segments) as u64,
+                next_segment: segment_records as u64,
+                room: room.clone(),
+            }),
+            probe,
+            room,
+        })
+    }
+
+    /// The last journal (the one `receive` reads): elastic, holding at most `capacity`
+    /// records not received (the layout's limit when `None`), or a ring (bounded).
+    pub(crate) fn last<T: Record>(&self, capacity: Option<usize>) -> Result<PipelineJournal<T>> {
+        match *self {
+            Layout::Bounded { .. } => self.ring(capacity),
+            Layout::Elastic { limit, .. } => {
+                let limit = capacity.unwrap_or(limit);
+                let (ring_segment, _) = self.ring_shape::<T>(None);
+                let segment_records = ring_segment.max(limit.div_ceil(MAX_ELASTIC_SPAN));
+                let segment_bytes = segment_records.saturating_mul(std::mem::size_of::<T>());
+                let base =
+                    (ELASTIC_BASE_BYTES / segment_bytes.max(1)).clamp(1, ELASTIC_BASE_SEGMENTS);
+                let journal = ElasticJournal::<T>::options()
                     .populate(true)
-                    .in_memory(segment_records, segments)?;
-                let reader = journal.try_reader()?;
+                    .base_segments(base)
+                    .give_back_after(ELASTIC_GIVE_BACK_AFTER)
+                    .in_memory(segment_records, limit)?;
+                let reader = journal.reader()?;
                 let probe = Box::new(journal.watch());
-                let room = Arc::new(RoomSignal::default());
                 Ok(PipelineJournal {
-                    writer: Writer::Bounded(journal, room.clone()),
-                    reader: Reader::Bounded(BoundedReader {
-                        reader,
-                        segment_records: segment_records as u64,
-                        window: (segment_records * segments) as u64,
-                        next_segment: segment_records as u64,
-                        room,
-                    }),
+                    writer: Writer::Elastic(journal),
+                    reader: Reader::Elastic(reader),
                     probe,
+                    room: Arc::new(RoomSignal::default()),
                 })
             }
         }
     }
+}
+
+/// Ring records for records of `T`: [`RING_BYTES`] of them, within bounds.
+fn default_ring_records<T>() -> usize {
+    let per_segment = (RING_BYTES / RING_SEGMENTS / std::mem::size_of::<T>().max(1))
+        .clamp(MIN_SEGMENT_RECORDS, MAX_SEGMENT_RECORDS);
+    per_segment * RING_SEGMENTS
+}
+
+/// `reader` as a reader of `B` records; `A` and `B` are the same type (checked).
+pub(crate) fn same_reader<A: Record, B: Record>(reader: Reader<A>) -> Reader<B> {
+    let reader: Box<dyn Any> = Box::new(reader);
+    *reader
+        .downcast::<Reader<B>>()
+        .unwrap_or_else(|_| unreachable!("a stageless pipeline's output type is its input type"))
 }
 
 /// The value of an `Ok`, or `None` for an error (dropped as usual). An `Ok` is consumed
@@ -115,31 +181,29 @@ pub(crate) fn ok_fast<T: Copy>(result: Result<T>) -> Option<T> {
     }
 }
 
-/// A new pipeline journal: its writer, a reader at its start, and a probe that reports
-/// its published count without holding anything back.
+/// A new pipeline journal: its writer, its reader, a probe that reports its counts
+/// without holding anything back, and the signal of its writer's waits for room.
 pub(crate) struct PipelineJournal<T: Record> {
     pub(crate) writer: Writer<T>,
     pub(crate) reader: Reader<T>,
     pub(crate) probe: Box<dyn Published>,
+    pub(crate) room: Arc<RoomSignal>,
 }
 
-/// A journal's published count and capacity, whatever its record type and layout.
+/// A journal's counts, whatever its record type and kind.
 pub(crate) trait Published: Send {
+    /// Records published so far.
     fn published(&self) -> u64;
+    /// A ring's records, or an elastic journal's limit.
     fn capacity(&self) -> usize;
+    /// The largest backlog seen (elastic journals; 0 for rings, bounded by capacity).
+    fn high_water(&self) -> u64;
+    /// Records its one reader has received: known for an elastic journal (its reader
+    /// publishes it), `None` for a ring (only the reader knows its position).
+    fn received(&self) -> Option<u64> {
+        None
+    }
     fn clone_box(&self) -> Box<dyn Published>;
-}
-
-impl<T: Record> Published for JournalReader<T> {
-    fn published(&self) -> u64 {
-        JournalReader::published(self)
-    }
-    fn capacity(&self) -> usize {
-        JournalReader::capacity(self)
-    }
-    fn clone_box(&self) -> Box<dyn Published> {
-        Box::new(self.clone())
-    }
 }
 
 impl<T: Record> Published for SegmentedWatch<T> {
@@ -149,6 +213,27 @@ impl<T: Record> Published for SegmentedWatch<T> {
     fn capacity(&self) -> usize {
         SegmentedWatch::capacity(self)
     }
+    fn high_water(&self) -> u64 {
+        0
+    }
+    fn clone_box(&self) -> Box<dyn Published> {
+        Box::new(self.clone())
+    }
+}
+
+impl<T: Record> Published for ElasticWatch<T> {
+    fn published(&self) -> u64 {
+        ElasticWatch::published(self)
+    }
+    fn capacity(&self) -> usize {
+        ElasticWatch::limit(self)
+    }
+    fn high_water(&self) -> u64 {
+        ElasticWatch::high_water(self)
+    }
+    fn received(&self) -> Option<u64> {
+        Some(ElasticWatch::received(self))
+    }
     fn clone_box(&self) -> Box<dyn Published> {
         Box::new(self.clone())
     }
@@ -156,18 +241,20 @@ impl<T: Record> Published for SegmentedWatch<T> {
 
 /// The writing end of a pipeline journal.
 pub(crate) enum Writer<T: Record> {
-    Plain(JournalStore<T>),
-    /// The journal, and the signal its readers raise when they leave a segment.
-    Bounded(SegmentedJournal<T>, Arc<RoomSignal>),
+    /// A ring (the signal its reader raises when it leaves a segment is the journal's
+    /// `room`).
+    Ring(SegmentedJournal<T>),
+    /// An elastic last journal (a stageless pipeline's input).
+    Elastic(ElasticJournal<T>),
 }
 
 impl<T: Record> Writer<T> {
-    /// Appends `item`; `Err(Full)` (plain) or `Err(WouldBlock)` (bounded) when it cannot.
+    /// Appends `item`; `Err(WouldBlock)` (ring) or `Err(Full)` (elastic) when it cannot.
     #[inline]
     pub(crate) fn try_append(&mut self, item: &T) -> Result<u64> {
         match self {
-            Writer::Plain(journal) => journal.try_append(item),
-            Writer::Bounded(journal, _) => journal.try_append(item),
+            Writer::Ring(journal) => journal.try_append(item),
+            Writer::Elastic(journal) => journal.try_append(item),
         }
     }
 
@@ -180,16 +267,19 @@ impl<T: Record> Writer<T> {
     /// Records appended so far.
     pub(crate) fn len(&self) -> u64 {
         match self {
-            Writer::Plain(journal) => journal.len() as u64,
-            Writer::Bounded(journal, _) => journal.len(),
+            Writer::Ring(journal) => journal.len(),
+            Writer::Elastic(journal) => journal.len(),
         }
     }
 }
 
 /// The reading end of a pipeline journal.
 pub(crate) enum Reader<T: Record> {
-    Plain(JournalReader<T>),
-    Bounded(BoundedReader<T>),
+    Ring(RingReader<T>),
+    Elastic(ElasticReader<T>),
+    /// The last stage has not started yet (it starts when the pipeline is first used),
+    /// so its output journal does not exist yet: nothing to read.
+    Pending,
 }
 
 impl<T: Record> Reader<T> {
@@ -197,33 +287,35 @@ impl<T: Record> Reader<T> {
     #[inline]
     pub(crate) fn next(&mut self) -> Option<&T> {
         match self {
-            Reader::Plain(reader) => reader.next(),
-            Reader::Bounded(reader) => reader.next(),
+            Reader::Ring(reader) => reader.next(),
+            Reader::Elastic(reader) => reader.next(),
+            Reader::Pending => None,
         }
     }
 
     /// Records read so far.
     pub(crate) fn position(&self) -> u64 {
         match self {
-            Reader::Plain(reader) => reader.get_index(),
-            Reader::Bounded(reader) => reader.reader.get_index(),
+            Reader::Ring(reader) => reader.reader.get_index(),
+            Reader::Elastic(reader) => reader.get_index(),
+            Reader::Pending => 0,
         }
     }
 
-    /// Whether this reader is all that holds its writer back: a bounded journal whose
-    /// ring is full up to this reader's segment, so its writer cannot move on until this
-    /// reader reads. Always false for plain journals.
+    /// Whether this reader is all that holds its writer back: a ring full up to this
+    /// reader's segment, so its writer cannot move on until this reader reads. Always
+    /// false for an elastic journal, whose writer never waits.
     pub(crate) fn holds_writer(&self) -> bool {
         match self {
-            Reader::Plain(_) => false,
-            Reader::Bounded(reader) => reader.holds_writer(),
+            Reader::Ring(reader) => reader.holds_writer(),
+            Reader::Elastic(_) | Reader::Pending => false,
         }
     }
 }
 
-/// A gating reader of a bounded pipeline journal, with the ring's shape and the signal
-/// that wakes the journal's writer when this reader leaves a segment.
-pub(crate) struct BoundedReader<T: Record> {
+/// The gating reader of a ring, with the ring's shape and the signal that wakes the
+/// ring's writer when this reader leaves a segment.
+pub(crate) struct RingReader<T: Record> {
     reader: SegmentedReader<T>,
     segment_records: u64,
     window: u64,
@@ -232,7 +324,7 @@ pub(crate) struct BoundedReader<T: Record> {
     room: Arc<RoomSignal>,
 }
 
-impl<T: Record> BoundedReader<T> {
+impl<T: Record> RingReader<T> {
     /// After a read that started at `start`: when it moved the gate to a new segment,
     /// the writer may be waiting for exactly that room.
     #[inline]
@@ -272,14 +364,14 @@ pub(crate) trait StageInput<T: Record>: Send + 'static {
     fn next_batch(&mut self, max: usize) -> &[T];
 }
 
-impl<T: Record> StageInput<T> for JournalReader<T> {
+impl<T: Record> StageInput<T> for ElasticReader<T> {
     #[inline]
     fn next_batch(&mut self, max: usize) -> &[T] {
-        JournalReader::next_batch(self, max)
+        ElasticReader::next_batch(self, max)
     }
 }
 
-impl<T: Record> StageInput<T> for BoundedReader<T> {
+impl<T: Record> StageInput<T> for RingReader<T> {
     #[inline]
     fn next_batch(&mut self, max: usize) -> &[T] {
         let start = self.reader.get_index();
@@ -305,6 +397,8 @@ impl<T: Record> StageInput<T> for BoundedReader<T> {
 pub(crate) struct RoomSignal {
     waiting: AtomicBool,
     thread: Mutex<Option<Thread>>,
+    /// Nanoseconds the writer has spent waiting for room, all waits together.
+    waited_nanos: AtomicU64,
 }
 
 impl RoomSignal {
@@ -324,7 +418,13 @@ impl RoomSignal {
     /// is dropped (also by a panic).
     pub(crate) fn wait(&self) -> RoomWait<'_> {
         self.begin_wait();
-        RoomWait(self)
+        RoomWait(self, Instant::now())
+    }
+
+    /// The time the writer has spent waiting for room so far.
+    pub(crate) fn waited(&self) -> Duration {
+        // Relaxed: a statistic.
+        Duration::from_nanos(self.waited_nanos.load(Ordering::Relaxed))
     }
 
     /// The writer found room (or stopped waiting).
@@ -360,11 +460,14 @@ impl RoomSignal {
 }
 
 /// A writer waiting for room; see [`RoomSignal::wait`].
-pub(crate) struct RoomWait<'a>(&'a RoomSignal);
+pub(crate) struct RoomWait<'a>(&'a RoomSignal, Instant);
 
 impl Drop for RoomWait<'_> {
     fn drop(&mut self) {
         self.0.end_wait();
+        let waited = u64::try_from(self.1.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: a statistic (only the journal's one writer adds to it).
+        self.0.waited_nanos.fetch_add(waited, Ordering::Relaxed);
     }
 }
 
@@ -373,7 +476,8 @@ pub(crate) struct StageContext {
     pub(crate) name: String,
     pub(crate) wait: WaitStrategy,
     pub(crate) workers: Arc<WorkerShared>,
-    /// The room signal of the stage's output journal (bounded layout).
+    /// The room signal of the stage's output journal (a ring; unused for an elastic
+    /// one, whose writer never waits).
     pub(crate) room: Arc<RoomSignal>,
 }
 
@@ -391,49 +495,69 @@ pub(crate) trait StageOutput<T: Record>: Send + 'static {
     fn batch<'a>(&'a mut self, stage: &'a StageContext) -> Self::Batch<'a>;
 }
 
-/// Collects into a plain journal; a full journal is the documented panic.
-pub(crate) struct PlainBatch<'a, T: Record> {
-    batch: AppendBatch<'a, T>,
+/// Collects into the elastic last journal; `n` outputs not received is the documented
+/// panic.
+pub(crate) struct LastBatch<'a, T: Record> {
+    batch: ElasticBatch<'a, T>,
     stage: &'a StageContext,
+    pushed: u64,
 }
 
-impl<T: Record> StageOutput<T> for JournalStore<T> {
-    type Batch<'a> = PlainBatch<'a, T>;
+impl<T: Record> StageOutput<T> for ElasticJournal<T> {
+    type Batch<'a> = LastBatch<'a, T>;
     #[inline]
-    fn batch<'a>(&'a mut self, stage: &'a StageContext) -> PlainBatch<'a, T> {
-        PlainBatch {
-            batch: JournalStore::batch(self),
+    fn batch<'a>(&'a mut self, stage: &'a StageContext) -> LastBatch<'a, T> {
+        LastBatch {
+            batch: ElasticJournal::batch(self),
             stage,
+            pushed: 0,
         }
     }
 }
 
-impl<T: Record> Collector<T> for PlainBatch<'_, T> {
+impl<T: Record> Collector<T> for LastBatch<'_, T> {
     #[inline]
     fn push(&mut self, item: &T) {
-        if ok_fast(self.batch.try_push(item)).is_none() {
-            output_full(&self.stage.name, self.batch.capacity());
+        if ok_fast(self.batch.try_push(item)).is_some() {
+            self.pushed += 1;
+        } else {
+            self.full(item);
         }
     }
 }
 
-impl<T: Record> CountingCollector<T> for PlainBatch<'_, T> {
-    fn pushed(&self) -> u64 {
-        self.batch.len() as u64
+impl<T: Record> LastBatch<'_, T> {
+    /// The push was refused: full (unless the receiver made room meanwhile), or a new
+    /// segment could not be mapped.
+    #[cold]
+    #[inline(never)]
+    fn full(&mut self, item: &T) {
+        match self.batch.try_push(item) {
+            Ok(_) => self.pushed += 1,
+            Err(RodaError::Full { capacity }) => output_full(&self.stage.name, capacity),
+            Err(e) => panic!("{}: cannot grow its output journal: {e}", self.stage.name),
+        }
     }
 }
 
+impl<T: Record> CountingCollector<T> for LastBatch<'_, T> {
+    fn pushed(&self) -> u64 {
+        self.pushed
+    }
+}
+
+/// The full-journal panic of a pipeline's last stage.
 #[cold]
 #[inline(never)]
-fn output_full(stage: &str, capacity: usize) -> ! {
+pub(crate) fn output_full(stage: &str, capacity: usize) -> ! {
     panic!(
-        "{stage}: output journal is full ({capacity} records); journals never wrap, so give \
-         the pipeline a larger capacity (with_capacity or add_stage_with_capacity), or use \
-         StageEngine::bounded for an unbounded stream in fixed memory"
+        "{stage}: output journal is full: {capacity} outputs are not received (the \
+         pipeline's capacity); receive more often or raise the capacity (with_capacity, \
+         or add_stage_with_capacity for the last stage)"
     )
 }
 
-/// Collects into a bounded journal, waiting (with the engine's wait strategy) while the
+/// Collects into a ring, waiting (with the engine's wait strategy) while the
 /// next stage still holds the segment it must recycle.
 pub(crate) struct BoundedBatch<'a, T: Record> {
     batch: SegmentedBatch<'a, T>,

@@ -36,6 +36,14 @@ impl WorkerShared {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Whether any worker has panicked (one load: cheap enough for a hot path).
+    #[inline]
+    pub(crate) fn has_panicked(&self) -> bool {
+        // Relaxed: a hint; `panic_error` loads it again with Acquire before reading
+        // the message.
+        self.panicked.load(Ordering::Relaxed)
+    }
+
     /// The first worker panic, as an error.
     pub(crate) fn panic_error(&self) -> Option<RodaError> {
         // Acquire pairs with the Release store in `record_panic`: the message is stored.

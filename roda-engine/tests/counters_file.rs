@@ -292,3 +292,35 @@ fn a_roda_engine_publishes_its_workers() {
     assert_eq!(s.workers[1].busy_iterations, 0);
     assert!(s.workers[1].idle_iterations > 0);
 }
+
+#[test]
+fn a_running_pipeline_reports_its_elastic_output_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backlog.counters");
+    let mut engine = StageEngine::<u64, u64>::with_capacity(1_000)
+        .metrics_file(&path)
+        .metrics_interval(Duration::from_millis(1))
+        .add_stage(map(|x: &u64| *x))
+        .add_stage(map(|x: &u64| *x));
+    for i in 0..100 {
+        engine.send(&i);
+    }
+    assert!(engine.await_idle(Duration::from_secs(10)));
+    for _ in 0..40 {
+        engine.receive();
+    }
+    // While it runs, the sampler knows the last journal's backlog (the elastic output
+    // publishes what was received) and the ring's (what stage 2 has not consumed).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = CountersFile::open(&path).unwrap().snapshot().unwrap();
+        if s.stages.len() == 2 && s.stages[1].output_len == Some(60) {
+            assert_eq!(s.stages[0].output_len, Some(0));
+            assert_eq!(s.stages[1].output_capacity, 1_000);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never sampled: {:?}", s.stages);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.shutdown().unwrap();
+}

@@ -1,7 +1,9 @@
 //! Steady-state pipeline steps allocate nothing: a counting global allocator (this test
 //! binary only, counting every thread) sees no allocation while warmed-up stages
-//! process 100,000 inputs, including `send`, `await_idle` and `try_receive`, in plain
-//! and in bounded (recycled, back-pressured) pipelines.
+//! process 100,000 inputs, including `try_send`, `await_idle` and `try_receive`, in
+//! `with_capacity` pipelines (rings between stages, an elastic last journal; with the
+//! default rings and with tiny ones that wrap, and an output that reuses and gives back
+//! segments, thousands of times) and in bounded ones.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,18 +56,41 @@ const STEPS: u64 = 100_000;
 /// test harness (`harness = false` in Cargo.toml): libtest's threads allocate for their
 /// bookkeeping at moments no test controls, and nothing but this may run during a count.
 fn main() {
-    assert_steady_state_allocates_nothing(|| {
-        StageEngine::<Reading, Reading>::with_capacity((STEPS + 2 * KEYS) as usize)
-    });
+    // Default rings (65,536 of these records each): the warm-up burst grows the elastic
+    // output past the most the measured loop can leave in it (both rings' worth).
+    assert_steady_state_allocates_nothing(
+        || StageEngine::<Reading, Reading>::with_capacity(1 << 20),
+        150_000,
+        0,
+    );
+    // Rings of 4 × 4 records and an output in segments of 4 (4 kept as its base): rings
+    // wrap, the output grows in the burst, then gives the memory back and reuses its
+    // base segments as the run goes. Growth is the one thing that may allocate, so the
+    // measured loop settles (await_idle, then drains) every 8 inputs: a backlog of at
+    // most 8 spans at most 4 live segments (with the one of the last record received).
+    assert_steady_state_allocates_nothing(
+        || StageEngine::<Reading, Reading>::with_capacity_and_rings(1 << 20, 16),
+        5_000,
+        8,
+    );
     // Rings far smaller than the run: every segment is recycled many times, and stages
     // wait for room (the back-pressure path) as well.
-    assert_steady_state_allocates_nothing(|| StageEngine::<Reading, Reading>::bounded(256, 4));
-    println!("no_alloc: plain and bounded pipelines allocated nothing in steady state");
+    assert_steady_state_allocates_nothing(
+        || StageEngine::<Reading, Reading>::bounded(256, 4),
+        0,
+        0,
+    );
+    println!("no_alloc: with_capacity and bounded pipelines allocated nothing in steady state");
 }
 
-/// Builds the pipeline on `new()`'s journals, warms it up, and counts allocations over
-/// the steady state.
-fn assert_steady_state_allocates_nothing(new: impl FnOnce() -> StageEngine<Reading, Reading>) {
+/// Builds the pipeline on `new()`'s journals, warms it up (with a burst of `burst`
+/// inputs sent before any output is received), and counts allocations over the steady
+/// state, waiting for idle and draining every `settle_every` inputs (0: never).
+fn assert_steady_state_allocates_nothing(
+    new: impl FnOnce() -> StageEngine<Reading, Reading>,
+    burst: u64,
+    settle_every: u64,
+) {
     ALLOCATIONS.store(0, Ordering::SeqCst);
     let mut engine = new()
         .add_stage(pipe![
@@ -97,6 +122,12 @@ fn assert_steady_state_allocates_nothing(new: impl FnOnce() -> StageEngine<Readi
             value: k,
         });
     }
+    for k in 0..burst {
+        engine.send(&Reading {
+            sensor: k % KEYS,
+            value: k,
+        });
+    }
     assert!(engine.await_idle(Duration::from_secs(30)));
     while engine.try_receive().is_some() {}
 
@@ -112,10 +143,11 @@ fn assert_steady_state_allocates_nothing(new: impl FnOnce() -> StageEngine<Readi
                 received += 1;
             }
         }
-        if i % 1_000 == 0 {
-            while engine.try_receive().is_some() {
-                received += 1;
-            }
+        if settle_every > 0 && (i + 1) % settle_every == 0 {
+            assert!(engine.await_idle(Duration::from_secs(30)));
+        }
+        while engine.try_receive().is_some() {
+            received += 1;
         }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -74,7 +74,9 @@ fn await_idle_is_exact_not_a_quiet_period_guess() {
 
 #[test]
 fn metrics_count_processed_emitted_lag_and_fill() {
-    let mut engine = StageEngine::<u64, u64>::with_capacity(1_000)
+    // Rings of 1,000 records: stage 1's output is a ring, stage 2's the elastic last
+    // journal with room for 500 outputs not received.
+    let mut engine = StageEngine::<u64, u64>::with_capacity_and_rings(1_000, 1_000)
         .add_stage(filter(|x: &u64| x % 4 == 0))
         .add_stage_with_capacity(map(|x: &u64| x / 4), 500);
     for i in 0..1_000 {
@@ -88,18 +90,27 @@ fn metrics_count_processed_emitted_lag_and_fill() {
         (m[0].processed, m[0].emitted, m[0].input_lag),
         (1_000, 250, 0)
     );
-    assert_eq!((m[0].output_len, m[0].output_capacity), (250, 1_000));
+    // Changed on purpose: output_len is the backlog the next stage has not consumed (a
+    // ring's content), no longer everything a never-wrapping journal published.
+    assert_eq!((m[0].output_len, m[0].output_capacity), (0, 1_000));
     assert_eq!(
         (m[1].processed, m[1].emitted, m[1].input_lag),
         (250, 250, 0)
     );
     assert_eq!((m[1].output_len, m[1].output_capacity), (250, 500));
     assert!((m[1].output_fill() - 0.5).abs() < 1e-9);
+    assert_eq!((m[0].output_high_water, m[1].output_high_water), (0, 250));
     let table = roda_engine::StageMetrics::table(&m);
     assert!(
         table.contains("stage 2") && table.contains("50.0%"),
         "{table}"
     );
+    // Received outputs leave the backlog; the high-water mark stays.
+    for _ in 0..100 {
+        engine.receive();
+    }
+    let m = engine.metrics();
+    assert_eq!((m[1].output_len, m[1].output_high_water), (150, 250));
 }
 
 #[test]
@@ -170,13 +181,17 @@ fn full_output_journal_panics_naming_stage_and_capacity() {
     assert!(!engine.await_idle(LONG));
     let err = engine.shutdown().unwrap_err().to_string();
     assert!(
-        err.contains("stage 1") && err.contains("4 records") && err.contains("capacity"),
+        err.contains("stage 1")
+            && err.contains("4 outputs are not received")
+            && err.contains("receive more often or raise the capacity"),
         "{err}"
     );
 }
 
+// Changed on purpose: a stageless pipeline's input is its elastic last journal, so
+// the limit is on records sent and not received (not a lifetime budget).
 #[test]
-#[should_panic(expected = "StageEngine input is full: all 2 records")]
+#[should_panic(expected = "the pipeline has no stages and holds 2 records not received")]
 fn send_panics_when_the_input_is_full() {
     let mut engine = StageEngine::<u64, u64>::with_capacity(2);
     engine.send(&1);
@@ -551,4 +566,268 @@ fn bounded_pipeline_runs_under_every_wait_strategy() {
         assert!(got.iter().enumerate().all(|(i, x)| *x == i as u64 * 2 + 1));
         engine.shutdown().unwrap();
     }
+}
+
+// ---- with_capacity: recycled rings, an elastic output ----
+
+#[test]
+fn capacity_bounds_outputs_not_received_not_the_lifetime() {
+    // A stageless pipeline: 100 rounds of 8 through a capacity of 8.
+    let mut engine = StageEngine::<u64, u64>::with_capacity(8);
+    for round in 0..100u64 {
+        for i in 0..8 {
+            engine.send(&(round * 8 + i));
+        }
+        assert!(matches!(
+            engine.try_send(&0),
+            Err(RodaError::Full { capacity: 8 })
+        ));
+        for i in 0..8 {
+            assert_eq!(engine.receive(), round * 8 + i);
+        }
+    }
+    // With stages: 100,000 records through a capacity of 100, received as they come.
+    let mut engine = StageEngine::<u64, u64>::with_capacity_and_rings(100, 16)
+        .add_stage(map(|x: &u64| x + 1))
+        .add_stage(map(|x: &u64| x * 2));
+    let mut next = 0u64;
+    for i in 0..100_000u64 {
+        engine.send(&i);
+        while let Some(x) = engine.try_receive() {
+            assert_eq!(x, (next + 1) * 2);
+            next += 1;
+        }
+    }
+    while next < 100_000 {
+        assert_eq!(engine.receive(), (next + 1) * 2);
+        next += 1;
+    }
+    assert!(engine.metrics()[1].output_high_water <= 100);
+    engine.shutdown().unwrap();
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Reading {
+    id: u64,
+    value: f64,
+    timestamp: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Summary {
+    id: u64,
+    window: u64,
+    sum: f64,
+    count: u64,
+}
+
+/// The sensor pipeline's two stages: a per-window summary, then an alert when a
+/// window's mean jumps by half over the previous one.
+fn sensor_stages() -> (
+    impl roda_pipe::Stage<Reading, Summary> + Send + 'static,
+    impl roda_pipe::Stage<Summary, Summary> + Send + 'static,
+) {
+    let summary = stateful(
+        |r: &Reading| (r.id, r.timestamp / 100_000),
+        |r: &Reading| Summary {
+            id: r.id,
+            window: r.timestamp / 100_000,
+            sum: r.value,
+            count: 1,
+        },
+        |s: &mut Summary, r: &Reading| {
+            s.sum += r.value;
+            s.count += 1;
+        },
+    );
+    let alert = roda_pipe::delta(
+        |s: &Summary| s.id,
+        |c: Summary, p: Option<Summary>| {
+            let p = p?;
+            (c.sum / c.count as f64 > p.sum / p.count as f64 * 1.5).then_some(c)
+        },
+    );
+    (summary, alert)
+}
+
+fn sensor_inputs(n: u64) -> Vec<Reading> {
+    const P: [(f64, u64); 4] = [
+        (10.0, 10_000),
+        (12.0, 20_000),
+        (20.0, 110_000),
+        (22.0, 120_000),
+    ];
+    (0..n)
+        .map(|i| {
+            let (value, timestamp) = P[(i % 4) as usize];
+            Reading {
+                id: i % 3,
+                value,
+                timestamp: timestamp + i / 4 * 200_000,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn send_n_then_drain_a_sensor_pipeline() {
+    use roda_pipe::Stage;
+    let n = 200_000u64;
+    let inputs = sensor_inputs(n);
+    // The model: the same stages applied in order on this thread.
+    let (mut summary, mut alert) = sensor_stages();
+    let mut summaries: Vec<Summary> = Vec::new();
+    for r in &inputs {
+        summary.process(r, &mut summaries);
+    }
+    let mut expected: Vec<Summary> = Vec::new();
+    for s in &summaries {
+        alert.process(s, &mut expected);
+    }
+    assert!(expected.len() > 10_000, "the workload raises alerts");
+    // The program the docs teach: every input sent first, then every output received.
+    let (summary, alert) = sensor_stages();
+    let mut engine = StageEngine::<Reading, Reading>::with_capacity(n as usize)
+        .add_stage(summary)
+        .add_stage(alert);
+    for r in &inputs {
+        engine.send(r);
+    }
+    let received: Vec<Summary> = (0..expected.len()).map(|_| engine.receive()).collect();
+    assert_eq!(received, expected);
+    assert!(engine.await_idle(LONG));
+    assert_eq!(engine.try_receive(), None);
+    let m = engine.metrics();
+    assert_eq!(m[0].processed, n);
+    // The receiver started while the stages ran: the backlog peaked below the total.
+    assert!(m[1].output_high_water > 0 && m[1].output_high_water <= expected.len() as u64);
+    assert_eq!(m[1].output_capacity, n as usize);
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn n_outputs_not_received_fit_and_one_more_panics_the_last_stage() {
+    let n = 1_000u64;
+    let mut engine = StageEngine::<u64, u64>::with_capacity_and_rings(n as usize, 16)
+        .add_stage(map(|x: &u64| x + 1))
+        .add_stage(map(|x: &u64| x * 3));
+    for i in 0..n {
+        engine.send(&i);
+    }
+    assert!(engine.await_idle(LONG), "n outputs not received fit");
+    assert_eq!(engine.metrics()[1].output_fill(), 1.0);
+    engine.send(&n);
+    assert!(
+        !engine.await_idle(LONG),
+        "output n + 1 fails the last stage"
+    );
+    match engine.first_panic() {
+        Some(RodaError::WorkerPanicked { worker, message }) => {
+            assert_eq!(worker, "roda stage 2");
+            assert!(
+                message.contains("stage 2")
+                    && message.contains("1000 outputs are not received")
+                    && message.contains("receive more often or raise the capacity"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // What was published stays receivable.
+    for i in 0..n {
+        assert_eq!(engine.receive(), (i + 1) * 3);
+    }
+    assert!(engine.shutdown().is_err());
+}
+
+fn panics_on_first_input() -> StageEngine<u64, u64> {
+    StageEngine::<u64, u64>::with_capacity_and_rings(1_000, 16).add_stage(map(|x: &u64| {
+        if *x == 0 {
+            panic!("bad input {x}");
+        }
+        *x
+    }))
+}
+
+#[test]
+#[should_panic(expected = "StageEngine::send: worker 'roda stage 1' panicked: bad input 0")]
+fn a_stage_panic_reaches_send_instead_of_a_wait_forever() {
+    let mut engine = panics_on_first_input();
+    // The input ring holds 16: send 17 and more must wait for room that never comes.
+    for i in 0..1_000 {
+        engine.send(&i);
+    }
+}
+
+#[test]
+fn a_stage_panic_reaches_try_send_await_idle_and_shutdown() {
+    let mut engine = panics_on_first_input();
+    let deadline = std::time::Instant::now() + LONG;
+    let err = loop {
+        match engine.try_send(&0) {
+            Ok(_) => {}
+            Err(RodaError::WouldBlock { .. }) => {
+                assert!(std::time::Instant::now() < deadline, "no panic reported");
+                std::thread::yield_now();
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(&err, RodaError::WorkerPanicked { message, .. } if message == "bad input 0"),
+        "{err}"
+    );
+    assert!(!engine.await_idle(LONG));
+    assert!(engine.shutdown().is_err());
+}
+
+#[test]
+fn send_waits_for_room_and_metrics_count_the_wait() {
+    // A slow stage behind a 4-record ring: send waits, never fails.
+    let mut engine =
+        StageEngine::<u64, u64>::with_capacity_and_rings(10_000, 4).add_stage(map(|x: &u64| {
+            std::thread::sleep(Duration::from_micros(20));
+            *x
+        }));
+    for i in 0..2_000 {
+        engine.send(&i);
+    }
+    assert!(engine.send_wait() > Duration::ZERO);
+    assert_eq!(engine.metrics()[0].input_wait, engine.send_wait());
+    for i in 0..2_000 {
+        assert_eq!(engine.receive(), i);
+    }
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn ring_size_per_stage_and_capacity_of_the_last() {
+    let mut engine = StageEngine::<u64, u64>::with_capacity(77)
+        .add_stage_with_capacity(map(|x: &u64| *x), 40)
+        .add_stage(map(|x: &u64| *x));
+    engine.send(&1);
+    assert_eq!(engine.receive(), 1);
+    let m = engine.metrics();
+    assert_eq!((m[0].output_capacity, m[1].output_capacity), (40, 77));
+    assert_eq!(engine.capacity(), 77);
+    assert!(!engine.is_bounded());
+}
+
+#[test]
+fn a_huge_capacity_maps_only_what_the_backlog_needs() {
+    // 2^40 outputs allowed not received: the elastic output starts small and grows by
+    // segments only as the receiver lags.
+    let mut engine =
+        StageEngine::<u64, u64>::with_capacity(1 << 40).add_stage(map(|x: &u64| x + 1));
+    for i in 0..1_000u64 {
+        engine.send(&i);
+    }
+    for i in 0..1_000u64 {
+        assert_eq!(engine.receive(), i + 1);
+    }
+    assert_eq!(engine.capacity(), 1 << 40);
+    assert_eq!(engine.metrics()[0].output_capacity, 1 << 40);
+    engine.shutdown().unwrap();
 }

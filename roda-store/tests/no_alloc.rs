@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use roda_store::{JournalStore, Retention, SegmentedJournal, SlotStore};
+use roda_store::{ElasticJournal, JournalStore, Retention, SegmentedJournal, SlotStore};
 
 struct Counting;
 
@@ -316,4 +316,48 @@ fn the_counter_sees_allocations() {
         std::hint::black_box(v);
     });
     assert!(n >= 1);
+}
+
+#[test]
+fn elastic_append_read_and_reuse_allocate_nothing_once_grown() {
+    let mut journal = ElasticJournal::<Reading>::options()
+        .give_back_after(u64::MAX)
+        .in_memory(64, 4096)
+        .unwrap();
+    let mut reader = journal.reader().unwrap();
+    let r = Reading {
+        sensor: 1,
+        value: 2.0,
+        timestamp: 3,
+    };
+    // Grow past the largest backlog the measured loop reaches (growth may allocate):
+    // 1,000 records span up to 17 segments of 64, depending on where they start.
+    for _ in 0..1200 {
+        journal.append(&r);
+    }
+    while reader.next().is_some() {}
+    let held = journal.segments_held();
+    let rounds = if cfg!(miri) { 3 } else { 200 };
+    let n = allocations_during(|| {
+        for round in 0..rounds {
+            // Bursts up to the same backlog, drained by single and batched reads:
+            // every segment is reused many times.
+            for _ in 0..1000 {
+                journal.append(&r);
+            }
+            if round % 2 == 0 {
+                while reader.next().is_some() {}
+            } else {
+                while !reader.next_batch(100).is_empty() {}
+            }
+            let mut batch = journal.batch();
+            for _ in 0..10 {
+                batch.try_push(&r).unwrap();
+            }
+            drop(batch);
+            while reader.next().is_some() {}
+        }
+    });
+    assert_eq!(n, 0, "allocations in steady state");
+    assert_eq!(journal.segments_held(), held, "no growth after warm-up");
 }
