@@ -749,7 +749,8 @@ mod tests {
         assert!(info.wake);
         let mut bytes = vec![0u8; 4096];
         encode(&info, &mut bytes);
-        assert_eq!(get_u32(&bytes, OFF_FLAGS), FLAG_WAKE);
+        // A new journal also carries its id (bit 2).
+        assert_eq!(get_u32(&bytes, OFF_FLAGS), FLAG_WAKE | FLAG_JOURNAL_ID);
         let len = info.required_len();
         let back = decode(&bytes, len, Path::new("f"), &shape).unwrap();
         assert!(back.wake);
@@ -761,6 +762,7 @@ mod tests {
         );
         // Slot stores never carry it.
         put_u32(&mut bytes, OFF_KIND, StoreKind::Slots as u32);
+        put_u32(&mut bytes, OFF_FLAGS, FLAG_WAKE);
         put_u64(&mut bytes, OFF_STRIDE, 64);
         assert!(matches!(
             decode_any(&bytes, 4096 + 640, Path::new("f")),
