@@ -350,9 +350,9 @@ fn tail_follow_sleeps_on_the_wake_word() {
     for i in 1..=5u64 {
         // Idle, the follower registers as a sleeper (sets the waiter flag)...
         await_sleeper(|| vec![path.clone()]);
-        // ...and the append wakes it (clearing the flag) and is printed.
+        // ...and the append wakes it (clearing the flag) and is printed. (The flag is not
+        // checked here: the woken follower may already be asleep again, flag set.)
         journal.append(&[i, i]);
-        assert_eq!(waiter_flag(&path), 0);
         let line = lines.recv_timeout(WAIT).unwrap();
         assert!(line.trim_start().starts_with(&i.to_string()), "{line}");
     }
