@@ -164,8 +164,17 @@ impl RodaEngine {
     where
         F: FnMut() -> Progress + Send + 'static,
     {
+        self.run_body(name, worker::Plain(step))
+    }
+
+    /// [`run_worker`](Self::run_worker) for a body that knows what it waits on.
+    pub(crate) fn run_body<B: worker::Body>(
+        &mut self,
+        name: impl Into<String>,
+        body: B,
+    ) -> Result<WorkerHandle> {
         let core = self.planner.core_for(self.workers.len());
-        let worker = worker::spawn(name.into(), core, self.wait, self.shared.clone(), step)?;
+        let worker = worker::spawn(name.into(), core, self.wait, self.shared.clone(), body)?;
         let handle = worker.handle.clone();
         self.counters.add_worker(SampledWorker {
             name: handle.name().to_owned(),

@@ -35,5 +35,5 @@ pub use counters_file::{CountersFile, PipelineSnapshot, StageSnapshot, WorkerSna
 pub use engine::{EngineBuilder, RodaEngine};
 pub use metrics::StageMetrics;
 pub use stage_engine::StageEngine;
-pub use wait::{Backoff, BackoffPhase, Progress, WaitStrategy};
+pub use wait::{Backoff, BackoffPhase, Progress, WaitStrategy, WakeSource};
 pub use worker::WorkerHandle;

@@ -13,9 +13,25 @@ pub(crate) struct StageCounters {
     consumed: AtomicU64,
     /// Outputs produced.
     emitted: AtomicU64,
+    /// Sleeps on the input journal's wake word that ended (woken by a publish, a stop,
+    /// or the safety timeout).
+    wakeups: AtomicU64,
 }
 
 impl StageCounters {
+    /// Records the stage's sleeps so far (only the stage's worker calls this, on its
+    /// cold path).
+    pub(crate) fn note_wakeups(&self, wakeups: u64) {
+        // Relaxed: informational.
+        self.wakeups.store(wakeups, Ordering::Relaxed);
+    }
+
+    /// Sleeps on the input journal's wake word so far.
+    pub(crate) fn wakeups(&self) -> u64 {
+        // Relaxed: informational.
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
     /// Records the totals after a batch (only the stage's worker calls this).
     #[inline]
     pub(crate) fn publish(&self, consumed: u64, emitted: u64) {
@@ -71,6 +87,10 @@ pub struct StageMetrics {
     /// Time the writer of the stage's input journal (the sender for stage 1, the
     /// previous stage otherwise) has spent waiting for room in it.
     pub input_wait: Duration,
+    /// Times the stage slept on its input journal's wake word (after spinning found
+    /// nothing) and was woken: by a publish, a stop, or its safety timeout. Each is one
+    /// sleep in the kernel and one wake-up; under steady load it stays still.
+    pub wakeups: u64,
 }
 
 impl StageMetrics {
@@ -129,7 +149,7 @@ impl StageMetrics {
 impl serde::Serialize for StageMetrics {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("StageMetrics", 11)?;
+        let mut s = serializer.serialize_struct("StageMetrics", 12)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("processed", &self.processed)?;
         s.serialize_field("emitted", &self.emitted)?;
@@ -141,6 +161,7 @@ impl serde::Serialize for StageMetrics {
         s.serialize_field("output_high_water", &self.output_high_water)?;
         let input_wait_ns = u64::try_from(self.input_wait.as_nanos()).unwrap_or(u64::MAX);
         s.serialize_field("input_wait_ns", &input_wait_ns)?;
+        s.serialize_field("wakeups", &self.wakeups)?;
         s.serialize_field("fill", &self.output_fill())?;
         s.end()
     }
@@ -178,6 +199,7 @@ mod tests {
             panicked: false,
             output_high_water: 0,
             input_wait: Duration::ZERO,
+            wakeups: 0,
         };
         let json = serde_json::to_string(&m).unwrap();
         assert!(

@@ -14,8 +14,8 @@ use crate::stage_journal::{
     same_reader, CountingCollector, Layout, Published, Reader, RoomSignal, StageContext,
     StageInput, StageOutput, Writer,
 };
-use crate::wait::{Backoff, Progress, WaitStrategy};
-use crate::worker::{WorkerCounters, WorkerShared};
+use crate::wait::{Backoff, Progress, WaitStrategy, WakeSource};
+use crate::worker::{Body, WorkerCounters, WorkerShared};
 
 /// Most inputs a stage takes in one step; their outputs are published together.
 const BATCH: usize = 1024;
@@ -214,6 +214,7 @@ impl<In: Record> StageEngine<In, In> {
         // Without stages the input is the last journal.
         let journal = layout.last::<In>(None)?;
         let engine = RodaEngine::new();
+        wake_on_stop(&engine.workers_shared(), &*journal.probe);
         Ok(StageEngine {
             workers: engine.workers_shared(),
             engine,
@@ -367,6 +368,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
             Some(pending) => {
                 let planned = self.stages[pending.index].capacity;
                 let journal = self.layout.ring::<Out>(planned)?;
+                wake_on_stop(&self.workers, &*journal.probe);
                 self.start(
                     pending,
                     journal.writer,
@@ -381,6 +383,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                 && matches!(self.input, Writer::Elastic(_)) =>
             {
                 let journal = self.layout.ring::<In>(None)?;
+                wake_on_stop(&self.workers, &*journal.probe);
                 self.input = journal.writer;
                 self.input_room = journal.room.clone();
                 (same_reader(journal.reader), journal.probe, journal.room)
@@ -418,16 +421,16 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
             let thread = format!("roda {stage_name}");
             let worker = match (input, output) {
                 (Reader::Ring(r), Writer::Ring(w)) => {
-                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                    engine.run_body(thread, stage_step(r, w, stage, context, step))?
                 }
                 (Reader::Ring(r), Writer::Elastic(w)) => {
-                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                    engine.run_body(thread, stage_step(r, w, stage, context, step))?
                 }
                 (Reader::Elastic(r), Writer::Ring(w)) => {
-                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                    engine.run_body(thread, stage_step(r, w, stage, context, step))?
                 }
                 (Reader::Elastic(r), Writer::Elastic(w)) => {
-                    engine.run_worker(thread, stage_step(r, w, stage, context, step))?
+                    engine.run_body(thread, stage_step(r, w, stage, context, step))?
                 }
                 (Reader::Pending, _) => unreachable!("a stage's input journal exists"),
             };
@@ -498,6 +501,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         let name = self.stages[pending.index].name.clone();
         let planned = self.stages[pending.index].capacity;
         let started = self.layout.last::<Out>(planned).and_then(|journal| {
+            wake_on_stop(&self.workers, &*journal.probe);
             self.start(pending, journal.writer, journal.room, &*journal.probe)?;
             self.output = journal.reader;
             self.output_probe = Some(journal.probe);
@@ -672,7 +676,9 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
         self.output.next().copied()
     }
 
-    /// The next output, waiting for it with the pipeline's wait strategy.
+    /// The next output, waiting for it with the pipeline's wait strategy: after its
+    /// spinning, it sleeps on the last journal's wake word until the last stage
+    /// publishes (or a stage panics).
     ///
     /// # Panics
     /// When a stage has panicked (with that stage's name and message), since the output
@@ -687,7 +693,10 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
             if let Some(err) = self.engine.first_panic() {
                 panic!("StageEngine::receive: {err}");
             }
-            backoff.idle();
+            backoff.idle_on(&mut OutputSource {
+                output: &mut self.output,
+                workers: &self.workers,
+            });
         }
     }
 
@@ -770,6 +779,7 @@ impl<In: Record, Out: Record> StageEngine<In, Out> {
                     panicked: panicked == Some(i),
                     output_high_water: s.output.as_ref().map_or(0, |o| o.high_water()),
                     input_wait: s.input_room.waited(),
+                    wakeups: s.counters.wakeups(),
                 }
             })
             .collect()
@@ -859,15 +869,22 @@ impl StallWatch {
     }
 }
 
+/// Makes a stop and a stage panic wake the readers sleeping on `journal`.
+fn wake_on_stop(workers: &WorkerShared, journal: &dyn Published) {
+    let journal = journal.clone_box();
+    workers.add_wake_hook(Box::new(move || journal.wake_readers()));
+}
+
 /// The loop body of one stage's worker: read a batch, process it into one output batch
-/// published with one Release store, then count the inputs consumed.
+/// published with one Release store, then count the inputs consumed; when nothing is
+/// there, sleep on the input journal's wake word (after the strategy's spinning).
 fn stage_step<I, O, R, W, S>(
-    mut input: R,
-    mut output: W,
-    mut stage: S,
+    input: R,
+    output: W,
+    stage: S,
     context: StageContext,
     counters: Arc<StageCounters>,
-) -> impl FnMut() -> Progress + Send
+) -> StageBody<I, O, R, W, S>
 where
     I: Record,
     O: Record,
@@ -875,23 +892,113 @@ where
     W: StageOutput<O>,
     S: Stage<I, O> + Send + 'static,
 {
-    let (mut consumed, mut emitted) = (0u64, 0u64);
-    move || {
-        let batch = input.next_batch(BATCH);
+    StageBody {
+        input,
+        output,
+        stage,
+        context,
+        counters,
+        consumed: 0,
+        emitted: 0,
+        wakeups: 0,
+        _records: std::marker::PhantomData,
+    }
+}
+
+/// One stage's worker: its journals, its stage and its counts.
+struct StageBody<I, O, R, W, S> {
+    input: R,
+    output: W,
+    stage: S,
+    context: StageContext,
+    counters: Arc<StageCounters>,
+    consumed: u64,
+    emitted: u64,
+    /// Sleeps on the input's wake word so far.
+    wakeups: u64,
+    _records: std::marker::PhantomData<fn(&I) -> O>,
+}
+
+impl<I, O, R, W, S> Body for StageBody<I, O, R, W, S>
+where
+    I: Record,
+    O: Record,
+    R: StageInput<I>,
+    W: StageOutput<O>,
+    S: Stage<I, O> + Send + 'static,
+{
+    #[inline]
+    fn step(&mut self) -> Progress {
+        let batch = self.input.next_batch(BATCH);
         if batch.is_empty() {
             return Progress::Idle;
         }
-        let mut out = output.batch(&context);
+        let mut out = self.output.batch(&self.context);
         for item in batch {
-            stage.process(item, &mut out);
+            self.stage.process(item, &mut out);
         }
-        emitted += out.pushed();
-        // Publishes every output of the batch with one Release store...
+        self.emitted += out.pushed();
+        // Publishes every output of the batch with one Release store (and wakes the
+        // next stage if it sleeps)...
         drop(out);
-        consumed += batch.len() as u64;
+        self.consumed += batch.len() as u64;
         // ...before the inputs count as consumed.
-        counters.publish(consumed, emitted);
+        self.counters.publish(self.consumed, self.emitted);
         Progress::Busy
+    }
+
+    #[inline]
+    fn wait(&mut self, backoff: &mut Backoff) {
+        let mut source = InputSource {
+            input: &mut self.input,
+            workers: &self.context.workers,
+            _records: std::marker::PhantomData::<fn(&I)>,
+        };
+        backoff.idle_on(&mut source);
+        if backoff.sleeps() != self.wakeups {
+            self.wakeups = backoff.sleeps();
+            self.counters.note_wakeups(self.wakeups);
+        }
+    }
+}
+
+/// A stage's input journal as what its worker sleeps on: a publish wakes it, and so do
+/// a stop and a panic (the engine wakes every journal's readers then).
+struct InputSource<'a, I, R> {
+    input: &'a mut R,
+    workers: &'a WorkerShared,
+    _records: std::marker::PhantomData<fn(&I)>,
+}
+
+impl<I: Record, R: StageInput<I>> WakeSource for InputSource<'_, I, R> {
+    fn sleep(&mut self, timeout: Duration) -> bool {
+        // After a panic the pipeline only waits for its shutdown: a stage whose input
+        // writer died would return from every sleep at once, so it parks instead.
+        if self.workers.has_panicked() {
+            return false;
+        }
+        let workers = self.workers;
+        self.input
+            .wait(timeout, || {
+                workers.stop_requested() || workers.has_panicked()
+            })
+            .is_some()
+    }
+}
+
+/// The last journal as what `receive` sleeps on: a publish of the last stage wakes it,
+/// and so does a stage panic.
+struct OutputSource<'a, T: Record> {
+    output: &'a mut Reader<T>,
+    workers: &'a WorkerShared,
+}
+
+impl<T: Record> WakeSource for OutputSource<'_, T> {
+    fn sleep(&mut self, timeout: Duration) -> bool {
+        let workers = self.workers;
+        self.output
+            .wait(timeout, || workers.has_panicked())
+            .is_some()
     }
 }
 

@@ -102,8 +102,12 @@ impl Layout {
         // Pre-faulted: a ring reuses the same pages forever, so paying their faults
         // once, here, keeps the stream itself fault-free. No huge pages: a ring is far
         // smaller than the 2 MiB-aligned blocks they need.
+        // Wake on publish: the stage (or `receive`) reading it sleeps on its wake word;
+        // the engine's wait strategy bounds each sleep (the journal sets no net).
         let journal = SegmentedJournal::<T>::options()
             .populate(true)
+            .wake(true)
+            .wake_safety_timeout(Duration::MAX)
             .in_memory(segment_records, segments)?;
         let reader = journal.try_reader()?;
         let probe = Box::new(journal.watch());
@@ -136,6 +140,8 @@ impl Layout {
                     (ELASTIC_BASE_BYTES / segment_bytes.max(1)).clamp(1, ELASTIC_BASE_SEGMENTS);
                 let journal = ElasticJournal::<T>::options()
                     .populate(true)
+                    .wake(true)
+                    .wake_safety_timeout(Duration::MAX)
                     .base_segments(base)
                     .give_back_after(ELASTIC_GIVE_BACK_AFTER)
                     .in_memory(segment_records, limit)?;
@@ -203,6 +209,8 @@ pub(crate) trait Published: Send {
     fn received(&self) -> Option<u64> {
         None
     }
+    /// Wakes the journal's sleeping readers without publishing (they re-check).
+    fn wake_readers(&self);
     fn clone_box(&self) -> Box<dyn Published>;
 }
 
@@ -215,6 +223,9 @@ impl<T: Record> Published for SegmentedWatch<T> {
     }
     fn high_water(&self) -> u64 {
         0
+    }
+    fn wake_readers(&self) {
+        SegmentedWatch::wake_readers(self);
     }
     fn clone_box(&self) -> Box<dyn Published> {
         Box::new(self.clone())
@@ -233,6 +244,9 @@ impl<T: Record> Published for ElasticWatch<T> {
     }
     fn received(&self) -> Option<u64> {
         Some(ElasticWatch::received(self))
+    }
+    fn wake_readers(&self) {
+        ElasticWatch::wake_reader(self);
     }
     fn clone_box(&self) -> Box<dyn Published> {
         Box::new(self.clone())
@@ -289,6 +303,21 @@ impl<T: Record> Reader<T> {
         match self {
             Reader::Ring(reader) => reader.next(),
             Reader::Elastic(reader) => reader.next(),
+            Reader::Pending => None,
+        }
+    }
+
+    /// Waits up to `timeout` for a record, or until `interrupted()` holds after a
+    /// wake-up; whether a record is there. `None` when it cannot sleep (its writer is
+    /// gone, or the journal does not exist yet).
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Duration,
+        interrupted: impl FnMut() -> bool,
+    ) -> Option<bool> {
+        match self {
+            Reader::Ring(reader) => reader.wait(timeout, interrupted),
+            Reader::Elastic(reader) => reader.wait(timeout, interrupted),
             Reader::Pending => None,
         }
     }
@@ -359,15 +388,25 @@ impl<T: Record> RingReader<T> {
     }
 }
 
-/// A stage's input journal: batches of published records.
+/// A stage's input journal: batches of published records, and a sleep until the next.
 pub(crate) trait StageInput<T: Record>: Send + 'static {
     fn next_batch(&mut self, max: usize) -> &[T];
+    /// Sleeps on the journal's wake word until a record is published or `interrupted()`
+    /// holds after a wake-up, for at most `timeout`; whether a record is there. `None`,
+    /// at once, when it cannot sleep (the writer is gone: nothing would wake it).
+    fn wait(&mut self, timeout: Duration, interrupted: impl FnMut() -> bool) -> Option<bool>;
 }
 
 impl<T: Record> StageInput<T> for ElasticReader<T> {
     #[inline]
     fn next_batch(&mut self, max: usize) -> &[T] {
         ElasticReader::next_batch(self, max)
+    }
+    fn wait(&mut self, timeout: Duration, interrupted: impl FnMut() -> bool) -> Option<bool> {
+        if self.writer_closed() {
+            return None;
+        }
+        Some(self.wait_timeout_unless(timeout, interrupted))
     }
 }
 
@@ -385,6 +424,12 @@ impl<T: Record> StageInput<T> for RingReader<T> {
             );
         }
         batch
+    }
+    fn wait(&mut self, timeout: Duration, interrupted: impl FnMut() -> bool) -> Option<bool> {
+        if self.reader.writer_closed() {
+            return None;
+        }
+        Some(self.reader.wait_timeout_unless(timeout, interrupted))
     }
 }
 

@@ -1,33 +1,41 @@
 //! Wait strategies: how a Roda worker waits when its poll finds nothing to do.
 //!
 //! A worker loops over "poll, then report [`Progress`]". After work it resets its
-//! [`Backoff`]; after an empty poll it calls [`Backoff::idle`], which escalates through
-//! three phases:
+//! [`Backoff`]; after an empty poll it calls [`Backoff::idle`] (or
+//! [`Backoff::idle_on`], given what it waits on), which escalates through three phases:
 //!
 //! 1. **Busy** — return at once and re-poll ([`WaitStrategy::busy_polls`] times). Lowest
 //!    latency, one full core.
 //! 2. **Pause** — issue [`std::hint::spin_loop`] before re-polling
 //!    ([`WaitStrategy::pause_polls`] times). Still on-core, but friendlier to a sibling
 //!    hyper-thread and to the memory bus.
-//! 3. **Park** — [`std::thread::park_timeout`] with a timeout that starts at
-//!    [`WaitStrategy::park_min`] and doubles after every park up to
-//!    [`WaitStrategy::park_max`]. This is the cold path: a parked worker uses no CPU
-//!    until a producer unparks it or the timeout expires.
+//! 3. **Sleep** — the cold path, where the thread uses no CPU:
+//!    * given a [`WakeSource`] ([`Backoff::idle_on`]; a pipeline stage waits on its
+//!      input journal's wake word, `receive` on the output's): it sleeps in the kernel
+//!      until the source's writer publishes, which wakes it within microseconds. The
+//!      [`WaitStrategy::safety_timeout`] (100 ms by default) only bounds a lost
+//!      wake-up: a net, never the mechanism.
+//!    * with nothing to wait on ([`Backoff::idle`]: `run_worker` closures, a writer
+//!      waiting for room in a ring), or a source that cannot sleep (its writer is
+//!      gone): [`std::thread::park_timeout`] with a timeout that starts at
+//!      [`WaitStrategy::park_min`] and doubles after every park up to
+//!      [`WaitStrategy::park_max`]; a producer that unparks the thread wakes it sooner.
 //!
 //! # Wake-up latency bound
 //!
-//! A worker in the park phase notices new work at the latest when its current park
-//! timeout expires ([`Backoff::current_park_timeout`]), so under a strategy the bound is
-//! `park_max` plus one poll. A producer that calls [`std::thread::Thread::unpark`] on the
-//! worker's thread wakes it sooner. In the busy and pause phases the worker sees new work
-//! on its next poll.
+//! A worker sleeping on a wake source notices a publish as soon as the kernel wakes it
+//! (microseconds). A parked worker notices new work at the latest when its current
+//! park timeout expires ([`Backoff::current_park_timeout`]), so there the bound is
+//! `park_max` plus one poll, unless a producer unparks it. In the busy and pause phases
+//! the worker sees new work on its next poll.
 //!
 //! # Idle cost
 //!
-//! Under the default [`WaitStrategy::adaptive`] preset a worker that stays idle parks for
-//! 1 ms at a time, which wakes it about a thousand times per second for one empty poll
-//! each: well under 2% of a core. [`WaitStrategy::busy_spin`] never parks and costs a full
-//! core whether or not there is work.
+//! Under the default [`WaitStrategy::adaptive`] preset an idle stage sleeps on its input
+//! journal and wakes only at its safety timeout (10 times a second) when nothing comes;
+//! a parked worker wakes about a thousand times per second for one empty poll each:
+//! both well under 2% of a core. [`WaitStrategy::busy_spin`] never sleeps and costs a
+//! full core whether or not there is work.
 //!
 //! ```
 //! use roda_engine::{Backoff, Progress, WaitStrategy};
@@ -102,6 +110,14 @@ impl From<bool> for Progress {
 /// | [`adaptive`](Self::adaptive) (default) | 100 | 1 000 | 50 µs doubling to 1 ms | low latency while busy, < 2% of a core while idle |
 /// | [`low_power`](Self::low_power) | 10 | 100 | 1 ms doubling to 10 ms | background stages where wake-up latency matters little |
 ///
+/// The park timeouts apply to waits with nothing to wait on ([`Backoff::idle`]). A wait
+/// on a [`WakeSource`] ([`Backoff::idle_on`], what pipeline stages and `receive` do)
+/// sleeps until the source's next publish instead, re-checking at least every
+/// [`safety_timeout`](Self::safety_timeout) (100 ms in every preset), so under both
+/// `adaptive` and `low_power` a sleeping stage wakes within microseconds of its input.
+///
+/// The type is `#[non_exhaustive]`: build it from a preset and the setters.
+///
 /// ```
 /// use roda_engine::WaitStrategy;
 /// use std::time::Duration;
@@ -114,6 +130,7 @@ impl From<bool> for Progress {
 /// assert_eq!(WaitStrategy::default(), WaitStrategy::adaptive());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct WaitStrategy {
     /// Empty polls answered by re-polling at once. `u32::MAX` means forever: the worker
     /// never pauses or parks.
@@ -124,9 +141,18 @@ pub struct WaitStrategy {
     /// doubling can make progress.
     pub park_min: Duration,
     /// Cap of the doubling park timeout: the wake-up latency bound of an idle worker that
-    /// nobody unparks. Values below `park_min` are treated as `park_min`.
+    /// has nothing to wait on and that nobody unparks. Values below `park_min` are
+    /// treated as `park_min`. Not used by waits on a [`WakeSource`], which wake on
+    /// publish.
     pub park_max: Duration,
+    /// Longest sleep on a [`WakeSource`] before the worker re-checks on its own (a net
+    /// against a lost wake-up, never the mechanism; default 100 ms, at least 1 ms). A
+    /// longer value costs nothing while wake-ups work and makes an idle stage cheaper.
+    pub safety_timeout: Duration,
 }
+
+/// The safety timeout of every preset.
+const DEFAULT_SAFETY_TIMEOUT: Duration = Duration::from_millis(100);
 
 #[allow(non_upper_case_globals)] // named like the variants of the presets they stand for
 impl WaitStrategy {
@@ -151,6 +177,7 @@ impl WaitStrategy {
             pause_polls: 0,
             park_min: Duration::from_micros(50),
             park_max: Duration::from_millis(1),
+            safety_timeout: DEFAULT_SAFETY_TIMEOUT,
         }
     }
 
@@ -172,6 +199,7 @@ impl WaitStrategy {
             pause_polls: 1_000,
             park_min: Duration::from_micros(50),
             park_max: Duration::from_millis(1),
+            safety_timeout: DEFAULT_SAFETY_TIMEOUT,
         }
     }
 
@@ -191,6 +219,7 @@ impl WaitStrategy {
             pause_polls: 100,
             park_min: Duration::from_millis(1),
             park_max: Duration::from_millis(10),
+            safety_timeout: DEFAULT_SAFETY_TIMEOUT,
         }
     }
 
@@ -222,6 +251,23 @@ impl WaitStrategy {
         self
     }
 
+    /// Sets [`safety_timeout`](Self::safety_timeout) (values below 1 ms are treated as
+    /// 1 ms).
+    #[must_use]
+    pub const fn with_safety_timeout(mut self, timeout: Duration) -> Self {
+        self.safety_timeout = timeout;
+        self
+    }
+
+    /// The safety timeout actually used (at least 1 ms).
+    fn effective_safety_timeout(&self) -> Duration {
+        if self.safety_timeout.as_millis() == 0 {
+            Duration::from_millis(1)
+        } else {
+            self.safety_timeout
+        }
+    }
+
     /// True when a worker under this strategy never parks (`busy_polls == u32::MAX`).
     pub const fn never_parks(&self) -> bool {
         self.busy_polls == u32::MAX
@@ -247,6 +293,64 @@ impl Default for WaitStrategy {
     fn default() -> Self {
         WaitStrategy::adaptive()
     }
+}
+
+/// What a worker waits on when it sleeps: typically a journal reader, whose writer's
+/// publish wakes it (wake on publish). See [`Backoff::idle_on`].
+///
+/// ```
+/// use roda_engine::{Backoff, Progress, WaitStrategy, WakeSource};
+/// use roda_store::SegmentedJournal;
+/// use std::time::Duration;
+///
+/// struct Input(roda_store::SegmentedReader<u64>);
+///
+/// impl WakeSource for Input {
+///     fn sleep(&mut self, timeout: Duration) -> bool {
+///         if self.0.writer_closed() {
+///             return false; // nothing will wake us: park instead
+///         }
+///         self.0.wait_timeout(timeout);
+///         true
+///     }
+/// }
+///
+/// # fn main() -> roda_core::Result<()> {
+/// let mut journal = SegmentedJournal::<u64>::options().wake(true).in_memory(64, 2)?;
+/// let mut input = Input(journal.try_reader()?);
+/// let writer = std::thread::spawn(move || {
+///     for i in 0..3u64 {
+///         std::thread::sleep(Duration::from_millis(5));
+///         journal.append(&i);
+///     }
+///     journal // kept open until joined
+/// });
+/// let mut backoff = Backoff::new(WaitStrategy::adaptive());
+/// let mut sum = 0;
+/// let mut seen = 0;
+/// while seen < 3 {
+///     let progress = match input.0.next() {
+///         Some(x) => {
+///             sum += *x;
+///             seen += 1;
+///             Progress::Busy
+///         }
+///         None => Progress::Idle,
+///     };
+///     backoff.step_on(progress, &mut input); // sleeps until the next append
+/// }
+/// assert_eq!(sum, 3);
+/// assert!(backoff.sleeps() >= 1);
+/// writer.join().unwrap();
+/// # Ok(()) }
+/// ```
+pub trait WakeSource {
+    /// Sleeps until the source may have work (its writer published, or whatever else
+    /// should end the wait, such as a stop request, happened) or `timeout` passed; a
+    /// spurious return is fine (the worker polls and sleeps again). Returns false, at
+    /// once, when it cannot sleep (nothing would wake it, e.g. its writer is gone):
+    /// the backoff then parks as it does without a source.
+    fn sleep(&mut self, timeout: Duration) -> bool;
 }
 
 /// The phase a [`Backoff`] is in: what its next [`Backoff::idle`] call does.
@@ -298,6 +402,8 @@ pub struct Backoff {
     polls: u64,
     /// Timeout of the next park.
     park: Duration,
+    /// Sleeps on a wake source so far (each ended by a wake-up or the safety timeout).
+    sleeps: u64,
 }
 
 impl Backoff {
@@ -307,6 +413,7 @@ impl Backoff {
             strategy,
             polls: 0,
             park: strategy.effective_park_min(),
+            sleeps: 0,
         }
     }
 
@@ -384,6 +491,46 @@ impl Backoff {
             .min(self.strategy.effective_park_max());
     }
 
+    /// Waits as the current phase says, after a poll that found nothing to do, sleeping
+    /// on `source` in the last phase: [`idle`](Self::idle), except that instead of
+    /// parking it calls [`WakeSource::sleep`] with the strategy's
+    /// [`safety_timeout`](WaitStrategy::safety_timeout), so the worker wakes when the
+    /// source's writer publishes. If the source cannot sleep it parks as `idle` does.
+    #[inline]
+    pub fn idle_on<W: WakeSource + ?Sized>(&mut self, source: &mut W) {
+        if self.phase() == BackoffPhase::Park {
+            self.sleep_cold(source);
+        } else {
+            self.idle();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sleep_cold<W: WakeSource + ?Sized>(&mut self, source: &mut W) {
+        if source.sleep(self.strategy.effective_safety_timeout()) {
+            self.sleeps += 1;
+        } else {
+            self.park_cold();
+        }
+    }
+
+    /// Sleeps on a wake source so far ([`idle_on`](Self::idle_on)): each ended by a
+    /// wake-up (a publish, a stop) or by the safety timeout.
+    pub fn sleeps(&self) -> u64 {
+        self.sleeps
+    }
+
+    /// [`reset`](Self::reset) on [`Progress::Busy`], [`idle_on`](Self::idle_on) on
+    /// [`Progress::Idle`].
+    #[inline]
+    pub fn step_on<W: WakeSource + ?Sized>(&mut self, progress: Progress, source: &mut W) {
+        match progress {
+            Progress::Busy => self.reset(),
+            Progress::Idle => self.idle_on(source),
+        }
+    }
+
     /// Returns to the busy phase with the shortest park timeout, after a poll that did work.
     #[inline]
     pub fn reset(&mut self) {
@@ -457,6 +604,7 @@ mod tests {
                 pause_polls: 2,
                 park_min: Duration::from_micros(3),
                 park_max: Duration::from_micros(4),
+                safety_timeout: DEFAULT_SAFETY_TIMEOUT,
             }
         );
     }
@@ -570,6 +718,91 @@ mod tests {
         b.idle();
         assert_eq!(b.phase(), BackoffPhase::Busy);
         assert_eq!(b.current_park_timeout(), None);
+    }
+
+    /// A source that records the timeouts it is given, and whether it can sleep.
+    struct Recorder {
+        can_sleep: bool,
+        timeouts: Vec<Duration>,
+    }
+
+    impl WakeSource for Recorder {
+        fn sleep(&mut self, timeout: Duration) -> bool {
+            self.timeouts.push(timeout);
+            self.can_sleep
+        }
+    }
+
+    #[test]
+    fn the_last_phase_sleeps_on_the_source_with_the_safety_timeout() {
+        let strategy = tiny(2, 1).with_safety_timeout(Duration::from_secs(10));
+        let mut b = Backoff::new(strategy);
+        let mut source = Recorder {
+            can_sleep: true,
+            timeouts: Vec::new(),
+        };
+        for _ in 0..3 {
+            b.idle_on(&mut source); // busy, busy, pause: the source is not asked
+        }
+        assert!(source.timeouts.is_empty());
+        b.idle_on(&mut source);
+        b.step_on(Progress::Idle, &mut source);
+        assert_eq!(source.timeouts, [Duration::from_secs(10); 2]);
+        assert_eq!(b.sleeps(), 2);
+        assert_eq!(
+            b.current_park_timeout(),
+            Some(Duration::from_micros(1)),
+            "sleeping on a source does not escalate the park timeout"
+        );
+        b.step_on(Progress::Busy, &mut source);
+        assert_eq!(b.phase(), BackoffPhase::Busy);
+    }
+
+    #[test]
+    fn a_source_that_cannot_sleep_falls_back_to_parking() {
+        let mut b = Backoff::new(tiny(0, 0));
+        let mut source = Recorder {
+            can_sleep: false,
+            timeouts: Vec::new(),
+        };
+        b.idle_on(&mut source);
+        b.idle_on(&mut source);
+        assert_eq!(source.timeouts.len(), 2);
+        assert_eq!(b.sleeps(), 0);
+        // Parked twice: 1 µs then 2 µs, now 4 µs.
+        assert_eq!(b.current_park_timeout(), Some(Duration::from_micros(4)));
+    }
+
+    #[test]
+    fn busy_spin_never_asks_its_source() {
+        let mut b = Backoff::new(WaitStrategy::busy_spin());
+        let mut source = Recorder {
+            can_sleep: true,
+            timeouts: Vec::new(),
+        };
+        for _ in 0..10_000 {
+            b.idle_on(&mut source);
+        }
+        assert!(source.timeouts.is_empty());
+    }
+
+    #[test]
+    fn safety_timeout_has_a_floor_and_a_default() {
+        assert_eq!(
+            WaitStrategy::adaptive().safety_timeout,
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            WaitStrategy::low_power().safety_timeout,
+            Duration::from_millis(100)
+        );
+        let mut b = Backoff::new(tiny(0, 0).with_safety_timeout(Duration::ZERO));
+        let mut source = Recorder {
+            can_sleep: true,
+            timeouts: Vec::new(),
+        };
+        b.idle_on(&mut source);
+        assert_eq!(source.timeouts, [Duration::from_millis(1)]);
     }
 
     #[test]

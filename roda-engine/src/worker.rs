@@ -22,12 +22,36 @@ pub(crate) struct WorkerShared {
     panicked: AtomicBool,
     /// The first panic: worker name and message.
     first_panic: Mutex<Option<(String, String)>>,
+    /// Wakes the threads sleeping on the engine's journals (every journal's readers),
+    /// called after a stop request and after a panic so that sleepers re-check.
+    wake_hooks: Mutex<Vec<WakeHook>>,
 }
+
+/// Wakes the sleepers of one journal (see [`WorkerShared::add_wake_hook`]).
+pub(crate) type WakeHook = Box<dyn Fn() + Send>;
 
 impl WorkerShared {
     pub(crate) fn request_stop(&self) {
         // Relaxed: a request; the join in `shutdown` is what synchronises with the worker.
+        // A sleeper sees it through the wake-up below: the wake word's Release increment
+        // follows this store, and the sleeper's Acquire load of the word (or its failed
+        // FUTEX_WAIT and the next load) precedes its check of the flag.
         self.stop.store(true, Ordering::Relaxed);
+        self.wake_sleepers();
+    }
+
+    /// Registers `hook` to wake one journal's sleeping readers at a stop or a panic.
+    pub(crate) fn add_wake_hook(&self, hook: WakeHook) {
+        let mut hooks = self.wake_hooks.lock().unwrap_or_else(|e| e.into_inner());
+        hooks.push(hook);
+    }
+
+    /// Wakes every sleeper on the engine's journals (a stop or a panic to notice).
+    fn wake_sleepers(&self) {
+        let hooks = self.wake_hooks.lock().unwrap_or_else(|e| e.into_inner());
+        for hook in hooks.iter() {
+            hook();
+        }
     }
 
     /// Whether `shutdown` has asked the workers to stop.
@@ -66,6 +90,9 @@ impl WorkerShared {
         }
         // Release pairs with the Acquire load in `panic_error`.
         self.panicked.store(true, Ordering::Release);
+        drop(guard);
+        // `receive` and the other stages sleeping on a journal must notice the panic.
+        self.wake_sleepers();
     }
 }
 
@@ -134,17 +161,37 @@ pub(crate) struct Worker {
     pub(crate) join: JoinHandle<()>,
 }
 
-/// Starts `step` on a new thread named `name`, pinned to `core` if given.
-pub(crate) fn spawn<F>(
+/// What a worker thread runs: a step, and how it waits after a step that found
+/// nothing to do.
+pub(crate) trait Body: Send + 'static {
+    /// One poll.
+    fn step(&mut self) -> Progress;
+    /// Waits after an idle step.
+    fn wait(&mut self, backoff: &mut Backoff);
+}
+
+/// A closure that has nothing to wait on: it parks by the backoff.
+pub(crate) struct Plain<F>(pub(crate) F);
+
+impl<F: FnMut() -> Progress + Send + 'static> Body for Plain<F> {
+    #[inline]
+    fn step(&mut self) -> Progress {
+        (self.0)()
+    }
+    #[inline]
+    fn wait(&mut self, backoff: &mut Backoff) {
+        backoff.idle();
+    }
+}
+
+/// Starts `body` on a new thread named `name`, pinned to `core` if given.
+pub(crate) fn spawn<B: Body>(
     name: String,
     core: Option<usize>,
     wait: WaitStrategy,
     shared: Arc<WorkerShared>,
-    mut step: F,
-) -> Result<Worker>
-where
-    F: FnMut() -> Progress + Send + 'static,
-{
+    mut body: B,
+) -> Result<Worker> {
     let thread_name = name.clone();
     let counters = Arc::new(WorkerCounters::default());
     let worker_counters = counters.clone();
@@ -159,7 +206,7 @@ where
                 let (mut busy, mut idle) = (0u64, 0u64);
                 // Relaxed: see `request_stop`.
                 while !shared.stop.load(Ordering::Relaxed) {
-                    let progress = step();
+                    let progress = body.step();
                     // Plain stores of thread-local counts (no read-modify-write): only
                     // this thread writes them. Relaxed: informational.
                     match progress {
@@ -172,7 +219,10 @@ where
                             worker_counters.idle.store(idle, Ordering::Relaxed);
                         }
                     }
-                    backoff.step(progress);
+                    match progress {
+                        Progress::Busy => backoff.reset(),
+                        Progress::Idle => body.wait(&mut backoff),
+                    }
                 }
             }));
             if let Err(payload) = run {

@@ -193,6 +193,12 @@ impl Waker {
         self.wake_all();
     }
 
+    /// Whether the writer has closed the journal (its closed bit is set).
+    pub(crate) fn is_closed(&self) -> bool {
+        // Acquire pairs with the Release `fetch_or` in `close`, as in `prepare`.
+        self.words().wake.load(Ordering::Acquire) & CLOSED != 0
+    }
+
     /// A writer has the journal open (again).
     pub(crate) fn open(&self) {
         // Relaxed: only the writer changes the bit; readers just stop returning early.

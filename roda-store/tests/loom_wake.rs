@@ -11,7 +11,7 @@ mod loom_support;
 
 use std::time::Duration;
 
-use roda_store::{loom_hooks, JournalStore, SegmentedJournal};
+use roda_store::{loom_hooks, ElasticJournal, JournalStore, SegmentedJournal};
 
 /// Blocking reads without a deadline: only a wake-up (or a record already there) ends
 /// them.
@@ -103,4 +103,40 @@ fn a_sleeping_follower_is_always_woken() {
 fn segmented_publish_without_the_fence_loses_a_wake_up() {
     loom_hooks::set_skip_wake_fence(true);
     segmented_model();
+}
+
+/// The same protocol over an elastic journal (a pipeline's last journal): its words
+/// live in the journal's shared state; the writer rolls into a second segment between
+/// the two publishes.
+fn elastic_model() -> usize {
+    loom_support::explore(|| {
+        let mut journal = ElasticJournal::<u64>::options()
+            .wake(true)
+            .base_segments(2)
+            .in_memory(1, 2)
+            .unwrap();
+        let mut reader = journal.reader().unwrap();
+        let (done_tx, done_rx) = loom::sync::mpsc::channel::<()>();
+        let writer = loom::thread::spawn(move || {
+            journal.append(&1);
+            journal.append(&2);
+            done_rx.recv().unwrap();
+        });
+        assert_eq!(reader.next_timeout(FOREVER), Some(&1));
+        assert_eq!(reader.next_timeout(FOREVER), Some(&2));
+        done_tx.send(()).unwrap();
+        writer.join().unwrap();
+    })
+}
+
+#[test]
+fn a_sleeping_elastic_reader_is_always_woken() {
+    loom_support::assert_explored(elastic_model());
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn elastic_publish_without_the_fence_loses_a_wake_up() {
+    loom_hooks::set_skip_wake_fence(true);
+    elastic_model();
 }

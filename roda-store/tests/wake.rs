@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use roda_store::{JournalReader, JournalStore, Retention, SegmentedJournal};
+use roda_store::{ElasticJournal, JournalReader, JournalStore, Retention, SegmentedJournal};
 
 const SAFETY: Duration = Duration::from_secs(10);
 /// A read that was woken returns well within this after its publish; one left to the
@@ -117,6 +117,76 @@ fn in_memory_journal_wakes_a_reader_in_another_thread() {
     }
     writer.join().unwrap();
     println!("in-memory journal: wake-ups {worst}");
+}
+
+#[test]
+fn elastic_journal_wakes_its_reader_in_another_thread() {
+    // Segments of 4 records: the writer rolls often while the reader sleeps.
+    let journal = ElasticJournal::<Stamped>::options()
+        .wake(true)
+        .wake_safety_timeout(SAFETY)
+        .in_memory(4, 16)
+        .unwrap();
+    assert!(journal.wakes_reader());
+    let mut reader = journal.reader().unwrap();
+    assert!(reader.wakes_on_publish());
+    let mut journal = journal;
+    let (ack, acked) = ack_channel();
+    let writer = std::thread::spawn(move || {
+        write_sparse(
+            |r| {
+                journal.append(r);
+            },
+            acked,
+        );
+    });
+    let mut worst = Latencies::default();
+    for i in 0..RECORDS {
+        check(i, reader.next_timeout(SAFETY * 3).copied(), &mut worst);
+        let _ = ack.send(());
+    }
+    writer.join().unwrap();
+    assert!(reader.writer_closed());
+    println!("elastic journal: wake-ups {worst}");
+}
+
+/// The writer's drop and an owner's `wake_reader` end a sleep long before the 10 s
+/// safety timeout; without waking on, nothing is there to end it early.
+#[test]
+fn elastic_close_and_interrupt_wake_the_reader() {
+    let journal = ElasticJournal::<u64>::options()
+        .wake(true)
+        .wake_safety_timeout(SAFETY)
+        .in_memory(4, 16)
+        .unwrap();
+    let mut reader = journal.reader().unwrap();
+    let watch = journal.watch();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let sleeper = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let got = reader.wait_timeout_unless(SAFETY * 3, || {
+            flag.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        (got, start.elapsed(), reader)
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watch.wake_reader();
+    let (got, slept, mut reader) = sleeper.join().unwrap();
+    assert!(!got, "no record was published");
+    assert!(slept < WOKEN_WITHIN, "interrupted after {slept:?}");
+    // The writer's drop wakes a sleeping reader: the read ends with None at once.
+    let sleeper = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let got = reader.next_timeout(SAFETY * 3).copied();
+        (got, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(journal);
+    let (got, slept) = sleeper.join().unwrap();
+    assert_eq!(got, None);
+    assert!(slept < WOKEN_WITHIN, "woken by the close after {slept:?}");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use crate::journal::core::JournalCore;
 use crate::segmented::core::Padded;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::wake::Waker;
 
 #[cfg(not(roda_loom))]
 pub(crate) use std::sync::atomic::AtomicPtr;
@@ -40,11 +41,13 @@ pub(crate) struct ElasticCore<T> {
     pub(crate) received: Padded,
     /// A reader exists.
     pub(crate) reader_taken: AtomicBool,
+    /// The wake words, when the journal has waking on (see `ElasticOptions::wake`).
+    pub(crate) wake: Option<Waker>,
     _segments: PhantomData<Box<JournalCore<T>>>,
 }
 
 impl<T> ElasticCore<T> {
-    pub(crate) fn new(segment_records: u64, limit: u64, slots: usize) -> Self {
+    pub(crate) fn new(segment_records: u64, limit: u64, slots: usize, wake: Option<Waker>) -> Self {
         ElasticCore {
             segment_records,
             limit,
@@ -58,6 +61,7 @@ impl<T> ElasticCore<T> {
             },
             received: Padded(AtomicU64::new(0)),
             reader_taken: AtomicBool::new(false),
+            wake,
             _segments: PhantomData,
         }
     }

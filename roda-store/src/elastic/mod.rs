@@ -74,6 +74,8 @@ pub const MAX_ELASTIC_SEGMENTS: usize = 1 << 20;
 /// Options of an [`ElasticJournal`]: see [`ElasticJournal::options`].
 pub struct ElasticOptions<T> {
     populate: bool,
+    wake: bool,
+    wake_safety: Option<std::time::Duration>,
     base_segments: usize,
     give_back_after: u64,
     _records: PhantomData<fn() -> T>,
@@ -91,6 +93,7 @@ impl<T> std::fmt::Debug for ElasticOptions<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ElasticOptions")
             .field("populate", &self.populate)
+            .field("wake", &self.wake)
             .field("base_segments", &self.base_segments)
             .field("give_back_after", &self.give_back_after)
             .finish()
@@ -102,6 +105,25 @@ impl<T: Record> ElasticOptions<T> {
     /// as the journal grows), so appends take no page faults (default: off).
     pub fn populate(mut self, yes: bool) -> Self {
         self.populate = yes;
+        self
+    }
+
+    /// Wake on publish (default: off): each publish (an append or a batch) ends with a
+    /// full fence and one load of the waiter flag, plus a FUTEX_WAKE when the reader
+    /// sleeps, so the reader's timed reads ([`ElasticReader::next_timeout`]) sleep in
+    /// the kernel and wake within microseconds of the publish. The same protocol as
+    /// `JournalStore`'s option (`docs/memory-model.md`, "Wake on publish"); the words
+    /// live in the journal's shared state (private futex). A pipeline's last journal
+    /// has it on.
+    pub fn wake(mut self, yes: bool) -> Self {
+        self.wake = yes;
+        self
+    }
+
+    /// How long the sleeping reader waits at most before it re-checks on its own
+    /// (default 100 ms): a net against a lost wake-up, never the mechanism.
+    pub fn wake_safety_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.wake_safety = Some(timeout);
         self
     }
 
@@ -195,6 +217,8 @@ impl<T: Record> ElasticJournal<T> {
     pub fn options() -> ElasticOptions<T> {
         ElasticOptions {
             populate: false,
+            wake: false,
+            wake_safety: None,
             base_segments: 4,
             give_back_after: 16,
             _records: PhantomData,
@@ -210,8 +234,12 @@ impl<T: Record> ElasticJournal<T> {
     fn build(options: ElasticOptions<T>, segment_records: usize, limit: usize) -> Result<Self> {
         let settings = Settings {
             populate: options.populate,
+            wake_safety: options.wake_safety,
             ..Settings::default()
         };
+        let wake = options
+            .wake
+            .then(|| crate::wake::Waker::owned(settings.safety_timeout()));
         let shape = crate::file::header::journal_shape::<T>(&settings, false)?;
         if segment_records == 0 {
             return Err(RodaError::InvalidCapacity {
@@ -244,6 +272,7 @@ impl<T: Record> ElasticJournal<T> {
                 segment_records as u64,
                 limit as u64,
                 slots,
+                wake,
             )),
             seq: 0,
             segment_start: 0,
@@ -339,6 +368,12 @@ impl<T: Record> ElasticJournal<T> {
         self.core.segment_records as usize
     }
 
+    /// Whether the writer wakes a sleeping reader on publish (see
+    /// [`ElasticOptions::wake`]).
+    pub fn wakes_reader(&self) -> bool {
+        self.core.wake.is_some()
+    }
+
     /// Segments mapped now (live and spare).
     pub fn segments_held(&self) -> usize {
         self.held
@@ -395,6 +430,9 @@ impl<T: Record> ElasticJournal<T> {
             .writer
             .published
             .store(self.seq, Ordering::Release);
+        if let Some(wake) = &self.core.wake {
+            wake.notify();
+        }
         // Relaxed: a count for the limit and the high-water mark; reusing memory
         // loads it again with Acquire (`roll`).
         self.received = self.core.received.0.load(Ordering::Relaxed);
@@ -559,6 +597,15 @@ impl<T: Record> Drop for ElasticBatch<'_, T> {
     #[inline]
     fn drop(&mut self) {
         self.journal.publish();
+    }
+}
+
+impl<T: Record> Drop for ElasticJournal<T> {
+    fn drop(&mut self) {
+        // A sleeping reader returns instead of waiting for a writer that is gone.
+        if let Some(wake) = &self.core.wake {
+            wake.close();
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::Duration;
 
 use roda_core::{IterativeReadable, Record, Result, RodaError};
 
@@ -137,6 +138,95 @@ impl<T: Record> ElasticReader<T> {
         }
     }
 
+    /// Waits up to `timeout` for a record at the cursor to be published; whether one
+    /// is. Does not move the cursor. See [`next_timeout`](Self::next_timeout) for how
+    /// it waits.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        self.wait_timeout_unless(timeout, || false)
+    }
+
+    /// [`wait_timeout`](Self::wait_timeout) that also returns (false, unless a record
+    /// is there) once `interrupted()` holds: the reader checks it before it sleeps and
+    /// after every wake-up. Whoever makes it hold wakes the reader with
+    /// [`ElasticWatch::wake_reader`] right after (a stop flag, for instance).
+    pub fn wait_timeout_unless(
+        &mut self,
+        timeout: Duration,
+        mut interrupted: impl FnMut() -> bool,
+    ) -> bool {
+        let cursor = self.cursor;
+        let core = &self.core;
+        let known = &mut self.known;
+        let mut ready = || {
+            if cursor < *known {
+                return true;
+            }
+            *known = core.published();
+            cursor < *known
+        };
+        crate::wake::wait_until(core.wake.as_ref(), timeout, || ready() || interrupted());
+        ready()
+    }
+
+    /// The next record, advancing past it, waiting up to `timeout` for the writer to
+    /// publish it; `None` when the time is up first, or (with waking on) at once when
+    /// the writer was dropped and nothing is left. With waking on
+    /// ([`ElasticOptions::wake`](super::ElasticOptions::wake)) the reader sleeps in the
+    /// kernel until the writer's next publish wakes it (microseconds); otherwise it
+    /// polls with sleeps of up to 1 ms. Spurious wake-ups are re-checked, never
+    /// returned; the safety timeout (100 ms by default) bounds a lost wake-up. The same
+    /// semantics as [`JournalReader::next_timeout`](crate::JournalReader::next_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use roda_store::ElasticJournal;
+    ///
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = ElasticJournal::<u64>::options().wake(true).in_memory(4, 16)?;
+    /// let mut reader = journal.reader()?;
+    /// let writer = std::thread::spawn(move || {
+    ///     for i in 0..6 {
+    ///         std::thread::sleep(Duration::from_millis(1));
+    ///         journal.append(&i);
+    ///     }
+    /// });
+    /// for i in 0..6 {
+    ///     assert_eq!(reader.next_timeout(Duration::from_secs(10)), Some(&i));
+    /// }
+    /// writer.join().unwrap();
+    /// assert_eq!(reader.next_timeout(Duration::from_secs(10)), None); // closed: at once
+    /// # Ok(()) }
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<&T> {
+        if self.wait_timeout(timeout) {
+            self.next()
+        } else {
+            None
+        }
+    }
+
+    /// Like [`next_batch`](Self::next_batch), waiting up to `timeout` (as
+    /// [`next_timeout`](Self::next_timeout) does) while nothing new is published.
+    pub fn next_batch_timeout(&mut self, max: usize, timeout: Duration) -> &[T] {
+        if max > 0 && self.wait_timeout(timeout) {
+            self.next_batch(max)
+        } else {
+            &[]
+        }
+    }
+
+    /// Whether this reader sleeps on the journal's wake word in its timed reads (the
+    /// journal has waking on); false: it polls.
+    pub fn wakes_on_publish(&self) -> bool {
+        self.core.wake.is_some()
+    }
+
+    /// Whether the writer was dropped (known only with waking on; false otherwise):
+    /// nothing will be published after what is there, and timed reads return at once.
+    pub fn writer_closed(&self) -> bool {
+        self.core.wake.as_ref().is_some_and(|wake| wake.is_closed())
+    }
+
     /// Records received so far (the cursor).
     #[inline]
     pub fn get_index(&self) -> u64 {
@@ -245,6 +335,16 @@ impl<T> ElasticWatch<T> {
     /// Records per segment.
     pub fn segment_records(&self) -> usize {
         self.core.segment_records as usize
+    }
+
+    /// Wakes the reader if it sleeps in a timed read (with waking on; nothing
+    /// otherwise), without publishing: it re-checks and, unless a record or its
+    /// interrupt condition ([`ElasticReader::wait_timeout_unless`]) is there, sleeps
+    /// again. For an owner that stops the reader's thread.
+    pub fn wake_reader(&self) {
+        if let Some(wake) = &self.core.wake {
+            wake.wake_all();
+        }
     }
 }
 

@@ -822,6 +822,17 @@ impl<T: Record> SegmentedWatch<T> {
     pub fn capacity(&self) -> usize {
         self.core.segment_records as usize * self.core.segments.len()
     }
+
+    /// Wakes the readers sleeping in timed reads of this process (in memory, with
+    /// waking on; nothing otherwise), without publishing: each re-checks and, unless a
+    /// record or its interrupt condition
+    /// ([`SegmentedReader::wait_timeout_unless`](crate::SegmentedReader::wait_timeout_unless))
+    /// is there, sleeps again. For an owner that stops the readers' threads.
+    pub fn wake_readers(&self) {
+        if let Some(wake) = &self.core.wake {
+            wake.wake_all();
+        }
+    }
 }
 
 impl<T: Record> Clone for SegmentedWatch<T> {

@@ -120,16 +120,38 @@ impl<T: Record> SegmentedReader<T> {
     /// Waits up to `timeout` for a record at the cursor to be published; whether one
     /// is. Does not move the cursor (nor the reader's gate).
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        self.wait_timeout_unless(timeout, || false)
+    }
+
+    /// [`wait_timeout`](Self::wait_timeout) that also returns (false, unless a record
+    /// is there) once `interrupted()` holds: the reader checks it before it sleeps and
+    /// after every wake-up. Whoever makes it hold wakes the readers with
+    /// [`SegmentedWatch::wake_readers`](crate::SegmentedWatch::wake_readers) right
+    /// after (a stop flag, for instance).
+    pub fn wait_timeout_unless(
+        &mut self,
+        timeout: Duration,
+        mut interrupted: impl FnMut() -> bool,
+    ) -> bool {
         let cursor = self.cursor;
         let core = &self.core;
         let known = &mut self.known;
-        crate::wake::wait_until(core.wake.as_ref(), timeout, || {
+        let mut ready = || {
             if cursor < *known {
                 return true;
             }
             *known = core.published();
             cursor < *known
-        })
+        };
+        crate::wake::wait_until(core.wake.as_ref(), timeout, || ready() || interrupted());
+        ready()
+    }
+
+    /// Whether the writer was dropped (known with waking on in memory; false
+    /// otherwise): nothing will be published after what is there, and timed reads
+    /// return at once.
+    pub fn writer_closed(&self) -> bool {
+        self.core.wake.as_ref().is_some_and(|wake| wake.is_closed())
     }
 
     /// The next record, waiting up to `timeout` for the writer to publish it; `None`
