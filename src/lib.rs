@@ -37,7 +37,7 @@ pub use roda_store as store;
 pub use roda_core::{bytemuck, Appendable, IterativeReadable, Record, Result, RodaError, Settable};
 pub use roda_engine::{
     Backoff, EngineBuilder, Pinning, Progress, RodaEngine, StageEngine, StageMetrics, WaitStrategy,
-    WorkerHandle,
+    WakeSource, WorkerHandle,
 };
 pub use roda_pipe::{
     dedup_by, delta, filter, filter_map, inspect, map, pipe, stateful, Collector, Stage,

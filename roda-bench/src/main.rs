@@ -15,6 +15,11 @@
 //!   append                    append latency percentiles, max and minor faults per journal
 //!                             kind and option, files on disk and on tmpfs
 //!   slots                     SlotStore: one writer over 10,000 slots, one sampling reader
+//!   wake                      sparse traffic (gaps 1 ms, 200 µs, 50 µs) through a 2-stage
+//!                             pipeline: latency send -> receive and idle CPU, Roda vs
+//!                             blocking channels and the disruptor's sleeping strategy,
+//!                             plus a cross-process wake row (--safety-ms sets Roda's
+//!                             safety timeout, --events the events per gap)
 //!   bridge                    roda-bridge export/import vs bare async-nats on a local
 //!                             nats-server -js (skipped, saying why, without one)
 //!   report                    all of the above at report size; writes docs/benchmarks.md and .svg
@@ -32,6 +37,7 @@ mod report;
 mod ring;
 mod slots;
 mod spsc;
+mod wake;
 
 use std::time::Duration;
 
@@ -52,13 +58,15 @@ pub struct Args {
     pub child: bool,
     pub only: Option<String>,
     pub out: String,
+    /// `wake`: Roda's safety timeout (default: the library's).
+    pub safety: Option<Duration>,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!("roda-bench: {problem}");
     eprintln!(
-        "usage: roda-bench <sensor|service-health|sensor-drain|service-health-drain|spsc|hop|append|slots|bridge|report> \
-         [--events N] [--runs K] [--procs P] [--rounds N] [--secs S] [--impl NAME] [--out DIR]"
+        "usage: roda-bench <sensor|service-health|sensor-drain|service-health-drain|spsc|hop|append|slots|wake|bridge|report> \
+         [--events N] [--runs K] [--procs P] [--rounds N] [--secs S] [--impl NAME] [--out DIR] [--safety-ms MS]"
     );
     std::process::exit(2)
 }
@@ -81,6 +89,7 @@ fn parse() -> Args {
         procs: 3,
         only: None,
         out: "docs".into(),
+        safety: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -106,6 +115,7 @@ fn parse() -> Args {
             "--procs" => args.procs = num(value()).max(1) as usize,
             "--impl" => args.only = Some(value()),
             "--out" => args.out = value(),
+            "--safety-ms" => args.safety = Some(Duration::from_millis(num(value()))),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -508,6 +518,18 @@ pub fn slots(secs: f64, runs: usize) -> SlotsResult {
 }
 
 fn main() {
+    // `wake-writer PATH EVENTS GAP_NS`: the writer process of the wake workload's
+    // cross-process row.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("wake-writer") {
+        let n = |i: usize| -> u64 {
+            argv.get(i)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| usage("wake-writer PATH EVENTS GAP_NS"))
+        };
+        wake::cross_process_writer(&argv[2], n(3), Duration::from_nanos(n(4)));
+        return;
+    }
     let args = parse();
     // Read the usable cores before any thread is pinned.
     measure::cores();
@@ -544,6 +566,15 @@ fn main() {
         }
         "append" => {
             append_workload(args.events.unwrap_or(10_000_000), only);
+        }
+        "wake" => {
+            wake::workload(
+                args.events.unwrap_or(2_000),
+                args.runs,
+                Duration::from_secs_f64(args.secs.unwrap_or(1.0)),
+                args.safety,
+                only,
+            );
         }
         "bridge" => {
             bridge::run(args.events.unwrap_or(10_000_000), args.runs);
@@ -626,6 +657,24 @@ mod tests {
         let r = slots::run(Duration::from_millis(50));
         assert!(r.reads > 0 && r.writes > 0);
         assert_eq!(r.torn, 0);
+    }
+
+    #[test]
+    fn every_wake_implementation_delivers_in_order() {
+        let _one = serial();
+        for name in wake::IMPLS {
+            let (h, cpu) = wake::run(
+                name,
+                Duration::from_micros(50),
+                20,
+                Duration::from_millis(20),
+                Some(Duration::from_secs(10)),
+            );
+            assert_eq!(h.len(), 20, "{name}");
+            assert!(cpu.is_finite(), "{name}");
+        }
+        let h = wake::cross_process(20, Duration::from_micros(200), Duration::from_secs(10));
+        assert_eq!(h.len(), 20);
     }
 
     #[test]

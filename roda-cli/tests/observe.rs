@@ -225,6 +225,7 @@ fn metrics_parse_as_prometheus_text_and_match_the_pipeline() {
         let value = |metric| stage_value(&done, metric, &m.name);
         assert_eq!(value("roda_stage_processed_total"), m.processed as f64);
         assert_eq!(value("roda_stage_emitted_total"), m.emitted as f64);
+        assert_eq!(value("roda_stage_wakeups_total"), m.wakeups as f64);
         assert_eq!(value("roda_stage_lag"), m.input_lag as f64);
         assert_eq!(value("roda_stage_output_records"), m.output_len as f64);
         assert_eq!(

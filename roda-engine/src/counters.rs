@@ -406,6 +406,7 @@ fn write_sample(
         slot[7] = room_wait[i];
         slot[9] = s.worker.busy();
         slot[10] = s.worker.idle();
+        slot[11] = s.counters.wakeups();
         slot[8] =
             if stage_panicked { FLAG_PANICKED } else { 0 } | if waiting { FLAG_WAITING } else { 0 };
         put_name(&mut slot, &s.name);

@@ -25,9 +25,15 @@
 //! | 8 | 1 after the final sample (shutdown) | flags: bit 0 panicked, bit 1 waiting for room | reserved |
 //! | 9 | workers | busy steps of the stage's thread | reserved |
 //! | 10 | reserved (0) | idle steps of the stage's thread | reserved |
-//! | 11..15 | reserved (0) | reserved (0) | reserved (0) |
+//! | 11 | reserved (0) | wake-ups: sleeps on the input's wake word | reserved (0) |
+//! | 12..15 | reserved (0) | reserved (0) | reserved (0) |
 //! | 15 | name length in bytes | name length in bytes | name length in bytes |
 //! | 16..32 | pipeline name, UTF-8, up to 128 bytes | stage name | worker name |
+//!
+//! Later fields take reserved words, which every writer leaves 0, so layout version 1
+//! stays readable both ways: a stage slot's word 11 (wake-ups) reads 0 from files
+//! written before it was added. A change that moves or reinterprets a word bumps the
+//! layout version.
 //!
 //! Liveness comes from the slot store itself: its writer holds a liveness lock while the
 //! file is open for writing (`StoreFile::writer_alive` tests it without taking it), and
@@ -198,6 +204,9 @@ pub struct StageSnapshot {
     pub busy_iterations: u64,
     /// Steps of the stage's thread that found no input.
     pub idle_iterations: u64,
+    /// Times the stage slept on its input journal's wake word and was woken (0 from
+    /// files written before the field existed).
+    pub wakeups: u64,
 }
 
 #[cfg(feature = "serde")]
@@ -302,6 +311,7 @@ impl CountersFile {
                 room_wait: Duration::from_nanos(s[7]),
                 busy_iterations: s[9],
                 idle_iterations: s[10],
+                wakeups: s[11],
             });
         }
         let capacity = self.file.header().capacity as usize;

@@ -107,7 +107,7 @@ impl From<bool> for Progress {
 /// | preset | busy polls | pause polls | park timeout | use it for |
 /// |---|---|---|---|---|
 /// | [`busy_spin`](Self::busy_spin) | unbounded | 0 | never parks | lowest latency; burns a full core |
-/// | [`adaptive`](Self::adaptive) (default) | 100 | 1 000 | 50 µs doubling to 1 ms | low latency while busy, < 2% of a core while idle |
+/// | [`adaptive`](Self::adaptive) (default) | 100 | 30 | 50 µs doubling to 1 ms | low latency while busy, < 2% of a core while idle |
 /// | [`low_power`](Self::low_power) | 10 | 100 | 1 ms doubling to 10 ms | background stages where wake-up latency matters little |
 ///
 /// The park timeouts apply to waits with nothing to wait on ([`Backoff::idle`]). A wait
@@ -181,22 +181,29 @@ impl WaitStrategy {
         }
     }
 
-    /// The default: 100 busy polls, 1 000 paused polls, then parks starting at 50 µs and
-    /// doubling to 1 ms. A worker under steady load never leaves the spin phases; an idle
-    /// one costs well under 2% of a core and wakes within 1 ms (sooner when unparked).
+    /// The default: 100 busy polls and 30 paused polls (a few microseconds), then a
+    /// sleep on what the worker reads (woken by its writer's publish), or, with nothing
+    /// to wait on, parks starting at 50 µs and doubling to 1 ms. A worker under steady
+    /// load never leaves the spin phases; an idle one costs well under 2% of a core.
+    ///
+    /// The spinning is short on purpose: a sleeping stage is woken by the publish within
+    /// microseconds, while a long spin keeps a core that the woken thread (or the
+    /// sender) may need. On a 2-core machine running a sender and two stages, 1,000
+    /// paused polls (about 100 µs) added that much to the median latency of sparse
+    /// events; 30 (about 5 µs) matches blocking channels (docs/benchmarks.md, `wake`).
     ///
     /// ```
     /// use roda_engine::WaitStrategy;
     /// use std::time::Duration;
     /// let s = WaitStrategy::adaptive();
-    /// assert_eq!((s.busy_polls, s.pause_polls), (100, 1_000));
+    /// assert_eq!((s.busy_polls, s.pause_polls), (100, 30));
     /// assert_eq!(s.park_max, Duration::from_millis(1));
     /// ```
     #[must_use]
     pub const fn adaptive() -> Self {
         WaitStrategy {
             busy_polls: 100,
-            pause_polls: 1_000,
+            pause_polls: 30,
             park_min: Duration::from_micros(50),
             park_max: Duration::from_millis(1),
             safety_timeout: DEFAULT_SAFETY_TIMEOUT,
@@ -576,7 +583,7 @@ mod tests {
 
         let a = WaitStrategy::adaptive();
         assert_eq!(a.busy_polls, 100);
-        assert_eq!(a.pause_polls, 1_000);
+        assert_eq!(a.pause_polls, 30);
         assert_eq!(a.park_min, Duration::from_micros(50));
         assert_eq!(a.park_max, Duration::from_millis(1));
         assert!(!a.never_parks());

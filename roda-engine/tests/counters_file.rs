@@ -244,6 +244,28 @@ fn stages_report_their_threads_steps() {
 }
 
 #[test]
+fn stages_report_their_wake_ups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wakeups.counters");
+    let mut engine = StageEngine::<u64, u64>::with_capacity(100)
+        .metrics_file(&path)
+        .add_stage(map(|x: &u64| *x));
+    for i in 0..3 {
+        // Sparse: the stage runs out of spinning and sleeps before each send.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        engine.send(&i);
+        assert_eq!(engine.receive(), i);
+    }
+    let in_memory = engine.metrics()[0].wakeups;
+    assert!(in_memory >= 2, "slept and woken only {in_memory} times");
+    engine.shutdown().unwrap();
+    let s = CountersFile::open(&path).unwrap().snapshot().unwrap();
+    // The final sample is taken after the stage stopped: it has every wake-up.
+    assert!(s.stages[0].wakeups >= in_memory, "{:?}", s.stages[0]);
+    assert_eq!(s.stages[0].wakeups, engine.metrics()[0].wakeups);
+}
+
+#[test]
 fn a_roda_engine_publishes_its_workers() {
     use roda_engine::{Progress, RodaEngine};
     let dir = tempfile::tempdir().unwrap();

@@ -116,6 +116,11 @@ pub const METRICS: &[Metric] = &[
         help: "Steps of the stage's thread that found no input.",
     },
     Metric {
+        name: "roda_stage_wakeups_total",
+        kind: "counter",
+        help: "Times the stage slept on its input journal's wake word and was woken.",
+    },
+    Metric {
         name: "roda_worker_busy_iterations_total",
         kind: "counter",
         help: "Steps of a RodaEngine worker's closure that did work.",
@@ -212,6 +217,7 @@ pub fn render(s: &PipelineSnapshot) -> String {
                 "roda_stage_panicked" => Some(u64::from(st.panicked).to_string()),
                 "roda_stage_busy_iterations_total" => Some(st.busy_iterations.to_string()),
                 "roda_stage_idle_iterations_total" => Some(st.idle_iterations.to_string()),
+                "roda_stage_wakeups_total" => Some(st.wakeups.to_string()),
                 other => unreachable!("metric {other} has no value"),
             };
             if let Some(value) = value {

@@ -54,6 +54,9 @@ struct StageView {
     backpressure: f64,
     waiting_for_room: bool,
     panicked: bool,
+    /// Sleeps on the input's wake word so far, and per second between the samples.
+    wakeups: u64,
+    wakeups_per_sec: f64,
 }
 
 /// One `RodaEngine` worker between two snapshots.
@@ -117,6 +120,13 @@ fn view(before: &PipelineSnapshot, now: &PipelineSnapshot) -> View {
                 backpressure,
                 waiting_for_room: s.waiting_for_room,
                 panicked: s.panicked,
+                wakeups: s.wakeups,
+                wakeups_per_sec: match prev {
+                    Some(p) if seconds > 0.0 => {
+                        s.wakeups.saturating_sub(p.wakeups) as f64 / seconds
+                    }
+                    _ => 0.0,
+                },
             }
         })
         .collect();
