@@ -678,6 +678,19 @@ mod tests {
         assert_eq!(h.len(), 20);
     }
 
+    /// The writer process of the cross-process wake test (started by it, with the
+    /// journal's path, the record count and the gap in an environment variable).
+    #[test]
+    #[ignore = "the writer process of every_wake_implementation_delivers_in_order"]
+    fn wake_writer_process() {
+        let Ok(spec) = std::env::var(wake::WRITER_ENV) else {
+            return;
+        };
+        let parts: Vec<&str> = spec.split(' ').collect();
+        let n = |i: usize| parts[i].parse::<u64>().expect("a number");
+        wake::cross_process_writer(parts[0], n(1), Duration::from_nanos(n(2)));
+    }
+
     #[test]
     fn stats_are_median_min_max() {
         let s = stats([3.0, 1.0, 2.0]);

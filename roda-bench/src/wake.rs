@@ -309,6 +309,43 @@ pub fn cross_process_writer(path: &str, events: u64, gap: Duration) {
     }
 }
 
+/// The writer process: this executable with the `wake-writer` command.
+#[cfg(not(test))]
+fn writer_command(path: &str, events: u64, gap: Duration) -> Command {
+    let exe = std::env::current_exe().expect("the roda-bench executable");
+    let mut command = Command::new(exe);
+    command.args([
+        "wake-writer",
+        path,
+        &events.to_string(),
+        &gap.as_nanos().to_string(),
+    ]);
+    command
+}
+
+/// Under `cargo test` the executable is the test binary: its ignored entry point
+/// `tests::wake_writer_process` is the writer, told what to write by an environment
+/// variable.
+#[cfg(test)]
+fn writer_command(path: &str, events: u64, gap: Duration) -> Command {
+    let exe = std::env::current_exe().expect("the test executable");
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            "tests::wake_writer_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(WRITER_ENV, format!("{path} {events} {}", gap.as_nanos()));
+    command
+}
+
+/// The environment variable that makes the test binary the writer process.
+#[cfg(test)]
+pub const WRITER_ENV: &str = "RODA_BENCH_WAKE_WRITER";
+
 /// The cross-process row: a child process appends `events` records `gap` apart to a
 /// file journal with waking on; this process reads each with `next_timeout` (safety
 /// timeout `safety`) and records append-to-read latency (ns).
@@ -325,23 +362,20 @@ pub fn cross_process(events: u64, gap: Duration, safety: Duration) -> Histogram<
             .create(&path, total as usize)
             .expect("create the journal"),
     );
-    let exe = std::env::current_exe().expect("the roda-bench executable");
-    let mut child = Command::new(exe)
-        .args([
-            "wake-writer",
-            path.to_str().expect("a UTF-8 temp path"),
-            &total.to_string(),
-            &gap.as_nanos().to_string(),
-        ])
+    let mut child = writer_command(path.to_str().expect("a UTF-8 temp path"), total, gap)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the writer process");
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     loop {
         match lines.next() {
-            Some(Ok(line)) if line == "READY" => break,
+            // Under `cargo test` the line starts with the test runner's own words.
+            Some(Ok(line)) if line.ends_with("READY") => break,
             Some(Ok(_)) => continue,
-            _ => panic!("the writer process ended before it was ready"),
+            _ => panic!(
+                "the writer process ended before it was ready ({:?})",
+                child.wait()
+            ),
         }
     }
     let mut reader = JournalStore::<[u64; 2]>::options()
