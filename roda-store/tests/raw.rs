@@ -242,3 +242,37 @@ fn a_raw_ring_recycles_its_files_like_a_typed_one() {
         .count();
     assert_eq!(files, 3);
 }
+
+#[test]
+fn typed_writers_append_bytes_with_their_own_limits() {
+    let mut journal = JournalStore::<Rec>::in_memory(10).unwrap();
+    let bytes = unaligned_bytes(0..10);
+    assert!(matches!(
+        journal.try_append_bytes(&bytes[1..24]),
+        Err(RodaError::InvalidRecordLayout { size: 24, .. })
+    ));
+    assert_eq!(journal.try_append_bytes(&bytes[1..]).unwrap(), 0..10);
+    assert!(matches!(
+        journal.try_append_bytes(&bytes[1..25]),
+        Err(RodaError::Full { capacity: 10 })
+    ));
+    let mut reader = journal.reader();
+    assert_eq!(
+        reader.next_batch(10),
+        &(0..10).map(rec).collect::<Vec<_>>()[..]
+    );
+
+    // A gating reader holds a ring back: what fits is appended, then WouldBlock.
+    let mut ring = SegmentedJournal::<Rec>::in_memory(4, 2).unwrap();
+    let mut gate = ring.reader();
+    let bytes = unaligned_bytes(0..12);
+    assert_eq!(ring.try_append_bytes(&bytes[1..]).unwrap(), 0..8);
+    assert!(matches!(
+        ring.try_append_bytes(&bytes[1 + 8 * 24..]),
+        Err(RodaError::WouldBlock { .. })
+    ));
+    for i in 0..8 {
+        assert_eq!(gate.next(), Some(&rec(i)));
+    }
+    assert_eq!(ring.try_append_bytes(&bytes[1 + 8 * 24..]).unwrap(), 8..12);
+}

@@ -90,14 +90,8 @@ impl RecordLayout {
         Ok(bytes.len() / self.size)
     }
 
-    #[cold]
     fn not_whole(&self) -> RodaError {
-        RodaError::InvalidRecordLayout {
-            size: self.size as u64,
-            align: self.align as u64,
-            reason: "the bytes appended are not a whole number of records: pass a \
-                     multiple of the record size",
-        }
+        not_whole(self.size, self.align)
     }
 
     /// The shape a journal (or a segment file, when `segment`) of this layout has.
@@ -111,6 +105,17 @@ impl RecordLayout {
             segment,
             wake: settings.wake,
         }
+    }
+}
+
+/// The error for bytes that are not a whole number of records of `size` bytes.
+#[cold]
+pub(crate) fn not_whole(size: usize, align: usize) -> RodaError {
+    RodaError::InvalidRecordLayout {
+        size: size as u64,
+        align: align as u64,
+        reason: "the bytes appended are not a whole number of records: pass a multiple \
+                 of the record size",
     }
 }
 

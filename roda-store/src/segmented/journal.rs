@@ -798,11 +798,43 @@ fn skip_generation_fence() -> bool {
     crate::loom_hooks::skip_generation_fence()
 }
 
-/// The writer of a [`RawSegmentedJournal`](crate::RawSegmentedJournal): records of a
-/// size known only at run time in segments of bytes (every count is in records; the
-/// segment headers say the record size).
+/// Records given as bytes: [`try_append_bytes`](SegmentedJournal::try_append_bytes), and
+/// the writer of a [`RawSegmentedJournal`](crate::RawSegmentedJournal) (a
+/// `SegmentedJournal<u8>` whose records have a size known only at run time: every count
+/// is in records, the segment headers say the record size).
 #[cfg(not(roda_loom))]
-impl SegmentedJournal<u8> {
+impl<T: Record> SegmentedJournal<T> {
+    /// Appends as many of the records whose bytes are `bytes` (native byte order, back
+    /// to back, at any alignment: a network payload) as fit without waiting, with one
+    /// copy, like [`try_append_slice`](Self::try_append_slice); returns their sequences
+    /// (`Err(WouldBlock)` when none fits). `Err(InvalidRecordLayout)` when `bytes` is
+    /// not a whole number of records.
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = roda_store::SegmentedJournal::<u32>::in_memory(4, 2)?;
+    /// let records: [u32; 3] = [1, 2, 3];
+    /// let mut payload = vec![0u8]; // one byte in: not aligned for u32
+    /// payload.extend_from_slice(bytemuck::cast_slice(&records));
+    /// assert_eq!(journal.try_append_bytes(&payload[1..])?, 0..3);
+    /// assert_eq!(journal.follower().next()?, Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn try_append_bytes(&mut self, bytes: &[u8]) -> Result<Range<u64>> {
+        let size = std::mem::size_of::<T>();
+        if bytes.len() % size != 0 {
+            return Err(crate::journal::raw::not_whole(
+                size,
+                std::mem::align_of::<T>(),
+            ));
+        }
+        let range = self.append_raw(bytes, size, crate::journal::core::word_size::<T>())?;
+        if range.is_empty() && !bytes.is_empty() {
+            return Err(self.would_block());
+        }
+        Ok(range)
+    }
+
     /// Appends as many of the whole records in `bytes` as fit without waiting, exactly
     /// as [`try_append_slice`](Self::try_append_slice) appends typed ones: each record
     /// stored in aligned atomic words of `width` bytes (as `write_words_at` does), the
@@ -817,6 +849,7 @@ impl SegmentedJournal<u8> {
         width: usize,
     ) -> Result<Range<u64>> {
         debug_assert!(bytes.len() % record_size == 0 && record_size % width == 0);
+        debug_assert!(record_size as u64 == self.core.segments[0].backing.info.record_size);
         let start = self.seq;
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -836,11 +869,11 @@ impl SegmentedJournal<u8> {
             // whose data area `self.data` is (set with `slot`); record `index` starts
             // `index * record_size` bytes into the page-aligned data, a multiple of
             // `width`, which divides the record size; this is the only writer (`&mut
-            // self`); the records are unpublished and, after `roll`, no gating reader
-            // views the segment (a raw writer makes none; followers copy through
-            // atomics and validate).
+            // self`); the records are unpublished and, after `roll` (which checked the
+            // gates), no gating reader views the segment (followers copy through atomics
+            // and validate).
             unsafe {
-                let dst = self.data.0.as_ptr().add(index * record_size);
+                let dst = self.data.0.as_ptr().cast::<u8>().add(index * record_size);
                 crate::journal::core::words::store(width, dst, now);
             }
             self.seq += n as u64;
