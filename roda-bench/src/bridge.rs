@@ -99,6 +99,28 @@ impl Drop for Server {
     }
 }
 
+/// Reads the `RESULT bridge ...` lines `run` prints (a fresh process's output).
+pub fn parse_results(text: &str) -> Option<BridgeResult> {
+    let field = |side: &str, key: &str| -> Option<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("RESULT bridge {side} ")))?;
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    Some(BridgeResult {
+        export_per_s: field("export", "records_per_s")?,
+        bare_publish_per_s: field("export", "bare_publish_records_per_s")?,
+        import_per_s: field("import", "records_per_s")?,
+        bare_fetch_per_s: field("import", "bare_fetch_records_per_s")?,
+        e2e_per_s: field("end-to-end", "records_per_s")?,
+        lag_p50_us: field("end-to-end", "lag_p50_us")?,
+        lag_p99_us: field("end-to-end", "lag_p99_us")?,
+    })
+}
+
 fn rec(i: u64) -> Rec {
     [i, i.wrapping_mul(0x9E37_79B9_7F4A_7C15), !i]
 }
@@ -220,23 +242,26 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
         lag_p50_us: p50,
         lag_p99_us: p99,
     };
-    println!(
-        "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs}",
+    print!("{}", result_lines(&r, runs));
+    Some(r)
+}
+
+/// The `RESULT bridge ...` lines of a result (read back by [`parse_results`]).
+pub fn result_lines(r: &BridgeResult, runs: usize) -> String {
+    format!(
+        "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs}\n\
+         RESULT bridge import records_per_s={:.0} bare_fetch_records_per_s={:.0} ratio={:.2} runs={runs}\n\
+         RESULT bridge end-to-end records_per_s={:.0} lag_p50_us={:.0} lag_p99_us={:.0}\n",
         r.export_per_s,
         r.bare_publish_per_s,
-        r.export_per_s / r.bare_publish_per_s
-    );
-    println!(
-        "RESULT bridge import records_per_s={:.0} bare_fetch_records_per_s={:.0} ratio={:.2} runs={runs}",
+        r.export_per_s / r.bare_publish_per_s,
         r.import_per_s,
         r.bare_fetch_per_s,
-        r.import_per_s / r.bare_fetch_per_s
-    );
-    println!(
-        "RESULT bridge end-to-end records_per_s={:.0} lag_p50_us={:.0} lag_p99_us={:.0}",
-        r.e2e_per_s, r.lag_p50_us, r.lag_p99_us
-    );
-    Some(r)
+        r.import_per_s / r.bare_fetch_per_s,
+        r.e2e_per_s,
+        r.lag_p50_us,
+        r.lag_p99_us
+    )
 }
 
 type AckFuture = std::pin::Pin<

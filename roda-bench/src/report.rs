@@ -15,6 +15,8 @@ pub const DRAIN_EVENTS: u64 = 20_000_000;
 const SPSC_MESSAGES: u64 = 10_000_000;
 const HOP_ROUNDS: u64 = 200_000;
 const SLOT_SECS: f64 = 1.0;
+/// Records of the bridge workload (24 bytes each: 240 MB through the server per side).
+pub const BRIDGE_RECORDS: u64 = 10_000_000;
 
 pub fn run(args: &Args) {
     let events = args.events.unwrap_or(PIPELINE_EVENTS);
@@ -28,6 +30,12 @@ pub fn run(args: &Args) {
     let queues = spsc(spsc_n, runs, None);
     let hops = hop(rounds, runs, None);
     let slot = slots(secs, runs);
+    // In a fresh process of its own: its server, runtime and 240 MB copies leave nothing
+    // behind for the pipelines.
+    let bridge = bridge_in_child(
+        args.events.unwrap_or(BRIDGE_RECORDS).min(BRIDGE_RECORDS),
+        runs,
+    );
     let drain_events = args.events.unwrap_or(DRAIN_EVENTS);
     let warm = runs.div_ceil(args.procs);
     let mut pipes = Vec::new();
@@ -46,7 +54,8 @@ pub fn run(args: &Args) {
         "cargo run --release -p roda-bench -- report{events_flag} --rounds {rounds} --secs {secs} --runs {runs} --procs {}",
         args.procs
     );
-    let md = markdown(&command, &pipes, &queues, &hops, &slot);
+    let mut md = markdown(&command, &pipes, &queues, &hops, &slot);
+    md.push_str(&bridge_markdown(&bridge));
     let svg = chart(&pipes, &queues);
     std::fs::create_dir_all(&args.out).expect("create the output directory");
     let md_path = format!("{}/benchmarks.md", args.out);
@@ -394,4 +403,104 @@ fn chart(pipes: &[Series], queues: &[Series]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The bridge workload's outcome: its results, or why it did not run.
+pub type BridgeOutcome = std::result::Result<crate::bridge::BridgeResult, String>;
+
+/// Runs `roda-bench bridge` in a fresh child process and reads its `RESULT` lines.
+fn bridge_in_child(records: u64, runs: usize) -> BridgeOutcome {
+    let exe = std::env::current_exe().map_err(|e| format!("no roda-bench executable: {e}"))?;
+    println!("bridge: {records} records, {runs} rounds, in a fresh process");
+    let out = std::process::Command::new(exe)
+        .args([
+            "bridge",
+            "--events",
+            &records.to_string(),
+            "--runs",
+            &runs.to_string(),
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run the bridge workload: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if let Some(skip) = text.lines().find_map(|l| l.strip_prefix("SKIP bridge: ")) {
+        return Err(skip.to_owned());
+    }
+    if !out.status.success() {
+        return Err(format!("the bridge workload failed ({})", out.status));
+    }
+    crate::bridge::parse_results(&text)
+        .ok_or_else(|| "no RESULT lines from the bridge workload".into())
+}
+
+/// The bridge section of `benchmarks.md`, with its targets.
+pub fn bridge_markdown(outcome: &BridgeOutcome) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "\n## Bridge: roda-bridge vs bare async-nats\n");
+    let r = match outcome {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = writeln!(md, "Not measured: {why}.");
+            return md;
+        }
+    };
+    let _ = writeln!(
+        md,
+        "A local `nats-server -js` (file storage) on this machine, 24-byte records in batches \
+         of 1 MiB, 64 acknowledgements in flight; each side timed from its connection on, in \
+         alternating rounds on fresh streams, the median reported. *Export*: the exporter \
+         following a journal file against a bare async-nats publisher of the same batches \
+         and headers read from the same journal. *Import*: the importer into a new journal \
+         file against a bare pull loop that acknowledges each message and copies its \
+         payload into memory. The server shares the machine's cores with the client.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| side | Roda, M records/s | bare async-nats, M records/s | ratio |\n|---|---:|---:|---:|"
+    );
+    let _ = writeln!(
+        md,
+        "| export | {:.2} | {:.2} | {} |",
+        r.export_per_s / 1e6,
+        r.bare_publish_per_s / 1e6,
+        ratio(r.export_per_s, r.bare_publish_per_s)
+    );
+    let _ = writeln!(
+        md,
+        "| import | {:.2} | {:.2} | {} |",
+        r.import_per_s / 1e6,
+        r.bare_fetch_per_s / 1e6,
+        ratio(r.import_per_s, r.bare_fetch_per_s)
+    );
+    let _ = writeln!(
+        md,
+        "\nEnd to end (a writer appending about 2M records/s in bursts, a following exporter \
+         and importer): **{:.2} M records/s**, lag from append to the copy p50 **{:.1} ms**, \
+         p99 **{:.1} ms**.\n",
+        r.e2e_per_s / 1e6,
+        r.lag_p50_us / 1e3,
+        r.lag_p99_us / 1e3
+    );
+    let _ = writeln!(md, "| target | measured | status |\n|---|---|---|");
+    let x = r.export_per_s / r.bare_publish_per_s;
+    let _ = writeln!(
+        md,
+        "| export ≥ 0.8× bare publishing | {x:.2}× | {} |",
+        verdict(x >= 0.8)
+    );
+    let x = r.import_per_s / r.bare_fetch_per_s;
+    let _ = writeln!(
+        md,
+        "| import ≥ 0.8× bare consuming | {x:.2}× | {} |",
+        verdict(x >= 0.8)
+    );
+    let _ = writeln!(
+        md,
+        "| export ≥ 5M records/s of 24 bytes | {:.2} M/s | {} |",
+        r.export_per_s / 1e6,
+        verdict(r.export_per_s >= 5e6)
+    );
+    md
 }
