@@ -458,21 +458,36 @@ pub fn bridge_markdown(outcome: &BridgeOutcome) -> String {
     );
     let _ = writeln!(
         md,
-        "| side | Roda, M records/s | bare async-nats, M records/s | ratio |\n|---|---:|---:|---:|"
+        "| side | Roda, M records/s | bare async-nats, M records/s | ratio | client CPU ns/record, Roda / bare | server CPU ns/record, Roda / bare |\n|---|---:|---:|---:|---:|---:|"
     );
+    let c = &r.cpu_ns;
     let _ = writeln!(
         md,
-        "| export | {:.2} | {:.2} | {} |",
+        "| export | {:.2} | {:.2} | {} | {:.1} / {:.1} | {:.1} / {:.1} |",
         r.export_per_s / 1e6,
         r.bare_publish_per_s / 1e6,
-        ratio(r.export_per_s, r.bare_publish_per_s)
+        ratio(r.export_per_s, r.bare_publish_per_s),
+        c[0].0,
+        c[1].0,
+        c[0].1,
+        c[1].1
     );
     let _ = writeln!(
         md,
-        "| import | {:.2} | {:.2} | {} |",
+        "| import | {:.2} | {:.2} | {} | {:.1} / {:.1} | {:.1} / {:.1} |",
         r.import_per_s / 1e6,
         r.bare_fetch_per_s / 1e6,
-        ratio(r.import_per_s, r.bare_fetch_per_s)
+        ratio(r.import_per_s, r.bare_fetch_per_s),
+        c[2].0,
+        c[3].0,
+        c[2].1,
+        c[3].1
+    );
+    let _ = writeln!(
+        md,
+        "\nThe CPU columns count this process's and the server's CPU time per record \
+         during each side's run (medians): unlike the rates, they hardly move when other \
+         work shares the machine."
     );
     let _ = writeln!(
         md,
