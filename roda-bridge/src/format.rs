@@ -161,7 +161,7 @@ impl BatchHeader {
             })
         };
         let id_text = text(JOURNAL_ID)?;
-        let journal_id = u64::from_str_radix(&id_text, 16).map_err(|_| {
+        let journal_id = u64::from_str_radix(id_text, 16).map_err(|_| {
             BridgeError::Malformed(format!(
                 "header {JOURNAL_ID} is not hexadecimal: {id_text:?}"
             ))
