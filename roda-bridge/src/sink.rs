@@ -169,8 +169,8 @@ impl FileSink {
         })
     }
 
-    /// Creates a journal at `path` for batches of `shape` (as a [`BatchHeader`]
-    /// (crate::BatchHeader) carries it) whose first record has sequence `first`, with
+    /// Creates a journal at `path` for batches of `shape` (as a
+    /// [`BatchHeader`](crate::BatchHeader) carries it) whose first record has sequence `first`, with
     /// journal id `journal_id` (0: a random one). A plain journal must start at 0; a
     /// segmented one at a multiple of its segment size.
     pub fn create(
