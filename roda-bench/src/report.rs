@@ -545,3 +545,44 @@ pub fn bridge_markdown(outcome: &BridgeOutcome) -> String {
     );
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bridge_section_gives_rates_cpu_and_verdicts_or_why_it_is_missing() {
+        let r = crate::bridge::BridgeResult {
+            export_per_s: 6e6,
+            bare_publish_per_s: 7e6,
+            import_per_s: 4e6,
+            bare_fetch_per_s: 8e6,
+            e2e_per_s: 1.5e6,
+            lag_p50_us: 2500.0,
+            lag_p99_us: 9000.0,
+            cpu_ns: [(13.0, 55.0), (12.0, 50.0), (45.0, 40.0), (35.0, 38.0)],
+        };
+        // What a fresh process prints is what the report reads.
+        let back = crate::bridge::parse_results(&crate::bridge::result_lines(&r, 3)).unwrap();
+        assert_eq!(back.cpu_ns, r.cpu_ns);
+        assert_eq!((back.import_per_s, back.lag_p99_us), (4e6, 9000.0));
+        let md = bridge_markdown(&Ok(back));
+        assert!(
+            md.contains("| export | 6.00 | 7.00 | 0.86× | 13.0 / 12.0 | 55.0 / 50.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| import ≥ 0.8× bare consuming | 0.50× | **not met** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| export ≥ 5M records/s of 24 bytes | 6.00 M/s | **met** |"),
+            "{md}"
+        );
+        let md = bridge_markdown(&Err("cannot start nats-server".into()));
+        assert!(
+            md.contains("Not measured: cannot start nats-server."),
+            "{md}"
+        );
+    }
+}
