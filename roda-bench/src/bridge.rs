@@ -230,6 +230,9 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             let mut sink = JournalSink::new(
                 JournalStore::<Rec>::create(&dst, records as usize).expect("copy"),
             );
+            // CPU over the timed import only (not the copy's creation, check and removal),
+            // as the bare loop counts its own.
+            let (c0, s0) = cpu_seconds(pid);
             let t = Instant::now();
             let report = Importer::new(
                 connection.clone(),
@@ -238,6 +241,7 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             .run(&mut sink)
             .expect("import");
             let secs = t.elapsed().as_secs_f64();
+            let (c1, s1) = cpu_seconds(pid);
             assert_eq!(report.end, records);
             drop(sink);
             let copy = JournalReader::<Rec>::open(&dst).expect("copy");
@@ -246,15 +250,15 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             }
             drop(copy);
             let _ = std::fs::remove_file(&dst);
-            secs
+            (secs, c1 - c0, s1 - s0)
         };
-        let fetch_once = || runtime().block_on(bare_fetch(&server.url, records, &theirs));
+        let fetch_once = || runtime().block_on(bare_fetch(&server.url, records, &theirs, pid));
         if round % 2 == 0 {
-            import.push(with_cpu(pid, import_once));
-            bare_fetch_t.push(with_cpu(pid, fetch_once));
+            import.push(import_once());
+            bare_fetch_t.push(fetch_once());
         } else {
-            bare_fetch_t.push(with_cpu(pid, fetch_once));
-            import.push(with_cpu(pid, import_once));
+            bare_fetch_t.push(fetch_once());
+            import.push(import_once());
         }
         runtime().block_on(async {
             let js = jetstream::new(
@@ -396,8 +400,9 @@ async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
 
 /// Fetches the exported stream with a pull consumer, acknowledging each message and
 /// copying its payload, until every record is in.
-async fn bare_fetch(url: &str, records: u64, name: &str) -> f64 {
-    // Timed from the connection on, as the importer is.
+async fn bare_fetch(url: &str, records: u64, name: &str, server: u32) -> (f64, f64, f64) {
+    // Timed from the connection on, as the importer is; CPU over the same span.
+    let (c0, s0) = cpu_seconds(server);
     let t = Instant::now();
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client);
@@ -424,7 +429,9 @@ async fn bare_fetch(url: &str, records: u64, name: &str) -> f64 {
         out.extend_from_slice(&m.payload);
         m.ack().await.expect("acked");
     }
-    t.elapsed().as_secs_f64()
+    let secs = t.elapsed().as_secs_f64();
+    let (c1, s1) = cpu_seconds(server);
+    (secs, c1 - c0, s1 - s0)
 }
 
 fn now_ns() -> u64 {
