@@ -267,28 +267,28 @@ pub(crate) fn prefetch_for_write<T>(
     index: usize,
     capacity: usize,
 ) {
-    #[cfg(all(target_arch = "x86_64", not(miri), not(roda_loom)))]
-    {
-        let size = std::mem::size_of::<T>().max(1);
-        let ahead = index + PREFETCH_AHEAD / size;
-        // Once per line: only the record that starts in a new line (the data area is
-        // page-aligned, so a record's offset modulo 64 is its place in its line).
-        if enabled && (ahead * size) % 64 < size && ahead < capacity {
-            let line = data.as_ptr().wrapping_add(ahead);
-            // SAFETY: PREFETCHW is a hint: it accesses no memory in the language's sense,
-            // cannot fault, and runs only where CPUID lists it (`enabled`). `line` lies
-            // inside the data area (ahead < capacity) and nothing is written through it.
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{0}]",
-                    in(reg) line,
-                    options(nostack, preserves_flags, readonly)
-                )
-            };
-        }
+    let size = std::mem::size_of::<T>().max(1);
+    let ahead = index + PREFETCH_AHEAD / size;
+    // Once per line: only the record that starts in a new line (the data area is
+    // page-aligned, so a record's offset modulo 64 is its place in its line).
+    if !enabled || (ahead * size) % 64 >= size || ahead >= capacity {
+        return;
     }
+    let line = data.as_ptr().wrapping_add(ahead);
+    #[cfg(all(target_arch = "x86_64", not(miri), not(roda_loom)))]
+    // SAFETY: PREFETCHW is a hint: it accesses no memory in the language's sense, cannot
+    // fault, and runs only where CPUID lists it (`enabled`). `line` lies inside the data
+    // area (ahead < capacity) and nothing is written through it.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) line,
+            options(nostack, preserves_flags, readonly)
+        )
+    };
+    // Elsewhere `enabled` is always false (`write_prefetch_available`).
     #[cfg(not(all(target_arch = "x86_64", not(miri), not(roda_loom))))]
-    let _ = (enabled, data, index, capacity);
+    let _ = line;
 }
 
 /// The journal's write sequence word `write_seq` as a reader sees it, exactly as stored
