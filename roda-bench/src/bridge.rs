@@ -41,6 +41,43 @@ pub struct BridgeResult {
     pub e2e_per_s: f64,
     pub lag_p50_us: f64,
     pub lag_p99_us: f64,
+    /// CPU time per record (ns) of this process (client) and of the server, medians, for
+    /// export, bare publish, import and bare fetch: less disturbed by other load on the
+    /// machine than the rates. Absent (0) when read back from older output.
+    pub cpu_ns: [(f64, f64); 4],
+}
+
+/// CPU seconds used so far by this process and by the process `server` (user + system).
+fn cpu_seconds(server: u32) -> (f64, f64) {
+    let client =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        });
+    // Fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in
+    // clock ticks.
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let server = std::fs::read_to_string(format!("/proc/{server}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(0.0);
+    (client, server)
+}
+
+/// Runs `f` (which returns its own timed seconds) and adds the CPU time of this process
+/// and of the server during it.
+fn with_cpu(server: u32, f: impl FnOnce() -> f64) -> (f64, f64, f64) {
+    let (c0, s0) = cpu_seconds(server);
+    let secs = f();
+    let (c1, s1) = cpu_seconds(server);
+    (secs, c1 - c0, s1 - s0)
 }
 
 struct Server {
@@ -99,6 +136,38 @@ impl Drop for Server {
     }
 }
 
+/// Reads the `RESULT bridge ...` lines `run` prints (a fresh process's output).
+pub fn parse_results(text: &str) -> Option<BridgeResult> {
+    let field = |side: &str, key: &str| -> Option<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("RESULT bridge {side} ")))?;
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    Some(BridgeResult {
+        export_per_s: field("export", "records_per_s")?,
+        bare_publish_per_s: field("export", "bare_publish_records_per_s")?,
+        import_per_s: field("import", "records_per_s")?,
+        bare_fetch_per_s: field("import", "bare_fetch_records_per_s")?,
+        e2e_per_s: field("end-to-end", "records_per_s")?,
+        lag_p50_us: field("end-to-end", "lag_p50_us")?,
+        lag_p99_us: field("end-to-end", "lag_p99_us")?,
+        cpu_ns: [
+            ("export", "cpu_ns"),
+            ("export", "bare_cpu_ns"),
+            ("import", "cpu_ns"),
+            ("import", "bare_cpu_ns"),
+        ]
+        .map(|(side, key)| {
+            let pair = |k: String| field(side, &k).unwrap_or(0.0);
+            (pair(format!("{key}_client")), pair(format!("{key}_server")))
+        }),
+    })
+}
+
 fn rec(i: u64) -> Rec {
     [i, i.wrapping_mul(0x9E37_79B9_7F4A_7C15), !i]
 }
@@ -131,6 +200,7 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
     // Rounds on fresh streams, the order alternating, so neither side reads what the
     // other warmed; the median of each is reported.
     let (mut export, mut bare_pub, mut import, mut bare_fetch_t) = (vec![], vec![], vec![], vec![]);
+    let pid = server.child.id();
     for round in 0..runs.max(1) {
         let ours = format!("EXPORT{round}");
         let theirs = format!("BARE{round}");
@@ -149,17 +219,20 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
         };
         let bare_once = || runtime().block_on(bare_publish(&server.url, &src, records, &theirs));
         if round % 2 == 0 {
-            export.push(export_once());
-            bare_pub.push(bare_once());
+            export.push(with_cpu(pid, export_once));
+            bare_pub.push(with_cpu(pid, bare_once));
         } else {
-            bare_pub.push(bare_once());
-            export.push(export_once());
+            bare_pub.push(with_cpu(pid, bare_once));
+            export.push(with_cpu(pid, export_once));
         }
         let import_once = || {
             let dst = dir.join(format!("dst{round}.roda"));
             let mut sink = JournalSink::new(
                 JournalStore::<Rec>::create(&dst, records as usize).expect("copy"),
             );
+            // CPU over the timed import only (not the copy's creation, check and removal),
+            // as the bare loop counts its own.
+            let (c0, s0) = cpu_seconds(pid);
             let t = Instant::now();
             let report = Importer::new(
                 connection.clone(),
@@ -168,6 +241,7 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             .run(&mut sink)
             .expect("import");
             let secs = t.elapsed().as_secs_f64();
+            let (c1, s1) = cpu_seconds(pid);
             assert_eq!(report.end, records);
             drop(sink);
             let copy = JournalReader::<Rec>::open(&dst).expect("copy");
@@ -176,9 +250,9 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             }
             drop(copy);
             let _ = std::fs::remove_file(&dst);
-            secs
+            (secs, c1 - c0, s1 - s0)
         };
-        let fetch_once = || runtime().block_on(bare_fetch(&server.url, records, &theirs));
+        let fetch_once = || runtime().block_on(bare_fetch(&server.url, records, &theirs, pid));
         if round % 2 == 0 {
             import.push(import_once());
             bare_fetch_t.push(fetch_once());
@@ -196,16 +270,25 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             let _ = js.delete_stream(&theirs).await;
         });
     }
-    let median = |v: &mut Vec<f64>| {
+    let median = |v: Vec<f64>| {
+        let mut v = v;
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (export_s, bare_publish_s, import_s, bare_fetch_s) = (
-        median(&mut export),
-        median(&mut bare_pub),
-        median(&mut import),
-        median(&mut bare_fetch_t),
-    );
+    let ns = |s: f64| s * 1e9 / records as f64;
+    let medians = |v: &[(f64, f64, f64)]| {
+        (
+            median(v.iter().map(|r| r.0).collect()),
+            (
+                ns(median(v.iter().map(|r| r.1).collect())),
+                ns(median(v.iter().map(|r| r.2).collect())),
+            ),
+        )
+    };
+    let ((export_s, export_cpu), (bare_publish_s, bare_publish_cpu)) =
+        (medians(&export), medians(&bare_pub));
+    let ((import_s, import_cpu), (bare_fetch_s, bare_fetch_cpu)) =
+        (medians(&import), medians(&bare_fetch_t));
 
     // End to end.
     let (e2e_per_s, p50, p99) = end_to_end(&connection, &dir, records.min(5_000_000));
@@ -219,24 +302,39 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
         e2e_per_s,
         lag_p50_us: p50,
         lag_p99_us: p99,
+        cpu_ns: [export_cpu, bare_publish_cpu, import_cpu, bare_fetch_cpu],
     };
-    println!(
-        "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs}",
+    print!("{}", result_lines(&r, runs));
+    Some(r)
+}
+
+/// The `RESULT bridge ...` lines of a result (read back by [`parse_results`]).
+pub fn result_lines(r: &BridgeResult, runs: usize) -> String {
+    let c = &r.cpu_ns;
+    format!(
+        "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs} \
+         cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1}\n\
+         RESULT bridge import records_per_s={:.0} bare_fetch_records_per_s={:.0} ratio={:.2} runs={runs} \
+         cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1}\n\
+         RESULT bridge end-to-end records_per_s={:.0} lag_p50_us={:.0} lag_p99_us={:.0}\n",
         r.export_per_s,
         r.bare_publish_per_s,
-        r.export_per_s / r.bare_publish_per_s
-    );
-    println!(
-        "RESULT bridge import records_per_s={:.0} bare_fetch_records_per_s={:.0} ratio={:.2} runs={runs}",
+        r.export_per_s / r.bare_publish_per_s,
+        c[0].0,
+        c[0].1,
+        c[1].0,
+        c[1].1,
         r.import_per_s,
         r.bare_fetch_per_s,
-        r.import_per_s / r.bare_fetch_per_s
-    );
-    println!(
-        "RESULT bridge end-to-end records_per_s={:.0} lag_p50_us={:.0} lag_p99_us={:.0}",
-        r.e2e_per_s, r.lag_p50_us, r.lag_p99_us
-    );
-    Some(r)
+        r.import_per_s / r.bare_fetch_per_s,
+        c[2].0,
+        c[2].1,
+        c[3].0,
+        c[3].1,
+        r.e2e_per_s,
+        r.lag_p50_us,
+        r.lag_p99_us
+    )
 }
 
 type AckFuture = std::pin::Pin<
@@ -302,8 +400,9 @@ async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
 
 /// Fetches the exported stream with a pull consumer, acknowledging each message and
 /// copying its payload, until every record is in.
-async fn bare_fetch(url: &str, records: u64, name: &str) -> f64 {
-    // Timed from the connection on, as the importer is.
+async fn bare_fetch(url: &str, records: u64, name: &str, server: u32) -> (f64, f64, f64) {
+    // Timed from the connection on, as the importer is; CPU over the same span.
+    let (c0, s0) = cpu_seconds(server);
     let t = Instant::now();
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client);
@@ -330,7 +429,9 @@ async fn bare_fetch(url: &str, records: u64, name: &str) -> f64 {
         out.extend_from_slice(&m.payload);
         m.ack().await.expect("acked");
     }
-    t.elapsed().as_secs_f64()
+    let secs = t.elapsed().as_secs_f64();
+    let (c1, s1) = cpu_seconds(server);
+    (secs, c1 - c0, s1 - s0)
 }
 
 fn now_ns() -> u64 {

@@ -15,6 +15,8 @@ pub const DRAIN_EVENTS: u64 = 20_000_000;
 const SPSC_MESSAGES: u64 = 10_000_000;
 const HOP_ROUNDS: u64 = 200_000;
 const SLOT_SECS: f64 = 1.0;
+/// Records of the bridge workload (24 bytes each: 240 MB through the server per side).
+pub const BRIDGE_RECORDS: u64 = 10_000_000;
 
 pub fn run(args: &Args) {
     let events = args.events.unwrap_or(PIPELINE_EVENTS);
@@ -28,6 +30,12 @@ pub fn run(args: &Args) {
     let queues = spsc(spsc_n, runs, None);
     let hops = hop(rounds, runs, None);
     let slot = slots(secs, runs);
+    // In a fresh process of its own: its server, runtime and 240 MB copies leave nothing
+    // behind for the pipelines.
+    let bridge = bridge_in_child(
+        args.events.unwrap_or(BRIDGE_RECORDS).min(BRIDGE_RECORDS),
+        runs,
+    );
     let drain_events = args.events.unwrap_or(DRAIN_EVENTS);
     let warm = runs.div_ceil(args.procs);
     let mut pipes = Vec::new();
@@ -46,7 +54,8 @@ pub fn run(args: &Args) {
         "cargo run --release -p roda-bench -- report{events_flag} --rounds {rounds} --secs {secs} --runs {runs} --procs {}",
         args.procs
     );
-    let md = markdown(&command, &pipes, &queues, &hops, &slot);
+    let mut md = markdown(&command, &pipes, &queues, &hops, &slot);
+    md.push_str(&bridge_markdown(&bridge));
     let svg = chart(&pipes, &queues);
     std::fs::create_dir_all(&args.out).expect("create the output directory");
     let md_path = format!("{}/benchmarks.md", args.out);
@@ -462,4 +471,160 @@ fn chart(pipes: &[Series], queues: &[Series]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The bridge workload's outcome: its results, or why it did not run.
+pub type BridgeOutcome = std::result::Result<crate::bridge::BridgeResult, String>;
+
+/// Runs `roda-bench bridge` in a fresh child process and reads its `RESULT` lines.
+fn bridge_in_child(records: u64, runs: usize) -> BridgeOutcome {
+    let exe = std::env::current_exe().map_err(|e| format!("no roda-bench executable: {e}"))?;
+    println!("bridge: {records} records, {runs} rounds, in a fresh process");
+    let out = std::process::Command::new(exe)
+        .args([
+            "bridge",
+            "--events",
+            &records.to_string(),
+            "--runs",
+            &runs.to_string(),
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run the bridge workload: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if let Some(skip) = text.lines().find_map(|l| l.strip_prefix("SKIP bridge: ")) {
+        return Err(skip.to_owned());
+    }
+    if !out.status.success() {
+        return Err(format!("the bridge workload failed ({})", out.status));
+    }
+    crate::bridge::parse_results(&text)
+        .ok_or_else(|| "no RESULT lines from the bridge workload".into())
+}
+
+/// The bridge section of `benchmarks.md`, with its targets.
+pub fn bridge_markdown(outcome: &BridgeOutcome) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "\n## Bridge: roda-bridge vs bare async-nats\n");
+    let r = match outcome {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = writeln!(md, "Not measured: {why}.");
+            return md;
+        }
+    };
+    let _ = writeln!(
+        md,
+        "A local `nats-server -js` (file storage) on this machine, 24-byte records in batches \
+         of 1 MiB, 64 acknowledgements in flight; each side timed from its connection on, in \
+         alternating rounds on fresh streams, the median reported. *Export*: the exporter \
+         following a journal file against a bare async-nats publisher of the same batches \
+         and headers read from the same journal. *Import*: the importer into a new journal \
+         file against a bare pull loop that acknowledges each message and copies its \
+         payload into memory. The server shares the machine's cores with the client.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| side | Roda, M records/s | bare async-nats, M records/s | ratio | client CPU ns/record, Roda / bare | server CPU ns/record, Roda / bare |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let c = &r.cpu_ns;
+    let _ = writeln!(
+        md,
+        "| export | {:.2} | {:.2} | {} | {:.1} / {:.1} | {:.1} / {:.1} |",
+        r.export_per_s / 1e6,
+        r.bare_publish_per_s / 1e6,
+        ratio(r.export_per_s, r.bare_publish_per_s),
+        c[0].0,
+        c[1].0,
+        c[0].1,
+        c[1].1
+    );
+    let _ = writeln!(
+        md,
+        "| import | {:.2} | {:.2} | {} | {:.1} / {:.1} | {:.1} / {:.1} |",
+        r.import_per_s / 1e6,
+        r.bare_fetch_per_s / 1e6,
+        ratio(r.import_per_s, r.bare_fetch_per_s),
+        c[2].0,
+        c[3].0,
+        c[2].1,
+        c[3].1
+    );
+    let _ = writeln!(
+        md,
+        "\nThe CPU columns count this process's and the server's CPU time per record \
+         during each side's run (medians): unlike the rates, they hardly move when other \
+         work shares the machine."
+    );
+    let _ = writeln!(
+        md,
+        "\nEnd to end (a writer appending about 2M records/s in bursts, a following exporter \
+         and importer): **{:.2} M records/s**, lag from append to the copy p50 **{:.1} ms**, \
+         p99 **{:.1} ms**.\n",
+        r.e2e_per_s / 1e6,
+        r.lag_p50_us / 1e3,
+        r.lag_p99_us / 1e3
+    );
+    let _ = writeln!(md, "| target | measured | status |\n|---|---|---|");
+    let x = r.export_per_s / r.bare_publish_per_s;
+    let _ = writeln!(
+        md,
+        "| export ≥ 0.8× bare publishing | {x:.2}× | {} |",
+        verdict(x >= 0.8)
+    );
+    let x = r.import_per_s / r.bare_fetch_per_s;
+    let _ = writeln!(
+        md,
+        "| import ≥ 0.8× bare consuming | {x:.2}× | {} |",
+        verdict(x >= 0.8)
+    );
+    let _ = writeln!(
+        md,
+        "| export ≥ 5M records/s of 24 bytes | {:.2} M/s | {} |",
+        r.export_per_s / 1e6,
+        verdict(r.export_per_s >= 5e6)
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bridge_section_gives_rates_cpu_and_verdicts_or_why_it_is_missing() {
+        let r = crate::bridge::BridgeResult {
+            export_per_s: 6e6,
+            bare_publish_per_s: 7e6,
+            import_per_s: 4e6,
+            bare_fetch_per_s: 8e6,
+            e2e_per_s: 1.5e6,
+            lag_p50_us: 2500.0,
+            lag_p99_us: 9000.0,
+            cpu_ns: [(13.0, 55.0), (12.0, 50.0), (45.0, 40.0), (35.0, 38.0)],
+        };
+        // What a fresh process prints is what the report reads.
+        let back = crate::bridge::parse_results(&crate::bridge::result_lines(&r, 3)).unwrap();
+        assert_eq!(back.cpu_ns, r.cpu_ns);
+        assert_eq!((back.import_per_s, back.lag_p99_us), (4e6, 9000.0));
+        let md = bridge_markdown(&Ok(back));
+        assert!(
+            md.contains("| export | 6.00 | 7.00 | 0.86× | 13.0 / 12.0 | 55.0 / 50.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| import ≥ 0.8× bare consuming | 0.50× | **not met** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| export ≥ 5M records/s of 24 bytes | 6.00 M/s | **met** |"),
+            "{md}"
+        );
+        let md = bridge_markdown(&Err("cannot start nats-server".into()));
+        assert!(
+            md.contains("Not measured: cannot start nats-server."),
+            "{md}"
+        );
+    }
 }

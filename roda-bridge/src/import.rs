@@ -126,6 +126,23 @@ impl Importer {
         self
     }
 
+    /// The header of the first batch the subject holds (`None` when it holds none),
+    /// without importing anything: the shape, journal id and first sequence a new
+    /// journal for this import takes (see [`FileSink::create`](crate::FileSink::create)).
+    pub fn first_batch(&self) -> Result<Option<BatchHeader>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| BridgeError::Config(format!("cannot start the I/O runtime: {e}")))?;
+        runtime.block_on(async {
+            let client = self.connection.connect("roda-bridge import").await?;
+            let js = jetstream::new(client);
+            let stream =
+                crate::nats::stream(&js, &self.options.stream, &self.options.subject, None).await?;
+            next_batch_from(&stream, &self.options.subject, 1).await
+        })
+    }
+
     /// Runs the import on a runtime of its own (the calling thread).
     pub fn run(&mut self, sink: &mut dyn ImportSink) -> Result<ImportReport> {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -40,5 +40,5 @@ pub use export::{ExportOptions, ExportProgress, ExportReport, Exporter};
 pub use format::{BatchHeader, Shape};
 pub use import::{ImportOptions, ImportProgress, ImportReport, Importer};
 pub use nats::{Connection, StreamSettings};
-pub use sink::{ImportSink, JournalSink, SegmentedSink};
+pub use sink::{FileSink, ImportSink, JournalSink, NewJournal, SegmentedSink};
 pub use source::{ExportSource, FileSource, JournalSource, SegmentedSource};

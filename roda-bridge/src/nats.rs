@@ -124,12 +124,9 @@ pub(crate) async fn stream(
     create: Option<&StreamSettings>,
 ) -> Result<stream::Stream> {
     match js.get_stream(name).await {
-        Ok(mut s) => {
-            let info = s
-                .info()
-                .await
-                .map_err(|e| nats(format!("reading stream {name}'s configuration"), e))?;
-            check_config(&info.config)?;
+        Ok(s) => {
+            // `get_stream` just read the stream's information: no second request.
+            check_config(&s.cached_info().config)?;
             Ok(s)
         }
         Err(e) => {

@@ -308,14 +308,11 @@ impl ExportSource for FileSource {
         let mut n = 0;
         match &mut self.kind {
             FileKind::Plain(file) => {
-                while n < max {
-                    let Some(bytes) = file.record_bytes(self.cursor) else {
-                        break;
-                    };
-                    out.extend_from_slice(bytes);
-                    self.cursor += 1;
-                    n += 1;
-                }
+                // Every published record from the cursor on, in one copy.
+                let bytes = file.records_bytes(self.cursor, max);
+                out.extend_from_slice(bytes);
+                n = bytes.len() / self.shape.record_size as usize;
+                self.cursor += n as u64;
             }
             FileKind::Segmented {
                 dir,

@@ -540,3 +540,63 @@ fn messages_a_slow_importer_was_not_delivered_are_fetched_again_not_reported_as_
     drop(sink);
     assert_eq!(contents(&dst), expected(16_000));
 }
+
+/// A journal of an unknown record type imported into through `FileSink`: created with the
+/// batches' shape, first sequence and the source's id (or another), reopened with its own.
+#[test]
+fn file_sinks_create_and_reopen_journals_of_any_record_type() {
+    use roda_bridge::{FileSink, ImportSink, NewJournal, Shape};
+    let tmp = tempfile::tempdir().unwrap();
+    let shape = Shape::of::<Rec>(4);
+    let segmented = NewJournal::Segmented {
+        segment_records: 100,
+        retention: Retention::KeepAll,
+    };
+    // Where the subject starts decides what can hold it.
+    let err = FileSink::create(
+        tmp.path().join("p"),
+        shape,
+        &NewJournal::Plain { capacity: 10 },
+        5,
+        0,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("segmented journal directory"),
+        "{err}"
+    );
+    let err = FileSink::create(tmp.path().join("d"), shape, &segmented, 150, 0)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("segment size"), "{err}");
+    assert!(!tmp.path().join("p").exists() && !tmp.path().join("d").exists());
+
+    let dir = tmp.path().join("d");
+    let mut sink = FileSink::create(&dir, shape, &segmented, 200, JOURNAL_ID).unwrap();
+    assert_eq!((sink.next_sequence(), sink.journal_id()), (200, JOURNAL_ID));
+    let records: Vec<Rec> = (200..450).map(rec).collect();
+    sink.append(bytemuck::cast_slice(&records)).unwrap();
+    assert_eq!(sink.next_sequence(), 450);
+    drop(sink);
+    let sink = FileSink::open(&dir).unwrap();
+    assert_eq!((sink.next_sequence(), sink.shape()), (450, shape));
+    drop(sink);
+    let journal = SegmentedJournal::<Rec>::options()
+        .schema(4)
+        .open(&dir)
+        .unwrap();
+    assert_eq!((journal.len(), journal.journal_id()), (450, JOURNAL_ID));
+
+    let file = tmp.path().join("p");
+    let mut sink =
+        FileSink::create(&file, shape, &NewJournal::Plain { capacity: 300 }, 0, 0).unwrap();
+    assert_ne!(sink.journal_id(), 0, "a random id when none is given");
+    sink.append(bytemuck::cast_slice(&records)).unwrap();
+    drop(sink);
+    let copy = JournalStore::<Rec>::options()
+        .schema(4)
+        .open_reader(&file)
+        .unwrap();
+    assert_eq!(copy.get_at(249), Some(&rec(449)));
+}

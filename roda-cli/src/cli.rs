@@ -258,6 +258,51 @@ mod tests {
         ));
     }
 
+    #[cfg(feature = "bridge")]
+    #[test]
+    fn bridge_import_options() {
+        let args = [
+            "bridge",
+            "import",
+            "out",
+            "--stream",
+            "S",
+            "--subject",
+            "s.x",
+        ];
+        match parse(&args).unwrap() {
+            Command::Bridge(BridgeCommand::Import(i)) => {
+                assert_eq!(i.path, PathBuf::from("out"));
+                assert_eq!(
+                    (i.nats.stream.as_str(), i.nats.subject.as_str()),
+                    ("S", "s.x")
+                );
+                assert_eq!((i.follow, i.journal_id, i.capacity), (false, None, None));
+                assert_eq!((i.segment_records, i.keep_last), (1 << 20, None));
+            }
+            other => panic!("{other:?}"),
+        }
+        let more = [
+            "-f",
+            "--journal-id",
+            "0xbeef",
+            "--capacity",
+            "1_000",
+            "--creds",
+            "c",
+        ];
+        match parse(&[&args[..], &more[..]].concat()).unwrap() {
+            Command::Bridge(BridgeCommand::Import(i)) => {
+                assert_eq!(
+                    (i.follow, i.journal_id, i.capacity),
+                    (true, Some(0xbeef), Some(1000))
+                );
+                assert_eq!(i.nats.creds, Some(PathBuf::from("c")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn usage_errors() {
         for bad in [
@@ -276,6 +321,34 @@ mod tests {
             &["top"],
             &["top", "f", "--json"],
             &["metrics", "f", "--output", "x", "--listen", "127.0.0.1:0"],
+            #[cfg(feature = "bridge")]
+            &["bridge", "import", "--stream", "S", "--subject", "s"],
+            #[cfg(feature = "bridge")]
+            &[
+                "bridge",
+                "import",
+                "o",
+                "--stream",
+                "S",
+                "--subject",
+                "s",
+                "--capacity",
+                "9",
+                "--keep-last",
+                "3",
+            ],
+            #[cfg(feature = "bridge")]
+            &[
+                "bridge",
+                "import",
+                "o",
+                "--stream",
+                "S",
+                "--subject",
+                "s",
+                "--journal-id",
+                "0",
+            ],
         ] {
             let err = parse(bad).expect_err(&format!("{bad:?}"));
             assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
@@ -303,6 +376,43 @@ pub enum BridgeCommand {
     /// Resumes after the subject's last batch; without --follow, exits once every record
     /// present at the start is acknowledged. Progress goes to stderr every second.
     Export(BridgeExport),
+    /// Append a JetStream subject's batches to a local journal with the same sequences,
+    /// exactly once
+    ///
+    /// OUT is a journal file or a segmented journal's directory; when missing it is
+    /// created with the shape and journal id of the subject's batches: a directory (or,
+    /// with --capacity, a plain file). Resumes after OUT's last record; without
+    /// --follow, exits once OUT holds everything the subject held at the start.
+    /// Progress goes to stderr every second.
+    Import(BridgeImport),
+}
+
+/// `roda bridge import`'s arguments.
+#[cfg(feature = "bridge")]
+#[derive(Clone, Debug, Args)]
+pub struct BridgeImport {
+    /// The journal file or segmented journal directory to append to (created if missing)
+    #[arg(value_name = "OUT")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Keep importing new batches (stop with Ctrl-C; a restart resumes exactly)
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// The journal id in hex a new OUT gets (default: the source's, from the batches)
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    pub journal_id: Option<u64>,
+    /// Create a missing OUT as a plain journal file of N records (the subject must
+    /// start at record 0) instead of a segmented directory
+    #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["segment_records", "keep_last"])]
+    pub capacity: Option<u64>,
+    /// Records per segment file of a new OUT directory (the subject's first record must
+    /// be a multiple of it)
+    #[arg(long, value_name = "N", value_parser = parse_count, default_value = "1048576")]
+    pub segment_records: u64,
+    /// A new OUT directory keeps only its last K segment files (default: all of them)
+    #[arg(long, value_name = "K", value_parser = parse_count)]
+    pub keep_last: Option<u64>,
 }
 
 /// `roda bridge export`'s arguments.

@@ -123,6 +123,16 @@ pub enum RodaError {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// A record layout given at run time (raw writers, which append records as bytes)
+    /// cannot be stored, or bytes handed to them are not whole records.
+    InvalidRecordLayout {
+        /// The record size in bytes.
+        size: u64,
+        /// The record alignment.
+        align: u64,
+        /// What is wrong and what to do.
+        reason: &'static str,
+    },
     /// Locking the mapping into RAM failed and the options required it.
     MemoryLock {
         /// Bytes that were to be locked.
@@ -249,6 +259,11 @@ impl fmt::Display for RodaError {
                 "the journal's {capacity} records in memory are all held by readers; \
                  retry once they move on (readers must keep up, or be dropped)"
             ),
+            RodaError::InvalidRecordLayout {
+                size,
+                align,
+                reason,
+            } => write!(f, "invalid record layout (size {size}, alignment {align}): {reason}"),
             RodaError::Lagged { missed } => write!(
                 f,
                 "the reader lagged behind: {missed} records are no longer retained; \

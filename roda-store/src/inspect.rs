@@ -229,6 +229,43 @@ impl StoreFile {
         })
     }
 
+    /// The bytes of published journal records `seq ..`, at most `max` of them, back to
+    /// back (`record_size` bytes each; empty when none is published from `seq`): a run
+    /// of [`record_bytes`](Self::record_bytes) in one slice. Plain journals only (empty
+    /// for segments and slot stores, as `record_bytes` is `None` for them).
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let path = tmp.path().join("j.roda");
+    /// let mut journal = roda_store::JournalStore::<u32>::create(&path, 8)?;
+    /// journal.append_slice(&[1, 2, 3]);
+    /// let file = roda_store::StoreFile::open(&path)?;
+    /// assert_eq!(file.records_bytes(1, 10), bytemuck::cast_slice::<u32, u8>(&[2, 3]));
+    /// assert!(file.records_bytes(3, 10).is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn records_bytes(&self, seq: u64, max: usize) -> &[u8] {
+        let info = &self.backing.info;
+        let published = self.published();
+        if info.kind != StoreKind::Journal || info.segment || seq >= published {
+            return &[];
+        }
+        let count = (published - seq).min(max as u64);
+        // SAFETY: as in `record_bytes`, for every record of `seq .. seq + count`, all
+        // below `published <= capacity`: inside the checked data area, published and
+        // never written again; `stride == record_size`, so they are contiguous.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.backing
+                    .data()
+                    .as_ptr()
+                    .add((seq * info.stride) as usize),
+                (count * info.record_size) as usize,
+            )
+        }
+    }
+
     /// Copies journal record `seq` into `out` (resized to `record_size` bytes): `Ok(true)`
     /// with the record's bytes in `out`, or `Ok(false)` when the file does not hold the
     /// record now (not published yet; outside the segment; a segment holding no records,

@@ -4,7 +4,9 @@
 //!   any number of readers, each with its own cursor, viewing records in place as `&T`.
 //! * [`SlotStore`] / [`SlotReader`]: a fixed array of slots, each overwritten in place
 //!   by one writer under a per-slot seqlock; readers take consistent snapshots by value.
-//! * [`StoreFile`]: any store file opened read-only without its record type, for tools.
+//! * [`StoreFile`]: any store file opened read-only without its record type, for tools;
+//!   [`RawJournal`] and [`RawSegmentedJournal`] write journals of such a type (records
+//!   as bytes of a run-time [`RecordLayout`]).
 //! * [`ElasticJournal`] / [`ElasticReader`]: an in-memory journal for one reader that
 //!   grows while the reader lags and gives memory back once it has caught up, holding at
 //!   most a limit of records not received (a pipeline's last journal).
@@ -50,7 +52,11 @@ pub use file::options::{Retention, StoreOptions};
 #[cfg(not(roda_loom))]
 pub use inspect::{SlotSnapshot, StoreFile};
 pub use journal::{AppendBatch, JournalOptions, JournalReader, JournalStore};
+#[cfg(not(roda_loom))]
+pub use journal::{RawJournal, RawJournalOptions, RecordLayout};
 pub use roda_core::{Appendable, IterativeReadable, Record, Result, RodaError, Settable};
+#[cfg(not(roda_loom))]
+pub use segmented::{RawSegmentedJournal, RawSegmentedOptions};
 pub use segmented::{
     SegmentedBatch, SegmentedFollower, SegmentedJournal, SegmentedOptions, SegmentedReader,
     SegmentedWatch, MAX_READERS,

@@ -161,6 +161,36 @@ fn file_backed_keep_last_append_and_roll_allocate_nothing() {
     assert!(checksum > 0);
 }
 
+/// Raw writers (records as bytes of a run-time layout) append without allocating, the
+/// segmented one across rolls of a file ring too.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot map files")]
+fn raw_appends_allocate_nothing() {
+    use roda_store::{RawJournal, RawSegmentedJournal, RecordLayout};
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = RecordLayout::of::<Reading>();
+    let batch: Vec<u8> = (0..64 * 24).map(|i| i as u8).collect();
+    let mut plain = RawJournal::create(tmp.path().join("plain"), layout, 64 * 2000).unwrap();
+    let mut ring = RawSegmentedJournal::options()
+        .retention(Retention::KeepLast(3))
+        .create(tmp.path().join("ring"), layout, 1000)
+        .unwrap();
+    // Warm-up: every ring file used once.
+    for _ in 0..100 {
+        plain.append(&batch).unwrap();
+        ring.append(&batch).unwrap();
+    }
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            plain.append(&batch).unwrap();
+            ring.append(&batch).unwrap();
+        }
+    });
+    // Including about 60 rolls of the ring, each renaming a file.
+    assert_eq!(allocations, 0, "raw appends: {allocations} allocations");
+    assert_eq!((plain.len(), ring.len()), (1100 * 64, 1100 * 64));
+}
+
 /// Wake on publish: appends that wake a sleeping reader (the futex path) and timed
 /// reads that sleep, time out or find records allocate nothing, on either side.
 #[test]

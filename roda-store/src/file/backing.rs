@@ -40,7 +40,8 @@ impl Backing {
 
     /// A store in anonymous memory (heap memory under Miri and loom).
     pub(crate) fn in_memory(shape: Shape, capacity: usize, settings: &Settings) -> Result<Claimed> {
-        let info = header::layout(shape, capacity)?;
+        let mut info = header::layout(shape, capacity)?;
+        header::set_journal_id(&mut info, settings);
         let len = info.required_len() as usize;
         let region = anonymous_region(len)?;
         // SAFETY: the region is new and not shared yet; it is at least one header long.
@@ -196,7 +197,8 @@ mod files {
         capacity: usize,
         settings: &Settings,
     ) -> Result<Claimed> {
-        let info = header::layout(shape, capacity)?;
+        let mut info = header::layout(shape, capacity)?;
+        header::set_journal_id(&mut info, settings);
         create_with(path, &info, settings, |_| {})
     }
 

@@ -224,6 +224,13 @@ pub(crate) fn layout(shape: Shape, capacity: usize) -> Result<HeaderInfo> {
     Ok(info)
 }
 
+/// Gives a new journal the id its settings ask for (0: keep the random one).
+pub(crate) fn set_journal_id(info: &mut HeaderInfo, settings: &Settings) {
+    if info.kind == StoreKind::Journal && settings.journal_id != 0 {
+        info.journal_id = settings.journal_id;
+    }
+}
+
 /// A new journal id: random, nonzero. Hashed from the process's randomly keyed
 /// `RandomState` (seeded by the OS), the time, the pid and a counter, so two journals
 /// created at the same instant, in one process or several, get different ids.

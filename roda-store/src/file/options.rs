@@ -19,6 +19,8 @@ pub(crate) struct Settings {
     pub(crate) wake: bool,
     /// A sleeping reader's safety timeout (None: the default, 100 ms).
     pub(crate) wake_safety: Option<std::time::Duration>,
+    /// The journal id of a new journal (0: a random one).
+    pub(crate) journal_id: u64,
 }
 
 impl Settings {
@@ -147,6 +149,25 @@ impl<S> StoreOptions<S> {
     /// the file's own choice.
     pub fn wake(mut self, yes: bool) -> Self {
         self.settings.wake = yes;
+        self
+    }
+
+    /// The journal id a new journal gets (journals only; default: a random one). A copy
+    /// of a journal made elsewhere (an import through `roda-bridge`) takes its source's
+    /// id this way, so that exporting the copy again names the same journal. 0 means a
+    /// random id. Opening an existing file keeps the file's own id.
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let journal = roda_store::JournalStore::<u64>::options()
+    ///     .journal_id(0x5eed)
+    ///     .create(tmp.path().join("copy.roda"), 16)?;
+    /// assert_eq!(journal.header().journal_id, 0x5eed);
+    /// # Ok(()) }
+    /// ```
+    pub fn journal_id(mut self, id: u64) -> Self {
+        self.settings.journal_id = id;
         self
     }
 

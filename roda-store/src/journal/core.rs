@@ -416,7 +416,7 @@ pub(crate) mod words {
     /// `dst .. dst + src.len()` lies in live memory aligned to `width`, accessed
     /// concurrently only through atomics of that width.
     #[inline(always)]
-    pub(super) unsafe fn store(width: usize, dst: *mut u8, src: &[u8]) {
+    pub(crate) unsafe fn store(width: usize, dst: *mut u8, src: &[u8]) {
         debug_assert_eq!(src.len() % width, 0);
         // SAFETY: the caller's contract, at its width.
         unsafe {
@@ -452,7 +452,9 @@ pub(crate) mod words {
 #[cfg(not(roda_loom))]
 impl<T: Send + Sync + 'static> Followed for JournalCore<T> {
     fn position(&self) -> Option<Position<'_>> {
-        let size = std::mem::size_of::<T>();
+        // The header's size, which raw writers (records of a run-time size in a core of
+        // bytes) share with typed ones.
+        let size = self.backing.info.record_size as usize;
         let data = self.backing.info.data_offset as usize;
         Some(Position {
             region: self.backing.region.as_ref(),

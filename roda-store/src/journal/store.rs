@@ -167,7 +167,7 @@ impl<T: Record> JournalStore<T> {
         Self::options().open_or_create(path, capacity)
     }
 
-    fn from_claim(claim: Claimed, settings: &Settings) -> Result<Self> {
+    pub(crate) fn from_claim(claim: Claimed, settings: &Settings) -> Result<Self> {
         let core = JournalCore::with_settings(claim.backing, settings);
         // The writer is alone (it holds the lock), so the stored count is final.
         let stored = core.published_raw();
@@ -384,6 +384,79 @@ impl<T: Record> JournalStore<T> {
     /// Whether the journal's memory is locked into RAM (see `options().lock_memory`).
     pub fn memory_locked(&self) -> bool {
         self.core.backing.memory_locked
+    }
+}
+
+/// Records given as bytes: [`try_append_bytes`](JournalStore::try_append_bytes), and the
+/// writer of a [`RawJournal`](crate::RawJournal) (a `JournalStore<u8>` whose records
+/// have a size known only at run time: every count is in records, the header says the
+/// record size).
+impl<T: Record> JournalStore<T> {
+    /// Appends the records whose bytes are `bytes` (native byte order, back to back, at
+    /// any alignment: a network payload, a buffer read from a file) with one copy, and
+    /// publishes them together with one Release store. Returns their sequences;
+    /// `Err(Full)` (nothing written) when they do not all fit, and
+    /// `Err(InvalidRecordLayout)` when `bytes` is not a whole number of records.
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = roda_store::JournalStore::<u32>::in_memory(8)?;
+    /// let records: [u32; 2] = [1, 2];
+    /// // Their bytes, one byte into a buffer: not aligned for u32.
+    /// let mut payload = vec![0u8];
+    /// payload.extend_from_slice(bytemuck::cast_slice(&records));
+    /// assert_eq!(journal.try_append_bytes(&payload[1..])?, 0..2);
+    /// assert_eq!(journal.reader().next_batch(2), &records);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(not(roda_loom))]
+    #[inline]
+    pub fn try_append_bytes(&mut self, bytes: &[u8]) -> Result<Range<u64>> {
+        let size = std::mem::size_of::<T>();
+        if bytes.len() % size != 0 {
+            return Err(crate::journal::raw::not_whole(
+                size,
+                std::mem::align_of::<T>(),
+            ));
+        }
+        self.append_raw(bytes, size)
+    }
+
+    /// Appends the `bytes.len() / record_size` whole records in `bytes` and publishes
+    /// them with one Release store (none of them when they do not all fit: `Err(Full)`).
+    /// `record_size` is the header's, and `bytes.len()` a multiple of it (the caller's
+    /// checks).
+    #[cfg(not(roda_loom))]
+    #[inline]
+    pub(crate) fn append_raw(&mut self, bytes: &[u8], record_size: usize) -> Result<Range<u64>> {
+        debug_assert!(record_size as u64 == self.core.backing.info.record_size);
+        debug_assert!(bytes.len() % record_size == 0);
+        let count = bytes.len() / record_size;
+        if count > self.remaining() {
+            return Err(RodaError::Full {
+                capacity: self.core.capacity(),
+            });
+        }
+        let start = self.len;
+        if count > 0 {
+            // SAFETY: records start .. start + count lie inside the data area (count <=
+            // remaining, so (start + count) * record_size <= capacity * stride, and the
+            // stride of a journal is its record size); `&mut self` makes this the only
+            // writer and none of these records is published yet, so no reader views
+            // them; `bytes` is a separate borrow, so the ranges do not overlap.
+            unsafe {
+                let dst = self
+                    .core
+                    .data_ptr()
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(start as usize * record_size);
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+            }
+            self.len = start + count as u64;
+            self.core.publish(self.len);
+        }
+        Ok(start..self.len)
     }
 }
 

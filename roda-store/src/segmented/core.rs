@@ -245,7 +245,8 @@ impl<T: Record> Followed for SegmentedCore<T> {
         if segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed) != start {
             return None;
         }
-        let size = std::mem::size_of::<T>();
+        // The header's size: raw writers keep records of a run-time size in a core of bytes.
+        let size = segment.backing.info.record_size as usize;
         let data = segment.backing.info.data_offset as usize;
         Some(Position {
             region: segment.backing.region.as_ref(),

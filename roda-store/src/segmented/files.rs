@@ -238,10 +238,12 @@ mod on_disk {
     /// The header of a new segment file of `segment_records` records of `shape`.
     fn segment_info(
         shape: Shape,
+        settings: &Settings,
         segment_records: usize,
         retention: Retention,
     ) -> Result<HeaderInfo> {
         let mut info = header::layout(shape, segment_records)?;
+        header::set_journal_id(&mut info, settings);
         info.retention = retention_word(retention);
         Ok(info)
     }
@@ -274,7 +276,7 @@ mod on_disk {
         check_retention(retention)?;
         let slots = mapped_segments(retention);
         check_ring(segment_records, slots)?;
-        let info = segment_info(shape, segment_records, retention)?;
+        let info = segment_info(shape, settings, segment_records, retention)?;
         let s = segment_records as u64;
         s.checked_mul(slots as u64)
             .and_then(|span| span.checked_add(first))
@@ -490,7 +492,7 @@ mod on_disk {
             }
         }
         // `retention` came from `retention_raw`, so the new files' header says the same.
-        let mut info = segment_info(shape, s as usize, retention)?;
+        let mut info = segment_info(shape, settings, s as usize, retention)?;
         // New segment files carry the directory's journal id.
         info.journal_id = journal_id;
         let mut files = SegmentFiles::new(dir, dir_lock, retention, info, settings);

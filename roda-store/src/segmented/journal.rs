@@ -68,16 +68,7 @@ impl<T: Record> SegmentedOptions<T> {
         first: u64,
     ) -> Result<SegmentedJournal<T>> {
         let shape = journal_shape::<T>(&self.settings, true)?;
-        let retention = self.settings.retention.unwrap_or(Retention::KeepLast(4));
-        let opened = crate::segmented::files::create(
-            dir.as_ref(),
-            shape,
-            &self.settings,
-            segment_records,
-            retention,
-            first,
-        )?;
-        SegmentedJournal::from_opened(opened, &self.settings).with_settings(&self.settings)
+        SegmentedJournal::create_shaped(dir.as_ref(), shape, &self.settings, segment_records, first)
     }
 
     /// Reopens the file-backed segmented journal in `dir` for writing: takes its lock
@@ -88,8 +79,7 @@ impl<T: Record> SegmentedOptions<T> {
     #[cfg(not(roda_loom))]
     pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<SegmentedJournal<T>> {
         let shape = journal_shape::<T>(&self.settings, true)?;
-        let opened = crate::segmented::files::open(dir.as_ref(), shape, &self.settings)?;
-        SegmentedJournal::from_opened(opened, &self.settings).with_settings(&self.settings)
+        SegmentedJournal::open_shaped(dir.as_ref(), shape, &self.settings)
     }
 
     /// [`open`](Self::open) if `dir` holds segment files, else [`create`](Self::create).
@@ -290,6 +280,39 @@ impl<T: Record> SegmentedJournal<T> {
                 .store(NO_RECORDS, Ordering::Relaxed);
         }
         journal.with_settings(settings)
+    }
+
+    /// Creates a file-backed journal of segment files of `shape` (the typed options, or
+    /// a raw writer's run-time layout).
+    #[cfg(not(roda_loom))]
+    pub(crate) fn create_shaped(
+        dir: &std::path::Path,
+        shape: crate::file::header::Shape,
+        settings: &Settings,
+        segment_records: usize,
+        first: u64,
+    ) -> Result<Self> {
+        let retention = settings.retention.unwrap_or(Retention::KeepLast(4));
+        let opened = crate::segmented::files::create(
+            dir,
+            shape,
+            settings,
+            segment_records,
+            retention,
+            first,
+        )?;
+        Self::from_opened(opened, settings).with_settings(settings)
+    }
+
+    /// Reopens a file-backed journal whose segment files must have `shape`.
+    #[cfg(not(roda_loom))]
+    pub(crate) fn open_shaped(
+        dir: &std::path::Path,
+        shape: crate::file::header::Shape,
+        settings: &Settings,
+    ) -> Result<Self> {
+        let opened = crate::segmented::files::open(dir, shape, settings)?;
+        Self::from_opened(opened, settings).with_settings(settings)
     }
 
     #[cfg(not(roda_loom))]
@@ -782,6 +805,94 @@ fn skip_generation_fence() -> bool {
 #[cfg(roda_loom)]
 fn skip_generation_fence() -> bool {
     crate::loom_hooks::skip_generation_fence()
+}
+
+/// Records given as bytes: [`try_append_bytes`](SegmentedJournal::try_append_bytes), and
+/// the writer of a [`RawSegmentedJournal`](crate::RawSegmentedJournal) (a
+/// `SegmentedJournal<u8>` whose records have a size known only at run time: every count
+/// is in records, the segment headers say the record size).
+#[cfg(not(roda_loom))]
+impl<T: Record> SegmentedJournal<T> {
+    /// Appends as many of the records whose bytes are `bytes` (native byte order, back
+    /// to back, at any alignment: a network payload) as fit without waiting, with one
+    /// copy, like [`try_append_slice`](Self::try_append_slice); returns their sequences
+    /// (`Err(WouldBlock)` when none fits). `Err(InvalidRecordLayout)` when `bytes` is
+    /// not a whole number of records.
+    ///
+    /// ```
+    /// # fn main() -> roda_core::Result<()> {
+    /// let mut journal = roda_store::SegmentedJournal::<u32>::in_memory(4, 2)?;
+    /// let records: [u32; 3] = [1, 2, 3];
+    /// let mut payload = vec![0u8]; // one byte in: not aligned for u32
+    /// payload.extend_from_slice(bytemuck::cast_slice(&records));
+    /// assert_eq!(journal.try_append_bytes(&payload[1..])?, 0..3);
+    /// assert_eq!(journal.follower().next()?, Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn try_append_bytes(&mut self, bytes: &[u8]) -> Result<Range<u64>> {
+        let size = std::mem::size_of::<T>();
+        if bytes.len() % size != 0 {
+            return Err(crate::journal::raw::not_whole(
+                size,
+                std::mem::align_of::<T>(),
+            ));
+        }
+        let range = self.append_raw(bytes, size, crate::journal::core::word_size::<T>())?;
+        if range.is_empty() && !bytes.is_empty() {
+            return Err(self.would_block());
+        }
+        Ok(range)
+    }
+
+    /// Appends as many of the whole records in `bytes` as fit without waiting, exactly
+    /// as [`try_append_slice`](Self::try_append_slice) appends typed ones: each record
+    /// stored in aligned atomic words of `width` bytes (as `write_words_at` does), the
+    /// writer rolling at segment ends, one publish at the end. `record_size` is the
+    /// headers' and divides `bytes.len()`; `width` is the word size for it
+    /// (`word_size`). An error rolling into the next segment ends the append early:
+    /// returned only when nothing was appended.
+    pub(crate) fn append_raw(
+        &mut self,
+        bytes: &[u8],
+        record_size: usize,
+        width: usize,
+    ) -> Result<Range<u64>> {
+        debug_assert!(bytes.len() % record_size == 0 && record_size % width == 0);
+        debug_assert!(record_size as u64 == self.core.segments[0].backing.info.record_size);
+        let start = self.seq;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.seq == self.segment_end {
+                if let Err(e) = self.roll() {
+                    if self.seq == start {
+                        return Err(e);
+                    }
+                    break;
+                }
+            }
+            let room = (self.segment_end - self.seq) as usize;
+            let n = room.min(rest.len() / record_size);
+            let (now, later) = rest.split_at(n * record_size);
+            let index = (self.seq - self.segment_start) as usize;
+            // SAFETY: records index .. index + n lie in the current segment (n <= room),
+            // whose data area `self.data` is (set with `slot`); record `index` starts
+            // `index * record_size` bytes into the page-aligned data, a multiple of
+            // `width`, which divides the record size; this is the only writer (`&mut
+            // self`); the records are unpublished and, after `roll` (which checked the
+            // gates), no gating reader views the segment (followers copy through atomics
+            // and validate).
+            unsafe {
+                let dst = self.data.0.as_ptr().cast::<u8>().add(index * record_size);
+                crate::journal::core::words::store(width, dst, now);
+            }
+            self.seq += n as u64;
+            rest = later;
+        }
+        if self.seq != start {
+            self.publish();
+        }
+        Ok(start..self.seq)
+    }
 }
 
 /// Appends to a [`SegmentedJournal`] that readers see together: published with one
