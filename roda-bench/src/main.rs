@@ -416,22 +416,51 @@ pub fn append_workload(events: u64, only: Option<&str>) -> Vec<append::AppendRun
     out
 }
 
+/// The implementations of `all` that `only` selects, and the order of run `k`: runs
+/// alternate between implementations (one run of each in turn, the order reversed every
+/// other round), so that a machine that drifts (frequency, a neighbour's load, where the
+/// hypervisor places the two vCPUs) moves every implementation alike.
+fn alternating<'a>(all: &[&'a str], only: Option<&str>, k: usize) -> Vec<(usize, &'a str)> {
+    let mut order: Vec<(usize, &str)> = all
+        .iter()
+        .copied()
+        .filter(|name| only.map_or(true, |o| o == *name))
+        .enumerate()
+        .collect();
+    if k % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
 pub fn spsc(n: u64, runs: usize, only: Option<&str>) -> Vec<Series> {
-    println!("spsc: {n} messages of 24 bytes, {runs} runs; producer and consumer pinned to distinct cores");
-    let mut out = Vec::new();
-    for name in spsc::IMPLS {
-        if only.is_some_and(|o| o != name) {
-            continue;
-        }
-        let runs: Vec<Run> = (0..runs).map(|_| measure(|| spsc::run(name, n))).collect();
-        let series = Series {
+    println!(
+        "spsc: {n} messages of 24 bytes, {runs} runs of each implementation, alternating; \
+         producer and consumer pinned to distinct cores"
+    );
+    let names = alternating(&spsc::IMPLS, only, 0);
+    let mut out: Vec<Series> = names
+        .iter()
+        .map(|(_, name)| Series {
             workload: "spsc".into(),
-            implementation: name.into(),
-            runs,
+            implementation: (*name).into(),
+            runs: Vec::new(),
             firsts: Vec::new(),
-        };
+        })
+        .collect();
+    for k in 0..runs {
+        for (i, name) in alternating(&spsc::IMPLS, only, k) {
+            let run = measure(|| spsc::run(name, n));
+            println!(
+                "    {name} run {}: {:.2} M msg/s",
+                k + 1,
+                run.per_sec() / 1e6
+            );
+            out[i].runs.push(run);
+        }
+    }
+    for series in &out {
         series.print("msg");
-        out.push(series);
     }
     out
 }
@@ -447,17 +476,28 @@ pub struct HopResult {
 
 pub fn hop(rounds: u64, runs: usize, only: Option<&str>) -> Vec<HopResult> {
     println!(
-        "hop: {rounds} round trips, {runs} runs; one-way latency = round trip / 2, threads pinned"
+        "hop: {rounds} round trips, {runs} runs of each implementation, alternating; one-way \
+         latency = round trip / 2, threads pinned"
     );
-    let mut out = Vec::new();
-    for name in hop::IMPLS {
-        if only.is_some_and(|o| o != name) {
-            continue;
+    let names = alternating(&hop::IMPLS, only, 0);
+    let mut hists: Vec<Vec<_>> = names.iter().map(|_| Vec::new()).collect();
+    for k in 0..runs {
+        for (i, name) in alternating(&hop::IMPLS, only, k) {
+            let hist = hop::run(name, rounds);
+            println!(
+                "    {name} run {}: p50 {} ns, p99 {} ns",
+                k + 1,
+                hist.value_at_quantile(0.5),
+                hist.value_at_quantile(0.99)
+            );
+            hists[i].push(hist);
         }
-        let hists: Vec<_> = (0..runs).map(|_| hop::run(name, rounds)).collect();
+    }
+    let mut out = Vec::new();
+    for ((_, name), hists) in names.iter().zip(&hists) {
         let q = |p: f64| stats(hists.iter().map(|h| h.value_at_quantile(p) as f64)).median;
         let r = HopResult {
-            implementation: name.into(),
+            implementation: (*name).into(),
             p50: q(0.5),
             p99: q(0.99),
             p999: q(0.999),
@@ -696,5 +736,20 @@ mod tests {
         let s = stats([3.0, 1.0, 2.0]);
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert_eq!(stats([1.0, 2.0, 3.0, 4.0]).median, 2.5);
+    }
+
+    #[test]
+    fn runs_alternate_between_implementations() {
+        let all = ["a", "b", "c"];
+        assert_eq!(
+            super::alternating(&all, None, 0),
+            vec![(0, "a"), (1, "b"), (2, "c")]
+        );
+        assert_eq!(
+            super::alternating(&all, None, 1),
+            vec![(2, "c"), (1, "b"), (0, "a")]
+        );
+        // Indices count the selected implementations only, as the series do.
+        assert_eq!(super::alternating(&all, Some("b"), 1), vec![(0, "b")]);
     }
 }

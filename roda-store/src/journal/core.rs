@@ -21,6 +21,8 @@ pub(crate) struct JournalCore<T> {
     capacity: usize,
     /// The wake words, when the journal has them and this process can write them.
     pub(crate) wake: Option<Waker>,
+    /// The writer may prefetch lines ahead of it for writing (`prefetch_for_write`).
+    prefetch: bool,
     _records: PhantomData<T>,
 }
 
@@ -47,6 +49,7 @@ impl<T> JournalCore<T> {
             write_seq,
             capacity,
             wake,
+            prefetch: write_prefetch_available(),
             _records: PhantomData,
         }
     }
@@ -107,6 +110,7 @@ impl<T> JournalCore<T> {
         debug_assert!(index < self.capacity);
         #[cfg(roda_loom)]
         self.track(index, true);
+        prefetch_for_write(self.prefetch, self.data, index, self.capacity);
         // SAFETY: in bounds and aligned (page-aligned data, stride = size_of::<T>());
         // unpublished, so no reader holds a reference to it (caller's contract). Written
         // through a raw pointer, so no `&mut` ever covers memory that readers view.
@@ -218,6 +222,73 @@ impl<T> JournalCore<T> {
         let offset = self.backing.info.data_offset as usize + index * std::mem::size_of::<T>();
         self.backing.region.track(offset, write);
     }
+}
+
+/// How far ahead of the record it writes a writer asks for cache lines, in bytes.
+///
+/// A writer streams into lines no core holds (a journal never wraps) or that a reader's
+/// core holds since it read them a lap ago (a recycled segment). Without a hint, each
+/// new line is a miss at the head of the store buffer, and the Release store that
+/// publishes the record waits behind it; on x86-64 a prefetch for writing (PREFETCHW)
+/// this far ahead turns that miss into an exclusive fetch that overlaps the appends
+/// before it. 1 KiB covers the memory latency at the appends' rate while staying far
+/// inside any segment of interest; see docs/performance.md, "Hand-off".
+pub(crate) const PREFETCH_AHEAD: usize = 1024;
+
+/// Whether this CPU has PREFETCHW, asked once per process (CPUID is slow under a
+/// hypervisor, so writers ask at creation and keep the answer).
+pub(crate) fn write_prefetch_available() -> bool {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(roda_loom)))]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            use std::arch::x86_64::__cpuid;
+            // Leaf 0x8000_0001, ECX bit 8: PREFETCHW (AMD's 3DNowPrefetch, Intel's PRFCHW).
+            // Older CPUs may fault on the instruction, so it is never issued without it.
+            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(roda_loom))))]
+    false
+}
+
+/// When `enabled` (the CPU has PREFETCHW, see [`write_prefetch_available`]), asks the
+/// CPU to bring the cache line of record `index + PREFETCH_AHEAD / size` of the data
+/// area at `data` into this core's cache in a state ready for writing, if that record
+/// lies below `capacity`: the hint never reaches past the data area (into, say, another
+/// mapping's header that readers poll). Only a hint: it reads and writes nothing in the
+/// program's view, never faults, is not ordered with any atomic access (so it neither
+/// weakens nor strengthens the publish protocol) and costs about one instruction when
+/// the line is already there.
+#[inline(always)]
+pub(crate) fn prefetch_for_write<T>(
+    enabled: bool,
+    data: NonNull<T>,
+    index: usize,
+    capacity: usize,
+) {
+    let size = std::mem::size_of::<T>().max(1);
+    let ahead = index + PREFETCH_AHEAD / size;
+    // Once per line: only the record that starts in a new line (the data area is
+    // page-aligned, so a record's offset modulo 64 is its place in its line).
+    if !enabled || (ahead * size) % 64 >= size || ahead >= capacity {
+        return;
+    }
+    let line = data.as_ptr().wrapping_add(ahead);
+    #[cfg(all(target_arch = "x86_64", not(miri), not(roda_loom)))]
+    // SAFETY: PREFETCHW is a hint: it accesses no memory in the language's sense, cannot
+    // fault, and runs only where CPUID lists it (`enabled`). `line` lies inside the data
+    // area (ahead < capacity) and nothing is written through it.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) line,
+            options(nostack, preserves_flags, readonly)
+        )
+    };
+    // Elsewhere `enabled` is always false (`write_prefetch_available`).
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(roda_loom))))]
+    let _ = line;
 }
 
 /// The journal's write sequence word `write_seq` as a reader sees it, exactly as stored

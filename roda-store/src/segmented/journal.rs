@@ -222,6 +222,8 @@ pub struct SegmentedJournal<T: Record> {
     slot: usize,
     /// That segment's data area (kept, so appends load nothing to find it).
     data: SegmentData<T>,
+    /// The CPU can prefetch lines ahead of the writer for writing (`prefetch_for_write`).
+    prefetch: bool,
     /// The directory, for a file-backed journal.
     files: Option<Box<SegmentFiles>>,
     /// Keeps pages ahead of the writer faulted in, when asked for (`pretouch`).
@@ -441,6 +443,7 @@ impl<T: Record> SegmentedJournal<T> {
             segment_end: segment_start + segment_records,
             slot,
             data,
+            prefetch: crate::journal::core::write_prefetch_available(),
             files,
             #[cfg(not(roda_loom))]
             pretoucher: None,
@@ -584,6 +587,12 @@ impl<T: Record> SegmentedJournal<T> {
     #[inline]
     fn write(&mut self, seq: u64, item: &T) {
         let index = (seq - self.segment_start) as usize;
+        crate::journal::core::prefetch_for_write(
+            self.prefetch,
+            self.data.0,
+            index,
+            (self.segment_end - self.segment_start) as usize,
+        );
         // SAFETY: `seq` lies in the current segment (below `segment_end`), so `index` is
         // below its capacity, and `self.data` is that segment's data area (set with
         // `slot`); this is the only writer (`&mut self`); the record is unpublished and,
