@@ -10,6 +10,9 @@
 //! segment, and a `KeepAll` journal maps a brand-new file at each roll: the pre-toucher
 //! follows the segment being written (never the next one, which may still map an
 //! archived file) and starts over at each new segment, which the roll wakes it for.
+//! Once it has caught up with a `KeepAll` writer it also prepares the next segment
+//! file (created, reserved, mapped on its own, its first window populated), so the
+//! roll only links it into place and moves its mapping over the ring slot.
 
 use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
 use std::sync::Arc;
@@ -79,6 +82,13 @@ pub(crate) struct Position<'a> {
 /// segments (the next one is not mapped for it yet).
 pub(crate) trait Followed: Send + Sync + 'static {
     fn position(&self) -> Option<Position<'_>>;
+
+    /// Prepares what the writer needs after the region of `epoch` (a `KeepAll`
+    /// journal's next segment file), with its first `window` bytes populated.
+    fn prepare_next(&self, epoch: u64, window: usize) -> roda_core::Result<()> {
+        let _ = (epoch, window);
+        Ok(())
+    }
 }
 
 fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool) {
@@ -87,6 +97,8 @@ fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool) {
     let mut epoch = u64::MAX;
     let mut sleep = BUSY_SLEEP;
     let mut last = (u64::MAX, 0usize);
+    // The epoch whose successor was prepared (or failed to be).
+    let mut prepared = u64::MAX;
     // Relaxed: see `Drop`.
     while !stop.load(StdOrdering::Relaxed) {
         let Some(p) = core.position() else {
@@ -108,6 +120,14 @@ fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool) {
             }
             touched += len;
             sleep = BUSY_SLEEP;
+            continue;
+        }
+        // Caught up: prepare what comes after this region, once.
+        if prepared != p.epoch {
+            prepared = p.epoch;
+            if let Err(e) = core.prepare_next(p.epoch, window) {
+                log::warn!("roda: the pre-toucher could not prepare the next segment ({e})");
+            }
             continue;
         }
         // Caught up: sleep longer while the writer stands still.
