@@ -386,8 +386,8 @@ pub fn append_workload(events: u64, only: Option<&str>) -> Vec<append::AppendRun
          rings after one untimed pass over the ring"
     );
     let mut out = Vec::new();
-    for kind in append::Kind::ALL {
-        if only.is_some_and(|o| o != kind.name()) {
+    for kind in append::Kind::all() {
+        if only.is_some_and(|o| !kind.selected_by(o)) {
             continue;
         }
         let places = append::places();
