@@ -381,3 +381,50 @@ impl AppendRun {
         );
     }
 }
+
+/// The report's section for `runs` (also printed by `roda-bench append`).
+pub fn markdown(runs: &[AppendRun], machine: &str) -> String {
+    use std::fmt::Write as _;
+    let mut md = String::new();
+    let events = runs.first().map_or(0, |r| r.appends);
+    let (lo, hi) = runs.iter().fold((f64::MAX, 0f64), |(lo, hi), r| {
+        (lo.min(r.load), hi.max(r.load))
+    });
+    let _ = writeln!(md, "\n## Append: latency and page faults per append\n");
+    let _ = writeln!(
+        md,
+        "{events} appends of 24-byte records per row, the writer alone, each append timed on \
+         its own (`Instant` around it: the clock-only row is that timer around nothing, the \
+         floor of every row). Rings (`ring-memory`, `keeplast-file`) after one untimed pass; \
+         segments of 65,536 records; pre-toucher window 4 MiB. Faults, involuntary context \
+         switches (preempted) and CPU are the writer thread's; steal is the VM's. Machine: \
+         {machine}; load average {lo:.2}–{hi:.2} during the rows. \
+         `cargo run --release -p roda-bench -- append --events {events}`.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| journal | files | p50 ns | p99.9 ns | p99.99 ns | max µs | ≥100 µs | writer faults | preempted | steal ms | pre-toucher CPU ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in runs {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            r.kind.name(),
+            r.place,
+            r.p50,
+            r.p999,
+            r.p9999,
+            r.max as f64 / 1000.0,
+            r.over_100us,
+            r.minflt,
+            r.preempted,
+            r.steal_ms,
+            if r.kind.pretouch {
+                (r.other_cpu_ns / 1_000_000).to_string()
+            } else {
+                String::new()
+            }
+        );
+    }
+    md
+}

@@ -15,6 +15,8 @@ pub const DRAIN_EVENTS: u64 = 20_000_000;
 const SPSC_MESSAGES: u64 = 10_000_000;
 const HOP_ROUNDS: u64 = 200_000;
 const SLOT_SECS: f64 = 1.0;
+/// Appends per row of the append section.
+const APPEND_EVENTS: u64 = 10_000_000;
 
 pub fn run(args: &Args) {
     let events = args.events.unwrap_or(PIPELINE_EVENTS);
@@ -46,7 +48,9 @@ pub fn run(args: &Args) {
         "cargo run --release -p roda-bench -- report{events_flag} --rounds {rounds} --secs {secs} --runs {runs} --procs {}",
         args.procs
     );
-    let md = markdown(&command, &pipes, &queues, &hops, &slot);
+    let appends = crate::append_workload(APPEND_EVENTS, None);
+    let mut md = markdown(&command, &pipes, &queues, &hops, &slot);
+    md.push_str(&crate::append::markdown(&appends, &machine()));
     let svg = chart(&pipes, &queues);
     std::fs::create_dir_all(&args.out).expect("create the output directory");
     let md_path = format!("{}/benchmarks.md", args.out);
