@@ -712,9 +712,10 @@ impl<T: Record> SegmentedJournal<T> {
         self.files.as_deref().map(|files| files.retention())
     }
 
-    /// Writes the mapped segments to disk and waits (msync), then syncs the directory:
-    /// what was appended survives power loss. A no-op in memory. Not needed to survive
-    /// a process crash.
+    /// Writes the mapped segments to disk and waits (msync), syncs every segment file a
+    /// `KeepAll` roll archived since the last flush (fdatasync: they are no longer
+    /// mapped), then syncs the directory: what was appended survives power loss. A
+    /// no-op in memory. Not needed to survive a process crash.
     #[cfg(not(roda_loom))]
     pub fn flush(&mut self) -> Result<()> {
         match self.files.as_deref_mut() {
