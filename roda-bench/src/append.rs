@@ -3,6 +3,9 @@
 //! took, per journal kind and option, in files on the project's file system and on
 //! tmpfs (`/dev/shm`), and in anonymous memory.
 //!
+//! `RODA_BENCH_APPEND_HUGE_PAGES=1` asks every journal for transparent huge pages
+//! (`huge_pages(true)`), to compare.
+//!
 //! Recycled rings are measured in steady state: one full pass over the ring first (not
 //! timed), so every segment has been used once; then `events` timed appends.
 
@@ -245,6 +248,7 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
             let mut j = JournalStore::<Rec>::options()
                 .populate(kind.populate)
                 .pretouch(kind.pretouch())
+                .huge_pages(huge_pages())
                 .in_memory(cap)
                 .expect("journal");
             settle(kind);
@@ -256,6 +260,7 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
             let mut j = JournalStore::<Rec>::options()
                 .populate(kind.populate)
                 .pretouch(kind.pretouch())
+                .huge_pages(huge_pages())
                 .create(dir.join("plain.roda"), cap)
                 .expect("journal file");
             settle(kind);
@@ -266,7 +271,8 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
         Journal::RingMemory | Journal::KeepLast | Journal::KeepAll => {
             let options = SegmentedJournal::<Rec>::options()
                 .populate(kind.populate)
-                .pretouch(kind.pretouch());
+                .pretouch(kind.pretouch())
+                .huge_pages(huge_pages());
             let mut j = match kind.journal {
                 Journal::RingMemory => options.in_memory(SEGMENT_RECORDS, RING_SEGMENTS),
                 Journal::KeepLast => options
@@ -314,6 +320,11 @@ pub fn run(kind: Kind, base: &Path, place: &str, events: u64) -> AppendRun {
         writer_cpu_ns: cpu.0,
         other_cpu_ns: cpu.1,
     }
+}
+
+/// Whether the journals ask for transparent huge pages (`RODA_BENCH_APPEND_HUGE_PAGES=1`).
+fn huge_pages() -> bool {
+    std::env::var("RODA_BENCH_APPEND_HUGE_PAGES").is_ok_and(|v| v == "1")
 }
 
 /// The 1-minute load average (0 where /proc/loadavg is missing).
