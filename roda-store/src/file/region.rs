@@ -107,6 +107,23 @@ pub(crate) trait Region: Send + Sync + 'static {
         ))
     }
 
+    /// Drops this process's page-table entries for `offset .. offset + len` (madvise
+    /// MADV_DONTNEED), keeping the contents: the next access faults the page back in
+    /// from the file. Used ahead of a `KeepAll` roll, so the roll's replacement of the
+    /// mapping has no pages to tear down.
+    ///
+    /// # Safety
+    /// The region must be a shared mapping of a file (on a private or anonymous
+    /// mapping MADV_DONTNEED discards the contents).
+    #[cfg(not(roda_loom))]
+    unsafe fn forget_pages(&self, offset: usize, len: usize) -> io::Result<()> {
+        let _ = (offset, len);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this memory backend keeps its pages",
+        ))
+    }
+
     /// Records a plain (non-atomic) access at `offset` for loom's causality checker.
     #[cfg(roda_loom)]
     fn track(&self, offset: usize, write: bool);
@@ -254,6 +271,31 @@ mod mapped {
 
         fn is_writable(&self) -> bool {
             self.writable
+        }
+
+        unsafe fn forget_pages(&self, offset: usize, len: usize) -> io::Result<()> {
+            const PAGE: usize = 4096;
+            let start = offset.min(self.len()) / PAGE * PAGE;
+            let end = offset.saturating_add(len).min(self.len());
+            if end <= start || !self.writable {
+                return Ok(());
+            }
+            // SAFETY: the range lies inside this live mapping (clamped above, start
+            // page-aligned); the caller guarantees it maps a file shared, where
+            // MADV_DONTNEED only drops page-table entries: the contents stay in the
+            // file's pages and the next access faults them back in.
+            let rc = unsafe {
+                libc::madvise(
+                    self.map.as_mut_ptr().add(start).cast(),
+                    end - start,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
         }
 
         fn adopt(&self, other: MappedRegion) -> io::Result<()> {

@@ -282,6 +282,22 @@ impl<T: Record> Followed for SegmentedCore<T> {
                 .map_err(|source| RodaError::Io { path: None, source })?;
         } else {
             ahead.ensure(next, window)?;
+            // The roll will replace the slot's mapping of the segment it archives
+            // (`next` minus the ring's span); tearing down that mapping's pages took
+            // the roll a few hundred µs (a dirty page-table entry per page). Drop them
+            // now, off the writer's thread, if the slot still holds that segment.
+            let span = self.segment_records * self.segments.len() as u64;
+            // Relaxed: only compared; a stale value only drops pages that then fault
+            // back in (the contents stay in the file).
+            let held = segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed);
+            if next.checked_sub(span) == Some(held) {
+                let data = segment.backing.info.data_offset as usize;
+                let region = segment.backing.region.as_ref();
+                // SAFETY: a `KeepAll` directory's segments (the only journals with
+                // `ahead`) are shared mappings of their files.
+                unsafe { region.forget_pages(data, region.len() - data) }
+                    .map_err(|source| RodaError::Io { path: None, source })?;
+            }
         }
         ahead.mark_prepared(next);
         Ok(())
