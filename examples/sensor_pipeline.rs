@@ -5,7 +5,7 @@
 //! cargo run --release --example sensor_pipeline [-- --events N] [--pin] [--bounded]
 //!     [--metrics FILE]
 //!
-//! By default (`with_capacity`) the journals between stages are rings of about 1 MiB
+//! By default (`with_capacity`) the journals between stages are rings of about 4 MiB
 //! recycled in place, and the last journal (the alerts) is elastic: it holds the alerts
 //! not received yet, which this program receives as they come. With `--bounded` every
 //! journal is a ring of 4 segments of 65,536 records, the last one too. Either way any

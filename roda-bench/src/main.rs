@@ -210,9 +210,9 @@ pub fn pipeline_workload(name: &str) -> Option<(Workload, bool)> {
 /// The implementations of a pipeline workload shape.
 pub fn pipeline_impls(drain: bool) -> &'static [&'static str] {
     if drain {
-        &["roda", "original"]
+        &["roda", "original", "one-thread"]
     } else {
-        &["roda", "roda-bounded", "original"]
+        &["roda", "roda-bounded", "original", "one-thread"]
     }
 }
 
@@ -231,6 +231,7 @@ pub fn run_pipeline(
         (false, "original") => pipelines::run_original(workload, inputs),
         (true, "roda") => pipelines::run_roda_drain(workload, inputs, expected),
         (true, "original") => pipelines::run_original_drain(workload, inputs, expected),
+        (_, "one-thread") => pipelines::run_one_thread(workload, inputs),
         _ => usage(&format!("no implementation {name} of this workload")),
     }
 }

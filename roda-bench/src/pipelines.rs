@@ -318,6 +318,16 @@ pub fn run_original(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
     (inputs.len() as u64, elapsed)
 }
 
+/// The compute floor: the same stages run on this thread, each output handed straight
+/// to the next stage, no journal and no other thread; returns (events, time). A pipeline
+/// of a thread per stage can beat it only by spreading that work over more cores: on a
+/// machine of `c` cores, by at most `c`×.
+pub fn run_one_thread(workload: Workload, inputs: &[Reading]) -> (u64, Duration) {
+    let start = Instant::now();
+    std::hint::black_box(expected_outputs(workload, std::hint::black_box(inputs)));
+    (inputs.len() as u64, start.elapsed())
+}
+
 /// The outputs the workload must deliver to the receiver, by running the same stages
 /// on this thread (outside any clock).
 pub fn expected_outputs(workload: Workload, inputs: &[Reading]) -> u64 {

@@ -29,7 +29,7 @@ const BATCH: usize = 1024;
 /// * **Recycled, elastic output** ([`with_capacity`](Self::with_capacity), the
 ///   default): every journal before the last is a ring in memory, recycled in place,
 ///   pre-faulted and small enough to stay in cache (sized from its record size, about
-///   1 MiB); a stage whose output ring is full waits for the next stage (back-pressure),
+///   4 MiB); a stage whose output ring is full waits for the next stage (back-pressure),
 ///   and [`send`](Self::send) waits for room in the input ring. The last journal, the
 ///   one [`receive`](Self::receive) reads, is elastic: it grows by segments while the
 ///   receiver lags, reuses the segments already received, gives memory back once the

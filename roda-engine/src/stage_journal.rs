@@ -31,9 +31,14 @@ use crate::worker::WorkerShared;
 pub(crate) const RING_SEGMENTS: usize = 4;
 
 /// Bytes of records per ring of a `with_capacity` pipeline when not set: small enough
-/// to stay in a core's cache next to the stages' state, large enough that a stage
-/// rarely waits on a scheduler time slice of the next.
-const RING_BYTES: usize = 1 << 20;
+/// to stay in the shared last-level cache next to the stages' state, large enough that
+/// a stage rarely waits on a scheduler time slice of the next, and larger than a
+/// core's private L2, so that a line the writer reuses a lap later has left the
+/// reader's core (a shared-cache hit instead of a transfer from the other core).
+/// Measured on a 2-core AMD EPYC (1 MiB L2 per core, 32 MiB L3): send-all-then-drain
+/// of the sensor workload needed about a third less CPU time with 4 MiB rings than
+/// with 1 MiB ones.
+const RING_BYTES: usize = 4 << 20;
 
 /// Bounds on the records per segment chosen from a record size.
 const MIN_SEGMENT_RECORDS: usize = 64;
