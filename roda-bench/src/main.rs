@@ -397,8 +397,8 @@ pub fn append_workload(events: u64, only: Option<&str>) -> Vec<append::AppendRun
          rings after one untimed pass over the ring"
     );
     let mut out = Vec::new();
-    for kind in append::Kind::ALL {
-        if only.is_some_and(|o| o != kind.name()) {
+    for kind in append::Kind::all() {
+        if only.is_some_and(|o| !kind.selected_by(o)) {
             continue;
         }
         let places = append::places();
@@ -606,7 +606,8 @@ fn main() {
             slots(args.secs.unwrap_or(2.0), args.runs);
         }
         "append" => {
-            append_workload(args.events.unwrap_or(10_000_000), only);
+            let runs = append_workload(args.events.unwrap_or(10_000_000), only);
+            print!("{}", append::markdown(&runs, &measure::machine()));
         }
         "wake" => {
             wake::workload(
@@ -638,6 +639,27 @@ mod tests {
 
     fn serial() -> std::sync::MutexGuard<'static, ()> {
         ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[test]
+    fn append_rows_cover_every_journal_option_and_place() {
+        let _one = serial();
+        let runs = append_workload(20_000, None);
+        let places = append::places().len();
+        // Clock-only and the two in-memory journals once, the three file journals in
+        // each place; each with populate and pretouch off and on (not the clock).
+        assert_eq!(runs.len(), 1 + 2 * 4 + 3 * 4 * places);
+        for r in &runs {
+            assert_eq!(r.appends, 20_000, "{}", r.kind.name());
+            assert!(r.p50 <= r.p999 && r.p999 <= r.p9999 && r.p9999 <= r.max);
+        }
+        let md = append::markdown(&runs, "test machine");
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("| ")).count(),
+            runs.len() + 1
+        );
+        assert!(md.contains("| clock-only | - |"));
+        assert!(md.contains("| keepall-file+populate+pretouch | tmpfs |") || places == 1);
     }
 
     #[test]

@@ -18,6 +18,8 @@ const HOP_ROUNDS: u64 = 200_000;
 const SLOT_SECS: f64 = 1.0;
 /// Records of the bridge workload (24 bytes each: 240 MB through the server per side).
 pub const BRIDGE_RECORDS: u64 = 10_000_000;
+/// Appends per row of the append section.
+const APPEND_EVENTS: u64 = 10_000_000;
 
 pub fn run(args: &Args) {
     let events = args.events.unwrap_or(PIPELINE_EVENTS);
@@ -65,9 +67,11 @@ pub fn run(args: &Args) {
         "cargo run --release -p roda-bench -- report{events_flag} --rounds {rounds} --secs {secs} --runs {runs} --procs {}",
         args.procs
     );
+    let appends = crate::append_workload(APPEND_EVENTS, None);
     let mut md = markdown(&command, &pipes, &queues, &hops, &slot);
     md.push_str(&bridge_markdown(&bridge));
     md.push_str(&wake_markdown(&wake_default, &wake_10s, runs.max(5)));
+    md.push_str(&crate::append::markdown(&appends, &machine()));
     let svg = chart(&pipes, &queues);
     std::fs::create_dir_all(&args.out).expect("create the output directory");
     let md_path = format!("{}/benchmarks.md", args.out);

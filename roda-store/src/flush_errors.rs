@@ -12,7 +12,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::file::region::fault::fail_msync_with;
+use crate::file::region::fault::{fail_fsync_with, fail_msync_with};
 use crate::{JournalStore, Retention, RodaError, SegmentedJournal, SlotStore};
 
 const EIO: i32 = 5;
@@ -68,4 +68,47 @@ fn segmented_flush_reports_a_failed_msync() {
         }
         check(&format!("{retention:?}"), &dir, || journal.flush());
     }
+}
+
+/// A `KeepAll` roll archives the oldest mapped segment (its slot maps the new file from
+/// then on); `flush` must still make that segment's records durable, though no mapping
+/// of it is left to msync: it syncs each segment archived since the last flush.
+#[test]
+fn keep_all_flush_syncs_the_segments_rolls_archived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    let mut journal = SegmentedJournal::<u64>::create(&dir, 4, Retention::KeepAll).unwrap();
+    // Nothing archived yet: a failing fdatasync is never called.
+    for i in 0..16 {
+        journal.append(&i);
+    }
+    fail_fsync_with(Some(EIO));
+    let before = journal.flush();
+    fail_fsync_with(None);
+    before.unwrap_or_else(|e| panic!("flush before any segment was archived: {e}"));
+    // The roll to 16 maps segment 16 over segment 0's slot: segment 0 is archived.
+    journal.append(&16);
+    fail_fsync_with(Some(EIO));
+    let failed = journal.flush();
+    fail_fsync_with(None);
+    match failed {
+        Err(RodaError::Io {
+            path: Some(path),
+            source,
+        }) => {
+            assert_eq!(source.raw_os_error(), Some(EIO), "{source}");
+            assert_eq!(
+                path,
+                dir.join("00000000000000000000.roda"),
+                "the error names the archived segment"
+            );
+        }
+        other => panic!("flush after a roll archived segment 0 gave {other:?}"),
+    }
+    // Retried after the failure, and done: a later flush has nothing archived to sync.
+    journal.flush().unwrap();
+    fail_fsync_with(Some(EIO));
+    let after = journal.flush();
+    fail_fsync_with(None);
+    after.unwrap_or_else(|e| panic!("flush after the archive was synced: {e}"));
 }

@@ -8,7 +8,8 @@
 //! stores, `KeepLast` and `KeepAll` segment directories (100 each). `RODA_CRASH_KILLS=N`
 //! sets N kills for every kind: the longer run of docs/file-format.md uses 500. The
 //! plain and `KeepAll` children run a pre-toucher every other round, so kills also land
-//! while it populates pages ahead of the writer.
+//! while it populates pages ahead of the writer and, for `KeepAll`, while it prepares
+//! the next segment file (whose temporary file the next writer must remove).
 #![cfg(not(roda_loom))]
 #![cfg(not(miri))]
 
@@ -68,7 +69,12 @@ fn child_pretouch() -> usize {
 
 /// The window to give the child of `round`: on odd rounds only.
 fn pretouch_for(round: u32) -> String {
-    if round % 2 == 1 { 1 << 20 } else { 0 }.to_string()
+    if child_pretouches(round) { 1 << 20 } else { 0 }.to_string()
+}
+
+/// Whether the child of `round` runs a pre-toucher.
+fn child_pretouches(round: u32) -> bool {
+    round % 2 == 1
 }
 
 /// The child's body; a no-op unless started by a parent test below.
@@ -616,7 +622,7 @@ fn sigkilled_keep_all_writer_always_resumes() {
     let mut rng = XorShift(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("archive");
-    let (mut acked_rounds, mut mid_roll, mut mid_create) = (0, 0, 0);
+    let (mut acked_rounds, mut mid_roll, mut mid_create, mut mid_prepare) = (0, 0, 0, 0);
     let mut previous_len = 0u64;
     for round in 0..rounds {
         let mut child = spawn_entry("crash_segmented_child_entry", SEG_DIR_VAR, &dir)
@@ -653,6 +659,12 @@ fn sigkilled_keep_all_writer_always_resumes() {
         };
         if temp_files(&dir) > 0 {
             mid_create += 1;
+            // With a pre-toucher the next segment's file is prepared ahead (created,
+            // reserved, mapped, populated under its temporary name) while the writer
+            // appends: the kill landed during that preparation or while it waited.
+            if child_pretouches(round) {
+                mid_prepare += 1;
+            }
         }
 
         let mut journal = roda_store::SegmentedJournal::<Rec>::open(&dir)
@@ -697,11 +709,16 @@ fn sigkilled_keep_all_writer_always_resumes() {
     println!(
         "KeepAll crash test: {acked_rounds}/{rounds} kills mid-append, {mid_roll} left an \
          empty newest segment (killed mid-roll), {mid_create} inside a segment file's \
-         creation, {previous_len} records"
+         creation ({mid_prepare} of them a file the pre-toucher prepared ahead), \
+         {previous_len} records"
     );
     assert!(acked_rounds * 2 >= rounds);
     assert!(
         rounds < 100 || mid_roll > 0,
         "no kill landed between a roll and its first record"
+    );
+    assert!(
+        rounds < 100 || mid_prepare > 0,
+        "no kill landed while the pre-toucher prepared the next segment file"
     );
 }

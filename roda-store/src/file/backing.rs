@@ -227,30 +227,7 @@ mod files {
         settings: &Settings,
         init: impl FnOnce(&Backing),
     ) -> Result<Claimed> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(tmp)
-            .map_err(io_err(path))?;
-        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
-            LockAttempt::Taken(lock) => lock,
-            LockAttempt::Held(_) => {
-                return Err(RodaError::io(
-                    path,
-                    io::Error::other("a brand-new temporary file was already locked"),
-                ))
-            }
-        };
-        lock.mark_live().map_err(io_err(path))?;
-        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
-        let region = map_file(lock.file(), info, settings, true).map_err(io_err(path))?;
-        // SAFETY: the mapping is new and private to this call until it is linked into
-        // place below; it is at least one header long.
-        let head = unsafe {
-            std::slice::from_raw_parts_mut(region.base().as_ptr(), header::HEADER_FIELDS_LEN)
-        };
-        header::encode(info, head);
+        let (lock, region) = build(path, tmp, info, settings)?;
         let memory_locked = apply_settings(&region, settings, info.required_len() as usize)?;
         let backing = Backing {
             region: Box::new(region),
@@ -269,6 +246,116 @@ mod files {
                 Err(RodaError::AlreadyExists { path: path.into() })
             }
             Err(e) => Err(RodaError::io(path, e)),
+        }
+    }
+
+    /// Creates the file `tmp` (for `path`, named in errors), locks it, reserves its
+    /// blocks, maps it and writes the header of `info`.
+    fn build(
+        path: &Path,
+        tmp: &Path,
+        info: &HeaderInfo,
+        settings: &Settings,
+    ) -> Result<(WriterLock, MappedRegion)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(io_err(path))?;
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+            LockAttempt::Taken(lock) => lock,
+            LockAttempt::Held(_) => {
+                return Err(RodaError::io(
+                    path,
+                    io::Error::other("a brand-new temporary file was already locked"),
+                ))
+            }
+        };
+        lock.mark_live().map_err(io_err(path))?;
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
+        let region = map_file(lock.file(), info, settings, true).map_err(io_err(path))?;
+        // SAFETY: the mapping is new and private to this call until the file is linked
+        // into place; it is at least one header long.
+        let head = unsafe {
+            std::slice::from_raw_parts_mut(region.base().as_ptr(), header::HEADER_FIELDS_LEN)
+        };
+        header::encode(info, head);
+        Ok((lock, region))
+    }
+
+    /// A store file complete but for its name: created, locked, sized, mapped (in a
+    /// mapping of its own) and with its header written, under a hidden temporary name
+    /// that a writer opening the directory removes if a crash leaves it. Dropped
+    /// unused, it is unmapped and its temporary name removed.
+    pub(crate) struct Unlinked {
+        tmp: PathBuf,
+        lock: Option<WriterLock>,
+        region: Option<MappedRegion>,
+        /// The temporary name is gone (the file was linked under its own).
+        linked: bool,
+    }
+
+    /// Builds the file that [`create_with`] would make at `path`, without giving it the
+    /// name: see [`Unlinked`]. `init` sets the header's atomic words; the settings
+    /// (huge pages, populate, mlock) are applied to its mapping.
+    pub(crate) fn create_unlinked(
+        path: &Path,
+        info: &HeaderInfo,
+        settings: &Settings,
+        init: impl FnOnce(&dyn Region),
+    ) -> Result<Unlinked> {
+        let tmp = temp_path(path);
+        let mut unlinked = Unlinked {
+            tmp,
+            lock: None,
+            region: None,
+            linked: false,
+        };
+        let (lock, region) = build(path, &unlinked.tmp, info, settings)?;
+        unlinked.lock = Some(lock);
+        apply_settings(&region, settings, info.required_len() as usize)?;
+        // Relaxed: advisory, as in `Backing::mark_writer`.
+        region
+            .atomic(OFF_WRITER_PID)
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+        init(&region);
+        unlinked.region = Some(region);
+        Ok(unlinked)
+    }
+
+    impl Unlinked {
+        /// Its mapping.
+        pub(crate) fn region(&self) -> &MappedRegion {
+            self.region.as_ref().expect("mapped until linked")
+        }
+
+        /// Gives the file the name `path` (one `link`, which fails with `AlreadyExists`
+        /// if the name is taken), drops the temporary name, and hands over its lock and
+        /// mapping. On error the file keeps its temporary name.
+        pub(crate) fn link(mut self, path: &Path) -> Result<(WriterLock, MappedRegion)> {
+            match std::fs::hard_link(&self.tmp, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(RodaError::AlreadyExists { path: path.into() })
+                }
+                Err(e) => return Err(RodaError::io(path, e)),
+            }
+            // The file has its name: a crash from here on leaves at most the temporary
+            // name as a second link, which the next open removes.
+            let _ = std::fs::remove_file(&self.tmp);
+            self.linked = true;
+            let lock = self.lock.take().expect("locked until linked");
+            let region = self.region.take().expect("mapped until linked");
+            Ok((lock, region))
+        }
+    }
+
+    impl Drop for Unlinked {
+        fn drop(&mut self) {
+            if !self.linked {
+                let _ = std::fs::remove_file(&self.tmp);
+            }
         }
     }
 

@@ -105,8 +105,11 @@ impl<S> StoreOptions<S> {
     /// Keeps `bytes` ahead of the writer faulted in for writing, from a background
     /// thread (`roda-pretouch`) that follows the published count, so appends never stop
     /// for a page fault: for plain journals (file or memory) and segmented journals,
-    /// where it follows the writer into each segment (a `KeepAll` journal maps a new
-    /// file at every roll; a recycled ring needs it only for its first pass). 0, the
+    /// where it follows the writer into each segment (a recycled ring needs it only for
+    /// its first pass). For a `KeepAll` journal it also prepares the next segment file
+    /// ahead (created, reserved, mapped, its first window populated), so a roll only
+    /// links that file into place and moves its mapping over the segment's; without a
+    /// pre-toucher the roll builds the file itself, on the append path. 0, the
     /// default, turns it off. The thread only asks the kernel to populate pages (MADV_POPULATE_WRITE); it
     /// never reads or writes a record, so file contents and crash recovery are
     /// unchanged. It sleeps while the writer stands still (10 ms at most between

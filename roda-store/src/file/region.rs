@@ -93,6 +93,37 @@ pub(crate) trait Region: Send + Sync + 'static {
         ))
     }
 
+    /// Moves the mapping of `other` onto this region's addresses, replacing what they
+    /// mapped in one step (mremap with MREMAP_FIXED), page tables included: the pages
+    /// `other` had faulted in stay faulted in here, so a file prepared (and
+    /// pre-touched) in a mapping of its own is written here without a page fault.
+    /// `other` must be exactly as long; the old file is unmapped, not changed.
+    #[cfg(not(roda_loom))]
+    fn adopt(&self, other: MappedRegion) -> io::Result<()> {
+        drop(other);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this memory backend cannot adopt a mapping",
+        ))
+    }
+
+    /// Drops this process's page-table entries for `offset .. offset + len` (madvise
+    /// MADV_DONTNEED), keeping the contents: the next access faults the page back in
+    /// from the file. Used ahead of a `KeepAll` roll, so the roll's replacement of the
+    /// mapping has no pages to tear down.
+    ///
+    /// # Safety
+    /// The region must be a shared mapping of a file (on a private or anonymous
+    /// mapping MADV_DONTNEED discards the contents).
+    #[cfg(not(roda_loom))]
+    unsafe fn forget_pages(&self, offset: usize, len: usize) -> io::Result<()> {
+        let _ = (offset, len);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this memory backend keeps its pages",
+        ))
+    }
+
     /// Records a plain (non-atomic) access at `offset` for loom's causality checker.
     #[cfg(roda_loom)]
     fn track(&self, offset: usize, write: bool);
@@ -115,7 +146,7 @@ unsafe fn atomic_at<'a>(base: NonNull<u8>, offset: usize) -> &'a AtomicU64 {
 #[cfg(not(roda_loom))]
 pub(crate) use mapped::MappedRegion;
 
-/// A fault switch at the msync call site, for unit tests only: an msync that really
+/// Fault switches at the msync and fdatasync call sites, for unit tests only: an msync that really
 /// fails (EIO from a failing disk's writeback) cannot be provoked from a test, and a
 /// file made read-only after mapping does not make msync fail.
 #[cfg(all(test, not(roda_loom)))]
@@ -124,6 +155,7 @@ pub(crate) mod fault {
 
     std::thread_local! {
         static MSYNC_ERRNO: Cell<Option<i32>> = const { Cell::new(None) };
+        static FSYNC_ERRNO: Cell<Option<i32>> = const { Cell::new(None) };
     }
 
     /// Makes every msync of this thread's file mappings fail with `errno` (None: work).
@@ -133,6 +165,16 @@ pub(crate) mod fault {
 
     pub(crate) fn msync_failure() -> Option<i32> {
         MSYNC_ERRNO.with(|e| e.get())
+    }
+
+    /// Makes this thread's fdatasync of store files that are no longer mapped (a
+    /// `KeepAll` journal's archived segments) fail with `errno` (None: work).
+    pub(crate) fn fail_fsync_with(errno: Option<i32>) {
+        FSYNC_ERRNO.with(|e| e.set(errno));
+    }
+
+    pub(crate) fn fsync_failure() -> Option<i32> {
+        FSYNC_ERRNO.with(|e| e.get())
     }
 }
 
@@ -229,6 +271,65 @@ mod mapped {
 
         fn is_writable(&self) -> bool {
             self.writable
+        }
+
+        unsafe fn forget_pages(&self, offset: usize, len: usize) -> io::Result<()> {
+            const PAGE: usize = 4096;
+            let start = offset.min(self.len()) / PAGE * PAGE;
+            let end = offset.saturating_add(len).min(self.len());
+            if end <= start || !self.writable {
+                return Ok(());
+            }
+            // SAFETY: the range lies inside this live mapping (clamped above, start
+            // page-aligned); the caller guarantees it maps a file shared, where
+            // MADV_DONTNEED only drops page-table entries: the contents stay in the
+            // file's pages and the next access faults them back in.
+            let rc = unsafe {
+                libc::madvise(
+                    self.map.as_mut_ptr().add(start).cast(),
+                    end - start,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+
+        fn adopt(&self, other: MappedRegion) -> io::Result<()> {
+            if !self.writable || !other.writable || other.len() != self.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "only a writable mapping of the same length is adopted",
+                ));
+            }
+            let len = self.len();
+            // SAFETY: moves `other`'s whole mapping (which `other.map` owns) onto exactly
+            // this region's own pages (same length), which `self.map` owns and unmaps on
+            // drop: the range stays mapped all along (the kernel replaces it under its
+            // mapping lock), so every pointer into the region stays valid; `other`'s old
+            // addresses are left unmapped and `other` is forgotten below, so nothing
+            // unmaps them again. Only atomics may observe the switch: callers replace a
+            // segment no `&T` view can point into (see `SegmentFiles::roll`).
+            let moved = unsafe {
+                libc::mremap(
+                    other.map.as_mut_ptr().cast(),
+                    len,
+                    len,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                    self.map.as_mut_ptr().cast::<libc::c_void>(),
+                )
+            };
+            if moved == libc::MAP_FAILED {
+                // `other` still owns its mapping: dropping it unmaps it.
+                return Err(io::Error::last_os_error());
+            }
+            debug_assert_eq!(moved as usize, self.map.as_mut_ptr() as usize);
+            // Its mapping now lives at this region's addresses.
+            std::mem::forget(other);
+            Ok(())
         }
 
         fn prefault_range(&self, offset: usize, len: usize) -> io::Result<()> {

@@ -3,6 +3,8 @@
 
 use roda_core::{Record, Result, RodaError};
 
+#[cfg(not(roda_loom))]
+use crate::file::header::NO_RECORDS;
 use crate::file::header::OFF_FIRST_SEQ;
 #[cfg(not(roda_loom))]
 use crate::file::pretouch::{Followed, Position};
@@ -86,6 +88,10 @@ pub(crate) struct SegmentedCore<T> {
     /// readers still existed: they keep the directory locked (a new writer would recycle
     /// under their `&T`) until the last handle on this core is gone.
     pub(crate) parked_files: std::sync::OnceLock<Box<SegmentFiles>>,
+    /// A `KeepAll` directory's next segment file, prepared ahead of the roll (by the
+    /// pre-toucher when there is one).
+    #[cfg(not(roda_loom))]
+    pub(crate) ahead: Option<std::sync::Arc<crate::segmented::files::Ahead>>,
 }
 
 impl<T: Record> SegmentedCore<T> {
@@ -254,5 +260,47 @@ impl<T: Record> Followed for SegmentedCore<T> {
             end: data + self.segment_records as usize * size,
             epoch: start,
         })
+    }
+
+    fn prepare_next(&self, epoch: u64, window: usize) -> Result<()> {
+        let Some(ahead) = &self.ahead else {
+            return Ok(());
+        };
+        let next = epoch + self.segment_records;
+        let segment = self.segment_of(next);
+        // Relaxed: only compared; a stale value only prepares a file the roll then
+        // does not use (a spare is prepared in place).
+        if segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed) == NO_RECORDS {
+            // A spare file waits in the slot (made at creation): the roll prepares it
+            // in place, so populate its first window where it is mapped. It holds no
+            // records; populating changes no byte.
+            let data = segment.backing.info.data_offset as usize;
+            let len = (self.segment_records as usize * std::mem::size_of::<T>()).min(window);
+            segment
+                .backing
+                .region
+                .prefault_range(0, data + len)
+                .map_err(|source| RodaError::Io { path: None, source })?;
+        } else {
+            ahead.ensure(next, window)?;
+            // The roll will replace the slot's mapping of the segment it archives
+            // (`next` minus the ring's span); tearing down that mapping's pages took
+            // the roll a few hundred µs (a dirty page-table entry per page). Drop them
+            // now, off the writer's thread, if the slot still holds that segment.
+            let span = self.segment_records * self.segments.len() as u64;
+            // Relaxed: only compared; a stale value only drops pages that then fault
+            // back in (the contents stay in the file).
+            let held = segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed);
+            if next.checked_sub(span) == Some(held) {
+                let data = segment.backing.info.data_offset as usize;
+                let region = segment.backing.region.as_ref();
+                // SAFETY: a `KeepAll` directory's segments (the only journals with
+                // `ahead`) are shared mappings of their files.
+                unsafe { region.forget_pages(data, region.len() - data) }
+                    .map_err(|source| RodaError::Io { path: None, source })?;
+            }
+        }
+        ahead.mark_prepared(next);
+        Ok(())
     }
 }

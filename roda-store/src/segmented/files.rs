@@ -39,13 +39,17 @@ mod on_disk {
 
     use roda_core::{Record, Result, RodaError};
 
-    use crate::file::backing::{self, Backing, Claimed};
+    use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use crate::file::backing::{self, Backing, Claimed, Unlinked};
     use crate::file::header::{
         self, HeaderInfo, Shape, MAX_KEEP_LAST, NO_RECORDS, OFF_FIRST_SEQ, OFF_WRITE_SEQ,
     };
     use crate::file::lock::{LockAttempt, WriterLock};
     use crate::file::options::Retention;
     use crate::file::options::Settings;
+    use crate::file::region::Region;
     use crate::segmented::core::{check_ring, SegmentedCore};
     use crate::sync::{fence, Ordering};
 
@@ -233,6 +237,119 @@ mod on_disk {
         /// Path buffers for the rename of a roll, reused so a roll allocates nothing.
         from: PathBuf,
         to: PathBuf,
+        /// `KeepAll`: where the next segment file is prepared ahead of its roll.
+        ahead: Option<Arc<Ahead>>,
+        /// `KeepAll`: the names of the files rolls archived (unmapped) since the last
+        /// `flush`, which must sync them by name (no mapping is left to msync): runs
+        /// of consecutive segments `(first, last)`, one run unless a damaged directory
+        /// had odd names.
+        unsynced: Vec<(u64, u64)>,
+    }
+
+    /// A `KeepAll` journal's next segment file, prepared before the writer needs it:
+    /// created under its temporary name, its blocks reserved, mapped in a mapping of its
+    /// own (header written, first sequence set) and, by the pre-toucher, its first pages
+    /// populated. The roll then only links it under its name and moves its mapping over
+    /// the ring slot ([`Region::adopt`]). The pre-toucher prepares it when the journal
+    /// has one; otherwise the roll prepares it itself.
+    pub(crate) struct Ahead {
+        dir: PathBuf,
+        info: HeaderInfo,
+        settings: Settings,
+        /// Hint: the first sequence of the segment whose file waits in `ready`
+        /// (`NO_RECORDS`: none). The mutex holds the truth.
+        ready_for: StdAtomicU64,
+        ready: Mutex<Option<(u64, Unlinked)>>,
+        /// The last segment the pre-toucher finished preparing (its file waits, or the
+        /// spare in its slot is populated); `NO_RECORDS` before the first.
+        pub(crate) prepared: StdAtomicU64,
+    }
+
+    impl Ahead {
+        /// Builds the file of the segment starting at `first`, with the bytes of its
+        /// header page and the first `touch` bytes of its data populated for writing.
+        fn build(&self, first: u64, touch: usize) -> Result<Unlinked> {
+            let path = self.dir.join(segment_name(first));
+            let unlinked = backing::create_unlinked(&path, &self.info, &self.settings, |r| {
+                // Relaxed: the file has no name yet (it is linked into place later).
+                r.atomic(OFF_FIRST_SEQ).store(first, Ordering::Relaxed);
+            })?;
+            if touch > 0 && !self.settings.populate {
+                let len = (self.info.data_offset as usize).saturating_add(touch);
+                if let Err(e) = unlinked.region().prefault_range(0, len) {
+                    log::warn!("roda: could not pre-fault the next segment file ({e})");
+                }
+            }
+            Ok(unlinked)
+        }
+
+        /// Makes sure the file of the segment starting at `first` waits, prepared (the
+        /// pre-toucher's call); a file prepared for another segment is dropped.
+        pub(crate) fn ensure(&self, first: u64, touch: usize) -> Result<()> {
+            // Relaxed: a hint; a wrong answer only prepares a file again.
+            if self.ready_for.load(StdOrdering::Relaxed) == first {
+                return Ok(());
+            }
+            let unlinked = self.build(first, touch)?;
+            let old = {
+                let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+                // Relaxed: the mutex orders the file's hand-over; this is the hint.
+                self.ready_for.store(first, StdOrdering::Relaxed);
+                ready.replace((first, unlinked))
+            };
+            // Unlinked and unmapped outside the lock.
+            drop(old);
+            Ok(())
+        }
+
+        /// The writer's roll: the prepared file of segment `first`, if that is the one
+        /// waiting.
+        fn take(&self, first: u64) -> Option<Unlinked> {
+            // Relaxed: a hint (see `ensure`); the mutex decides.
+            if self.ready_for.load(StdOrdering::Relaxed) != first {
+                return None;
+            }
+            let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+            match ready.take() {
+                Some((f, unlinked)) if f == first => {
+                    // Relaxed: as above.
+                    self.ready_for.store(NO_RECORDS, StdOrdering::Relaxed);
+                    Some(unlinked)
+                }
+                other => {
+                    *ready = other;
+                    None
+                }
+            }
+        }
+
+        /// Records that segment `first` is prepared (see `prepared`).
+        pub(crate) fn mark_prepared(&self, first: u64) {
+            // Relaxed: a progress report for tests and diagnostics; nothing is read
+            // through it.
+            self.prepared.store(first, StdOrdering::Relaxed);
+        }
+
+        /// Drops the file waiting, if any (the writer closes).
+        pub(crate) fn clear(&self) {
+            let old = self
+                .ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            // Relaxed: as above.
+            self.ready_for.store(NO_RECORDS, StdOrdering::Relaxed);
+            drop(old);
+        }
+    }
+
+    /// fdatasync of a store file that is no longer mapped.
+    fn sync_unmapped(file: &std::fs::File) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(errno) = crate::file::region::fault::fsync_failure() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        file.sync_data()
     }
 
     /// The header of a new segment file of `segment_records` records of `shape`.
@@ -561,6 +678,16 @@ mod on_disk {
             settings: &Settings,
         ) -> SegmentFiles {
             let slots = mapped_segments(retention);
+            let ahead = (retention == Retention::KeepAll).then(|| {
+                Arc::new(Ahead {
+                    dir: dir.into(),
+                    info,
+                    settings: *settings,
+                    ready_for: StdAtomicU64::new(NO_RECORDS),
+                    ready: Mutex::new(None),
+                    prepared: StdAtomicU64::new(NO_RECORDS),
+                })
+            });
             SegmentFiles {
                 dir: dir.into(),
                 _dir_lock: dir_lock,
@@ -571,7 +698,15 @@ mod on_disk {
                 settings: *settings,
                 from: path_buffer(dir),
                 to: path_buffer(dir),
+                ahead,
+                unsynced: Vec::with_capacity(4),
             }
+        }
+
+        /// Where a `KeepAll` journal's next segment file is prepared (`None` for
+        /// `KeepLast`).
+        pub(crate) fn ahead(&self) -> Option<Arc<Ahead>> {
+            self.ahead.clone()
         }
 
         /// Creates segment file `{name}` whose header says `first`, locked and mapped.
@@ -637,33 +772,63 @@ mod on_disk {
             }
         }
 
-        /// `KeepAll`: archives slot `slot`'s file as it is and maps a new segment file
-        /// for `next` over the slot's memory. The slot's addresses stay mapped all
-        /// along: gating readers have left the segment (checked by the caller) and
-        /// followers see the new file's first sequence on their re-check.
+        /// `KeepAll`: archives slot `slot`'s file as it is and puts the file of segment
+        /// `next` in its place: the file prepared ahead (or, when none waits, prepared
+        /// now) is linked under its name and its mapping moved over the slot's memory.
+        /// The slot's addresses stay mapped all along: gating readers have left the
+        /// segment (checked by the caller) and followers see the new file's first
+        /// sequence on their re-check.
         fn replace(&mut self, backing: &Backing, slot: usize, next: u64) -> Result<()> {
-            let path = self.dir.join(segment_name(next));
-            let claimed = match self.create_segment(next, next) {
-                // A previous attempt created it and then failed to map it.
-                Err(RodaError::AlreadyExists { .. }) => {
-                    let shape = Shape {
-                        kind: self.info.kind,
-                        record_size: self.info.record_size,
-                        record_align: self.info.record_align,
-                        stride: self.info.stride,
-                        schema: self.info.schema,
-                        segment: true,
-                        wake: self.info.wake,
-                    };
-                    backing::open_writer(&path, shape, &self.settings)?
-                }
-                other => other?,
+            let ahead = Arc::clone(self.ahead.as_ref().expect("KeepAll journals prepare ahead"));
+            let unlinked = match ahead.take(next) {
+                Some(unlinked) => unlinked,
+                None => ahead.build(next, 0)?,
             };
+            set_segment_path(&mut self.to, &self.dir, next);
+            let lock = match unlinked.link(&self.to) {
+                Ok((lock, region)) => {
+                    // The archived file has no writer any more.
+                    backing.clear_writer();
+                    backing
+                        .region
+                        .adopt(region)
+                        .map_err(|e| RodaError::io(&self.to, e))?;
+                    lock
+                }
+                // A previous attempt linked it and then failed to move its mapping.
+                Err(RodaError::AlreadyExists { .. }) => self.map_existing(backing, next)?,
+                Err(e) => return Err(e),
+            };
+            let archived = self.names[slot];
+            match self.unsynced.last_mut() {
+                Some((_, last)) if last.checked_add(self.info.capacity) == Some(archived) => {
+                    *last = archived;
+                }
+                _ => self.unsynced.push((archived, archived)),
+            }
+            self.locks[slot] = Some(lock);
+            self.names[slot] = next;
+            Ok(())
+        }
+
+        /// Maps the existing file of segment `next` over `backing`'s memory (the
+        /// slot's old file is archived).
+        fn map_existing(&self, backing: &Backing, next: u64) -> Result<WriterLock> {
+            let path = self.dir.join(segment_name(next));
+            let shape = Shape {
+                kind: self.info.kind,
+                record_size: self.info.record_size,
+                record_align: self.info.record_align,
+                stride: self.info.stride,
+                schema: self.info.schema,
+                segment: true,
+                wake: self.info.wake,
+            };
+            let claimed = backing::open_writer(&path, shape, &self.settings)?;
             let lock = claimed
                 .lock
                 .ok_or_else(|| RodaError::io(&path, io::Error::other("segment without a lock")))?;
             drop(claimed.backing);
-            // The archived file has no writer any more.
             backing.clear_writer();
             backing
                 .region
@@ -674,19 +839,34 @@ mod on_disk {
                 &self.settings,
                 backing.region.len(),
             )?;
-            self.locks[slot] = Some(lock);
-            self.names[slot] = next;
-            Ok(())
+            Ok(lock)
         }
 
-        /// msync of every mapped segment, then the directory.
-        pub(crate) fn flush<T: Record>(&self, core: &SegmentedCore<T>) -> Result<()> {
+        /// msync of every mapped segment, fdatasync of every segment archived since the
+        /// last flush (`KeepAll`: no longer mapped), then the directory.
+        pub(crate) fn flush<T: Record>(&mut self, core: &SegmentedCore<T>) -> Result<()> {
             for (slot, segment) in core.segments.iter().enumerate() {
                 segment
                     .backing
                     .region
                     .flush()
                     .map_err(|e| RodaError::io(self.dir.join(segment_name(self.names[slot])), e))?;
+            }
+            while let Some(&(oldest, newest)) = self.unsynced.first() {
+                let path = self.dir.join(segment_name(oldest));
+                match backing::open_regular(&path, false) {
+                    Ok(file) => sync_unmapped(&file).map_err(|e| RodaError::io(&path, e))?,
+                    // Moved away by the application: nothing of it left to sync here.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(RodaError::io(&path, e)),
+                }
+                // Synced: a flush retried after a later failure starts after it. A run
+                // holds names `first + i * S` up to `last`, so this ends at `last`.
+                if oldest < newest {
+                    self.unsynced[0].0 = oldest + core.segment_records;
+                } else {
+                    self.unsynced.remove(0);
+                }
             }
             sync_dir(&self.dir)
         }

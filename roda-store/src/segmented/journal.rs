@@ -427,6 +427,8 @@ impl<T: Record> SegmentedJournal<T> {
         };
         let slot = ((segment_start / segment_records) % segments_len) as usize;
         let data = SegmentData(segments[slot].data_ptr());
+        #[cfg(not(roda_loom))]
+        let ahead = files.as_deref().and_then(|files| files.ahead());
         SegmentedJournal {
             core: Arc::new(SegmentedCore {
                 segments,
@@ -437,6 +439,8 @@ impl<T: Record> SegmentedJournal<T> {
                 floor,
                 wake: None,
                 parked_files: std::sync::OnceLock::new(),
+                #[cfg(not(roda_loom))]
+                ahead,
             }),
             seq,
             segment_start,
@@ -740,12 +744,13 @@ impl<T: Record> SegmentedJournal<T> {
         self.files.as_deref().map(|files| files.retention())
     }
 
-    /// Writes the mapped segments to disk and waits (msync), then syncs the directory:
-    /// what was appended survives power loss. A no-op in memory. Not needed to survive
-    /// a process crash.
+    /// Writes the mapped segments to disk and waits (msync), syncs every segment file a
+    /// `KeepAll` roll archived since the last flush (fdatasync: they are no longer
+    /// mapped), then syncs the directory: what was appended survives power loss. A
+    /// no-op in memory. Not needed to survive a process crash.
     #[cfg(not(roda_loom))]
     pub fn flush(&mut self) -> Result<()> {
-        match self.files.as_deref() {
+        match self.files.as_deref_mut() {
             Some(files) => files.flush(&self.core),
             None => Ok(()),
         }
@@ -754,6 +759,15 @@ impl<T: Record> SegmentedJournal<T> {
 
 impl<T: Record> Drop for SegmentedJournal<T> {
     fn drop(&mut self) {
+        // The pre-toucher first (it may be preparing the next segment file), then the
+        // file it prepared: no writer will roll into it.
+        #[cfg(not(roda_loom))]
+        {
+            drop(self.pretoucher.take());
+            if let Some(ahead) = &self.core.ahead {
+                ahead.clear();
+            }
+        }
         // Sleeping readers return instead of waiting for a writer that is gone.
         if let Some(wake) = &self.core.wake {
             wake.close();
@@ -978,5 +992,91 @@ impl<T: Record> std::fmt::Debug for SegmentedJournal<T> {
             .field("segment_records", &self.core.segment_records)
             .field("segments", &self.core.segments.len())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(roda_loom)))]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Minor faults of the calling thread so far.
+    fn thread_minflt() -> u64 {
+        // SAFETY: `usage` is a plain C struct for getrusage to fill; zeroed is valid.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_THREAD with a valid pointer to a `rusage`.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+        assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+        usage.ru_minflt as u64
+    }
+
+    /// With the pre-toucher on, a `KeepAll` journal's next segment file waits prepared
+    /// (created, reserved, mapped and populated) before the writer fills the segment, and
+    /// the roll moves its mapping over the ring slot with its pages: the roll and the
+    /// appends through the whole new segment take no page fault. Before, the roll
+    /// created and mapped the file on the append path, and each page faulted once.
+    #[test]
+    fn a_keep_all_roll_into_the_prepared_file_takes_no_page_fault() {
+        const S: u64 = 1 << 14; // 384 KiB of records, inside the window
+        let shm = std::path::Path::new("/dev/shm");
+        let tmp = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let dir = tmp.path().join("archive");
+        let mut journal = SegmentedJournal::<[u64; 3]>::options()
+            .retention(Retention::KeepAll)
+            .pretouch(1 << 20)
+            .create(&dir, S as usize)
+            .unwrap();
+        // Past the 4 mapped segments too, where each roll archives a file.
+        for round in 0..7u64 {
+            let end = (round + 1) * S;
+            while journal.len() < end {
+                journal.append(&[journal.len(); 3]);
+            }
+            let ahead = journal.core.ahead.clone().expect("KeepAll prepares ahead");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            // Relaxed: polled; the roll's mutex hands the file over.
+            while ahead.prepared.load(std::sync::atomic::Ordering::Relaxed) != end {
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: segment {end} was not prepared within 30 s"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The append that rolls: before, creating the file and writing its first
+            // record faulted on the writer's thread.
+            let before = thread_minflt();
+            let seq = journal.append(&[end; 3]);
+            let roll_faults = thread_minflt() - before;
+            assert_eq!(seq, end);
+            assert_eq!(roll_faults, 0, "round {round}: the rolling append faulted");
+            let before = thread_minflt();
+            for seq in end + 1..end + S {
+                assert_eq!(journal.append(&[seq; 3]), seq);
+            }
+            let faults = thread_minflt() - before;
+            assert!(
+                faults <= 8,
+                "round {round}: {faults} minor faults over {S} appends after a roll"
+            );
+        }
+        let n = journal.len();
+        drop(journal);
+        // Every record is where it belongs, and no temporary file is left.
+        let mut follower = crate::SegmentedFollower::<[u64; 3]>::open(&dir).unwrap();
+        for seq in 0..n {
+            assert_eq!(follower.next().unwrap(), Some([seq; 3]));
+        }
+        let leftovers = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().contains(".roda-tmp-")
+            })
+            .count();
+        assert_eq!(leftovers, 0, "the writer's drop removes the prepared file");
     }
 }
