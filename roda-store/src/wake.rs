@@ -249,6 +249,29 @@ impl Waker {
     }
 }
 
+/// A reader's timed wait for the record at `cursor`: [`wait_until`] a record is
+/// published there or `interrupted()` holds; whether a record is there. `known` is the
+/// reader's cached published count, refreshed from `published()` only when the cursor
+/// has reached it.
+pub(crate) fn wait_for_record(
+    waker: Option<&Waker>,
+    timeout: Duration,
+    cursor: u64,
+    known: &mut u64,
+    published: impl Fn() -> u64,
+    mut interrupted: impl FnMut() -> bool,
+) -> bool {
+    let mut ready = || {
+        if cursor < *known {
+            return true;
+        }
+        *known = published();
+        cursor < *known
+    };
+    wait_until(waker, timeout, || ready() || interrupted());
+    ready()
+}
+
 /// Waits until `ready()` holds or `timeout` passes; whether it holds. Sleeps on
 /// `waker` when there is one (woken by the writer's publish), else polls with sleeps of
 /// at most 1 ms. Returns early, with `ready()`'s answer, when the writer closed.

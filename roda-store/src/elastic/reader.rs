@@ -152,20 +152,17 @@ impl<T: Record> ElasticReader<T> {
     pub fn wait_timeout_unless(
         &mut self,
         timeout: Duration,
-        mut interrupted: impl FnMut() -> bool,
+        interrupted: impl FnMut() -> bool,
     ) -> bool {
-        let cursor = self.cursor;
         let core = &self.core;
-        let known = &mut self.known;
-        let mut ready = || {
-            if cursor < *known {
-                return true;
-            }
-            *known = core.published();
-            cursor < *known
-        };
-        crate::wake::wait_until(core.wake.as_ref(), timeout, || ready() || interrupted());
-        ready()
+        crate::wake::wait_for_record(
+            core.wake.as_ref(),
+            timeout,
+            self.cursor,
+            &mut self.known,
+            || core.published(),
+            interrupted,
+        )
     }
 
     /// The next record, advancing past it, waiting up to `timeout` for the writer to

@@ -119,16 +119,15 @@ impl<T: Record> JournalReader<T> {
     /// is. Does not move the cursor. See [`next_timeout`](Self::next_timeout) for how
     /// it waits.
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        let cursor = self.cursor;
         let core = &self.core;
-        let known = &mut self.known;
-        crate::wake::wait_until(core.wake.as_ref(), timeout, || {
-            if cursor < *known {
-                return true;
-            }
-            *known = core.published();
-            cursor < *known
-        })
+        crate::wake::wait_for_record(
+            core.wake.as_ref(),
+            timeout,
+            self.cursor,
+            &mut self.known,
+            || core.published(),
+            || false,
+        )
     }
 
     /// The record at the cursor, advancing past it, waiting up to `timeout` for the

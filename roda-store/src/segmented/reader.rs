@@ -131,20 +131,17 @@ impl<T: Record> SegmentedReader<T> {
     pub fn wait_timeout_unless(
         &mut self,
         timeout: Duration,
-        mut interrupted: impl FnMut() -> bool,
+        interrupted: impl FnMut() -> bool,
     ) -> bool {
-        let cursor = self.cursor;
         let core = &self.core;
-        let known = &mut self.known;
-        let mut ready = || {
-            if cursor < *known {
-                return true;
-            }
-            *known = core.published();
-            cursor < *known
-        };
-        crate::wake::wait_until(core.wake.as_ref(), timeout, || ready() || interrupted());
-        ready()
+        crate::wake::wait_for_record(
+            core.wake.as_ref(),
+            timeout,
+            self.cursor,
+            &mut self.known,
+            || core.published(),
+            interrupted,
+        )
     }
 
     /// Whether the writer was dropped (known with waking on in memory; false
