@@ -167,6 +167,7 @@ fn top_once_json_measures_live_rates() {
     assert!(text.starts_with("pipeline numbers  pid "), "{text}");
     assert!(text.contains("running  2 stages"), "{text}");
     assert!(text.contains("keep three in four"), "{text}");
+    assert!(text.contains("wakes/s"), "{text}");
     running.stop();
     let json = ok(run(&[
         &"top",

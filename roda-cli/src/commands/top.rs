@@ -221,19 +221,20 @@ fn print_table(v: &View, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<16} {:>12} {:>14} {:>10} {:>7} {:>7}",
-        "stage", "rate/s", "processed", "lag", "fill", "waiting"
+        "{:<16} {:>12} {:>14} {:>10} {:>7} {:>7} {:>9}",
+        "stage", "rate/s", "processed", "lag", "fill", "waiting", "wakes/s"
     )?;
     for s in &v.stages {
         writeln!(
             out,
-            "{:<16} {:>12} {:>14} {:>10} {:>7} {:>6.1}%{}",
+            "{:<16} {:>12} {:>14} {:>10} {:>7} {:>6.1}% {:>9}{}",
             s.name,
             human::count(s.rate_per_sec.round() as u64),
             human::count(s.processed),
             human::count(s.lag),
             fill_text(s.fill),
             s.backpressure * 100.0,
+            human::count(s.wakeups_per_sec.round() as u64),
             if s.panicked { "  PANICKED" } else { "" }
         )?;
     }
@@ -384,8 +385,16 @@ fn draw(frame: &mut Frame, path: &Path, v: &View, history: &[History], interval:
         title,
     );
 
-    let header = Row::new(["stage", "rate/s", "processed", "lag", "fill", "waiting"])
-        .style(Style::default().add_modifier(Modifier::BOLD));
+    let header = Row::new([
+        "stage",
+        "rate/s",
+        "processed",
+        "lag",
+        "fill",
+        "waiting",
+        "wakes/s",
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
     let rows = v.stages.iter().map(|s| {
         let waiting = format!("{:.0}%", s.backpressure * 100.0);
         let name = if s.panicked {
@@ -404,17 +413,20 @@ fn draw(frame: &mut Frame, path: &Path, v: &View, history: &[History], interval:
             } else {
                 Style::default()
             }),
+            Cell::from(short(s.wakeups_per_sec)),
         ])
     });
     frame.render_widget(
         Table::new(
             rows,
             [
-                Constraint::Length(20),
+                // 80 columns with the spacing: the names first, then the numbers.
+                Constraint::Length(19),
+                Constraint::Length(9),
+                Constraint::Length(14),
                 Constraint::Length(10),
-                Constraint::Length(16),
-                Constraint::Length(12),
-                Constraint::Length(8),
+                Constraint::Length(7),
+                Constraint::Length(7),
                 Constraint::Length(8),
             ],
         )
