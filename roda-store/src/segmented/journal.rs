@@ -1016,6 +1016,7 @@ mod tests {
     /// appends through the whole new segment take no page fault. Before, the roll
     /// created and mapped the file on the append path, and each page faulted once.
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
     fn a_keep_all_roll_into_the_prepared_file_takes_no_page_fault() {
         const S: u64 = 1 << 14; // 384 KiB of records, inside the window
         let shm = std::path::Path::new("/dev/shm");
