@@ -202,6 +202,79 @@ fn export_resumes_after_the_subjects_last_batch_and_import_after_its_journal() {
     assert_eq!(contents(&partial), expected(total));
 }
 
+/// Whether stream `name` allows direct gets.
+fn allows_direct(server: &NatsServer, name: &str) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js =
+            async_nats::jetstream::new(async_nats::connect(server.url.as_str()).await.unwrap());
+        let stream = js.get_stream(name).await.unwrap();
+        stream.cached_info().config.allow_direct
+    })
+}
+
+/// The last batch is read raw (a direct get) from the streams the exporter creates, and
+/// through the leader's API from streams made without direct gets: resume and import
+/// work the same on both.
+#[test]
+fn resume_reads_the_last_batch_with_and_without_direct_gets() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js =
+            async_nats::jetstream::new(async_nats::connect(server.url.as_str()).await.unwrap());
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "NODIRECT".into(),
+            subjects: vec!["nodirect".into()],
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    for (stream, subject, direct) in [("RODA", "roda.test", true), ("NODIRECT", "nodirect", false)]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src.roda");
+        let dst = tmp.path().join("dst.roda");
+        let mut total = 0;
+        for round in 0..3u64 {
+            fill(&src, total..total + 7_000 + round, 100_000);
+            total += 7_000 + round;
+            let mut o = export_options(16 << 10);
+            o.stream = stream.into();
+            o.subject = subject.into();
+            let mut source = JournalSource::<Rec>::open(&src).unwrap();
+            let report = Exporter::new(server.connection(), o).run(&mut source).unwrap();
+            // Resumed right after the last batch: nothing sent twice, nothing refused.
+            assert_eq!(
+                (report.start, report.end, report.rewinds),
+                (total - 7_000 - round, total, 0),
+                "{stream} round {round}"
+            );
+            let mut sink =
+                JournalSink::new(JournalStore::<Rec>::open_or_create(&dst, 100_000).unwrap());
+            let report = Importer::new(server.connection(), ImportOptions::new(stream, subject))
+                .run(&mut sink)
+                .unwrap();
+            // The import stops at the last batch the stream held.
+            assert_eq!(report.end, total, "{stream} round {round}");
+        }
+        assert_eq!(allows_direct(&server, stream), direct, "{stream}");
+        assert_chained(&batches(&server, subject), total);
+        assert_eq!(contents(&dst), expected(total), "{stream}");
+    }
+}
+
 #[test]
 fn follow_mode_exports_and_imports_while_the_writer_appends() {
     let Some(server) = NatsServer::start() else {
