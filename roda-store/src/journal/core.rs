@@ -131,6 +131,14 @@ impl<T> JournalCore<T> {
         unsafe { &*self.data.as_ptr().add(index) }
     }
 
+    /// Asks the CPU to bring record `index`'s cache line into this core's cache for
+    /// reading ([`prefetch_for_read`]): what a reader that found nothing new calls for
+    /// the record it waits for. Reads nothing in the program's view.
+    #[inline]
+    pub(crate) fn prefetch_record(&self, index: usize) {
+        prefetch_for_read(self.data, index, self.capacity);
+    }
+
     /// Records `start .. start + len`, contiguous.
     ///
     /// # Safety
@@ -289,6 +297,44 @@ pub(crate) fn prefetch_for_write<T>(
     // Elsewhere `enabled` is always false (`write_prefetch_available`).
     #[cfg(not(all(target_arch = "x86_64", not(miri), not(roda_loom))))]
     let _ = line;
+}
+
+/// Asks the CPU to bring the cache line of record `index` of the data area at `data`
+/// into this core's cache for reading, if that record lies below `capacity` (the hint
+/// never reaches past the data area).
+///
+/// Readers call it when a poll finds nothing new, for the record they wait for. Without
+/// it a hand-off costs two cache-line transfers one after the other: the reader's load
+/// of the published count misses and fetches the writer's new count, and only then,
+/// having seen the record published, does its load of the record miss and fetch the
+/// record's line. Asked for while the reader waits, the record's line travels beside
+/// the count: the writer's store of the record takes the line from the reader's cache,
+/// the reader's next poll asks for it again, and it comes back with the record written
+/// (x86 makes the record's store visible before the count's). When the line arrives
+/// before the record is written, the writer takes it back, as it would have anyway for
+/// a line the reader holds from the record before.
+///
+/// Only a hint: it reads and writes nothing in the program's view (a prefetch is not a
+/// memory access in Rust's model, whatever it fetches), never faults, and is not
+/// ordered with any atomic access, so the publish protocol and docs/memory-model.md are
+/// unchanged: the reader still views the record only after its Acquire load of the
+/// count. It costs about one instruction per empty poll; on CPUs other than x86-64
+/// (and under Miri and loom) it does nothing.
+#[inline(always)]
+pub(crate) fn prefetch_for_read<T>(data: NonNull<T>, index: usize, capacity: usize) {
+    if index >= capacity {
+        return;
+    }
+    let record = data.as_ptr().wrapping_add(index);
+    #[cfg(all(target_arch = "x86_64", not(miri), not(roda_loom)))]
+    // SAFETY: PREFETCHT0 (SSE, part of every x86-64 CPU) is a hint: it accesses no memory
+    // in the language's sense and cannot fault; `record` lies inside the data area
+    // (index < capacity) and nothing is read or written through it.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(record.cast::<i8>())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(roda_loom))))]
+    let _ = record;
 }
 
 /// The journal's write sequence word `write_seq` as a reader sees it, exactly as stored

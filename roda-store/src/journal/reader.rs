@@ -84,6 +84,9 @@ impl<T: Record> JournalReader<T> {
     pub fn next(&mut self) -> Option<&T> {
         let seq = self.cursor;
         if seq >= self.known && seq >= self.refresh() {
+            // Waiting for record `seq`: ask for its line now, so that it travels beside
+            // the published count instead of after it (`prefetch_for_read`).
+            self.core.prefetch_record(seq as usize);
             return None;
         }
         self.cursor = seq + 1;
@@ -108,6 +111,8 @@ impl<T: Record> JournalReader<T> {
         }
         let len = self.known.saturating_sub(start).min(max);
         if len == 0 {
+            // As in `next`: the line of the record waited for travels beside the count.
+            self.core.prefetch_record(start as usize);
             return &[];
         }
         self.cursor = start + len;

@@ -72,6 +72,20 @@ impl<T: Record> SegmentedReader<T> {
         seq - start
     }
 
+    /// Asks for the cache line of record `seq`, which the reader waits for, so that it
+    /// travels beside the published count (see `prefetch_for_read`), when `seq` lies in
+    /// the segment the reader's gate holds; the first record of the next segment is
+    /// left alone (the writer picks its slot when it rolls).
+    #[inline]
+    fn prefetch_waited(&self, seq: u64) {
+        let offset = seq.wrapping_sub(self.gate_at);
+        if offset < self.core.segment_records {
+            if let Some(segment) = self.core.segments.get(self.slot) {
+                segment.prefetch_record(offset as usize);
+            }
+        }
+    }
+
     /// The next record, advancing past it; `None` when nothing new is published.
     #[inline]
     #[allow(clippy::should_implement_trait)] // lends `&T` from `&mut self`: not an Iterator
@@ -80,6 +94,7 @@ impl<T: Record> SegmentedReader<T> {
         if seq >= self.known {
             self.known = self.core.published();
             if seq >= self.known {
+                self.prefetch_waited(seq);
                 return None;
             }
         }
@@ -101,6 +116,7 @@ impl<T: Record> SegmentedReader<T> {
             self.known = self.core.published();
         }
         if start >= self.known || max == 0 {
+            self.prefetch_waited(start);
             return &[];
         }
         // A record is there to read: only now may the gate move past older segments.
