@@ -35,9 +35,11 @@ pub fn run(args: &Args) {
     let slot = slots(secs, runs);
     // In a fresh process of its own: its server, runtime and 240 MB copies leave nothing
     // behind for the pipelines.
+    // At least 5 rounds: each side copies through the server's disk store, and single
+    // rounds vary more than the other workloads' runs.
     let bridge = bridge_in_child(
         args.events.unwrap_or(BRIDGE_RECORDS).min(BRIDGE_RECORDS),
-        runs,
+        runs.max(5),
     );
     // Sparse traffic: Roda's safety timeout at its default, then at 10 s (a wake-up must
     // end every sleep; the timeout only catches a lost one).

@@ -43,8 +43,13 @@ fn expected(n: u64) -> Vec<Rec> {
     (0..n).map(rec).collect()
 }
 
-/// The subject's batches, as (first, count), in stream order.
+/// The subject's batches in stream RODA, as (first, count), in stream order.
 fn batches(server: &NatsServer, subject: &str) -> Vec<(u64, u64)> {
+    batches_in(server, "RODA", subject)
+}
+
+/// The subject's batches in `stream`, as (first, count), in stream order.
+fn batches_in(server: &NatsServer, stream: &str, subject: &str) -> Vec<(u64, u64)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -52,7 +57,7 @@ fn batches(server: &NatsServer, subject: &str) -> Vec<(u64, u64)> {
     rt.block_on(async {
         let client = async_nats::connect(server.url.as_str()).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        let stream = js.get_stream("RODA").await.unwrap();
+        let stream = js.get_stream(stream).await.unwrap();
         let last = stream.get_info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
         for seq in 1..=last {
@@ -254,7 +259,9 @@ fn resume_reads_the_last_batch_with_and_without_direct_gets() {
             o.stream = stream.into();
             o.subject = subject.into();
             let mut source = JournalSource::<Rec>::open(&src).unwrap();
-            let report = Exporter::new(server.connection(), o).run(&mut source).unwrap();
+            let report = Exporter::new(server.connection(), o)
+                .run(&mut source)
+                .unwrap();
             // Resumed right after the last batch: nothing sent twice, nothing refused.
             assert_eq!(
                 (report.start, report.end, report.rewinds),
@@ -270,7 +277,7 @@ fn resume_reads_the_last_batch_with_and_without_direct_gets() {
             assert_eq!(report.end, total, "{stream} round {round}");
         }
         assert_eq!(allows_direct(&server, stream), direct, "{stream}");
-        assert_chained(&batches(&server, subject), total);
+        assert_chained(&batches_in(&server, stream, subject), total);
         assert_eq!(contents(&dst), expected(total), "{stream}");
     }
 }
