@@ -476,6 +476,31 @@ fn ack(child: &mut std::process::Child) {
     stdin.write_all(b"\n").and_then(|()| stdin.flush()).unwrap();
 }
 
+/// Reads the child writer's records through `read` (timeout in, record out),
+/// acknowledging each; the first read retries until the child has opened the journal.
+fn read_from_child(
+    label: &str,
+    mut child: std::process::Child,
+    mut read: impl FnMut(Duration) -> Option<Stamped>,
+) {
+    let mut worst = Latencies::default();
+    let mut first = None;
+    while first.is_none() {
+        first = read(SAFETY);
+        if first.is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(first.unwrap()[0], 0);
+    for i in 1..RECORDS {
+        ack(&mut child);
+        check(i, read(SAFETY * 3), &mut worst);
+    }
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    println!("{label}: wake-ups {worst}");
+}
+
 #[test]
 fn a_writer_process_wakes_a_reader_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -492,24 +517,11 @@ fn a_writer_process_wakes_a_reader_process() {
         .open_reader(&path)
         .unwrap();
     assert!(reader.wakes_on_publish());
-    let mut child = spawn_writer("journal", &path);
-    let mut worst = Latencies::default();
-    // The first read may find the journal still closed: retry until the child opened it.
-    let mut first = None;
-    while first.is_none() {
-        first = reader.next_timeout(SAFETY).copied();
-        if first.is_none() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    assert_eq!(first.unwrap()[0], 0);
-    for i in 1..RECORDS {
-        ack(&mut child);
-        check(i, reader.next_timeout(SAFETY * 3).copied(), &mut worst);
-    }
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-    println!("cross-process journal: wake-ups {worst}");
+    read_from_child(
+        "cross-process journal",
+        spawn_writer("journal", &path),
+        |timeout| reader.next_timeout(timeout).copied(),
+    );
 }
 
 #[test]
@@ -527,21 +539,9 @@ fn a_segment_writer_process_wakes_a_follower_process() {
         .wake_safety_timeout(SAFETY)
         .open_follower(&dir)
         .unwrap();
-    let mut child = spawn_writer("segments", &dir);
-    let mut worst = Latencies::default();
-    let mut first = None;
-    while first.is_none() {
-        first = follower.next_timeout(SAFETY).unwrap();
-        if first.is_none() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    assert_eq!(first.unwrap()[0], 0);
-    for i in 1..RECORDS {
-        ack(&mut child);
-        check(i, follower.next_timeout(SAFETY * 3).unwrap(), &mut worst);
-    }
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-    println!("cross-process segments: wake-ups {worst}");
+    read_from_child(
+        "cross-process segments",
+        spawn_writer("segments", &dir),
+        |timeout| follower.next_timeout(timeout).unwrap(),
+    );
 }
