@@ -132,8 +132,8 @@ impl<T> JournalCore<T> {
     }
 
     /// Asks the CPU to bring record `index`'s cache line into this core's cache for
-    /// reading ([`prefetch_for_read`]): what a reader that found nothing new calls for
-    /// the record it waits for. Reads nothing in the program's view.
+    /// reading ([`prefetch_for_read`]): what a reader that keeps finding nothing new
+    /// calls for the record it waits for. Reads nothing in the program's view.
     #[inline]
     pub(crate) fn prefetch_record(&self, index: usize) {
         prefetch_for_read(self.data, index, self.capacity);
@@ -299,11 +299,41 @@ pub(crate) fn prefetch_for_write<T>(
     let _ = line;
 }
 
+/// Empty polls in a row after which a reader asks for the line of the record it waits
+/// for ([`prefetch_for_read`]). A guard: a reader that keeps pace with a streaming
+/// writer and polls without pausing finds nothing new for a poll or two at a time;
+/// asking for the line then would take it from the writer between two of its records,
+/// and the writer's next store would have to fetch it back (a line transfer per record
+/// instead of per batch the reader sees). A reader that waits for a hand-off polls
+/// hundreds of times before the record comes, so it keeps the whole gain.
+pub(crate) const PREFETCH_AFTER_EMPTY_POLLS: u32 = 16;
+
+/// A reader's count of empty polls since it last saw the published count move.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Waiting(u32);
+
+impl Waiting {
+    /// Counts one more empty poll; whether the reader now waits long enough to ask for
+    /// the line of the record it waits for.
+    #[inline]
+    pub(crate) fn empty_poll(&mut self) -> bool {
+        self.0 = self.0.saturating_add(1);
+        self.0 >= PREFETCH_AFTER_EMPTY_POLLS
+    }
+
+    /// The published count moved: the reader is no longer waiting.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 /// Asks the CPU to bring the cache line of record `index` of the data area at `data`
 /// into this core's cache for reading, if that record lies below `capacity` (the hint
 /// never reaches past the data area).
 ///
-/// Readers call it when a poll finds nothing new, for the record they wait for. Without
+/// Readers call it when their polls keep finding nothing new (after
+/// [`PREFETCH_AFTER_EMPTY_POLLS`] in a row), for the record they wait for. Without
 /// it a hand-off costs two cache-line transfers one after the other: the reader's load
 /// of the published count misses and fetches the writer's new count, and only then,
 /// having seen the record published, does its load of the record miss and fetch the

@@ -8,7 +8,7 @@ use roda_core::{IterativeReadable, Record, Result};
 
 use crate::file::header::{journal_shape, HeaderInfo};
 use crate::file::options::Settings;
-use crate::journal::core::JournalCore;
+use crate::journal::core::{JournalCore, Waiting};
 
 /// A reader of a journal with its own cursor. Readers never block the writer or each
 /// other; cloning one gives an independent cursor at the same position.
@@ -36,6 +36,8 @@ pub struct JournalReader<T: Record> {
     cursor: u64,
     /// The published count as last loaded: records below it need no atomic load.
     known: u64,
+    /// Empty polls since the count last moved (when to prefetch, `wait_for`).
+    waiting: Waiting,
 }
 
 impl<T: Record> JournalReader<T> {
@@ -44,6 +46,7 @@ impl<T: Record> JournalReader<T> {
             core,
             cursor: 0,
             known: 0,
+            waiting: Waiting::default(),
         }
     }
 
@@ -71,6 +74,16 @@ impl<T: Record> JournalReader<T> {
         self.known
     }
 
+    /// A poll found record `seq` unpublished. Once polls keep finding nothing, asks for
+    /// the record's line, so that it travels beside the published count instead of
+    /// after it (`prefetch_for_read`, `PREFETCH_AFTER_EMPTY_POLLS`).
+    #[inline]
+    fn wait_for(&mut self, seq: u64) {
+        if self.waiting.empty_poll() {
+            self.core.prefetch_record(seq as usize);
+        }
+    }
+
     /// Whether the record at `seq` is published.
     #[inline]
     fn is_published(&self, seq: u64) -> bool {
@@ -83,11 +96,12 @@ impl<T: Record> JournalReader<T> {
     #[allow(clippy::should_implement_trait)] // lends `&T` from `&mut self`: not an Iterator
     pub fn next(&mut self) -> Option<&T> {
         let seq = self.cursor;
-        if seq >= self.known && seq >= self.refresh() {
-            // Waiting for record `seq`: ask for its line now, so that it travels beside
-            // the published count instead of after it (`prefetch_for_read`).
-            self.core.prefetch_record(seq as usize);
-            return None;
+        if seq >= self.known {
+            if seq >= self.refresh() {
+                self.wait_for(seq);
+                return None;
+            }
+            self.waiting.reset();
         }
         self.cursor = seq + 1;
         // SAFETY: seq < known, a value returned by `published`.
@@ -107,12 +121,14 @@ impl<T: Record> JournalReader<T> {
         let start = self.cursor;
         let max = max as u64;
         if self.known <= start {
-            self.refresh();
+            if self.refresh() <= start {
+                self.wait_for(start);
+                return &[];
+            }
+            self.waiting.reset();
         }
         let len = self.known.saturating_sub(start).min(max);
         if len == 0 {
-            // As in `next`: the line of the record waited for travels beside the count.
-            self.core.prefetch_record(start as usize);
             return &[];
         }
         self.cursor = start + len;
@@ -262,6 +278,7 @@ impl<T: Record> Clone for JournalReader<T> {
             core: Arc::clone(&self.core),
             cursor: self.cursor,
             known: self.known,
+            waiting: self.waiting,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use roda_core::{IterativeReadable, Record, Result, RodaError};
 
+use crate::journal::core::Waiting;
 use crate::segmented::core::{SegmentedCore, MAX_READERS};
 use crate::sync::Ordering;
 
@@ -20,6 +21,8 @@ pub struct SegmentedReader<T: Record> {
     gate_at: u64,
     /// Ring slot of that segment (kept, so reading within a segment divides nothing).
     slot: usize,
+    /// Empty polls since the published count last moved (when to prefetch, `wait_for`).
+    waiting: Waiting,
 }
 
 impl<T: Record> SegmentedReader<T> {
@@ -35,6 +38,7 @@ impl<T: Record> SegmentedReader<T> {
             known: 0,
             gate_at: start,
             slot,
+            waiting: Waiting::default(),
         })
     }
 
@@ -72,12 +76,16 @@ impl<T: Record> SegmentedReader<T> {
         seq - start
     }
 
-    /// Asks for the cache line of record `seq`, which the reader waits for, so that it
-    /// travels beside the published count (see `prefetch_for_read`), when `seq` lies in
-    /// the segment the reader's gate holds; the first record of the next segment is
-    /// left alone (the writer picks its slot when it rolls).
+    /// A poll found record `seq` unpublished. Once polls keep finding nothing, asks for
+    /// the record's cache line, so that it travels beside the published count (see
+    /// `prefetch_for_read`, `PREFETCH_AFTER_EMPTY_POLLS`), when `seq` lies in the segment
+    /// the reader's gate holds; the first record of the next segment is left alone (the
+    /// writer picks its slot when it rolls).
     #[inline]
-    fn prefetch_waited(&self, seq: u64) {
+    fn wait_for(&mut self, seq: u64) {
+        if !self.waiting.empty_poll() {
+            return;
+        }
         let offset = seq.wrapping_sub(self.gate_at);
         if offset < self.core.segment_records {
             if let Some(segment) = self.core.segments.get(self.slot) {
@@ -94,9 +102,10 @@ impl<T: Record> SegmentedReader<T> {
         if seq >= self.known {
             self.known = self.core.published();
             if seq >= self.known {
-                self.prefetch_waited(seq);
+                self.wait_for(seq);
                 return None;
             }
+            self.waiting.reset();
         }
         let offset = self.advance_gate(seq) as usize;
         self.cursor = seq + 1;
@@ -114,9 +123,13 @@ impl<T: Record> SegmentedReader<T> {
         let start = self.cursor;
         if start >= self.known {
             self.known = self.core.published();
+            if start >= self.known {
+                self.wait_for(start);
+                return &[];
+            }
+            self.waiting.reset();
         }
-        if start >= self.known || max == 0 {
-            self.prefetch_waited(start);
+        if max == 0 {
             return &[];
         }
         // A record is there to read: only now may the gate move past older segments.
