@@ -266,6 +266,8 @@ impl<T: Record> Followed for SegmentedCore<T> {
         let Some(ahead) = &self.ahead else {
             return Ok(());
         };
+        // The last roll's archived file is closed here, off the writer's thread.
+        ahead.drop_retired();
         let next = epoch + self.segment_records;
         let segment = self.segment_of(next);
         // Relaxed: only compared; a stale value only prepares a file the roll then
