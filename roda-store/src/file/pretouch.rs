@@ -151,10 +151,10 @@ fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool, idle: &AtomicBoo
         }
         // Caught up: sleep longer while the writer stands still (a roll wakes the
         // thread then); while it moves, sleep until it has used about half of what
-        // lies touched ahead of it, at the rate it moved since the last check, or,
-        // with the rest of the region touched and what follows prepared, until it
-        // reaches the region's end (a segment's roll). Each wake-up may take a CPU
-        // from the writer (on a busy machine, a woken thread preempts the running
+        // lies touched ahead of it, at the rate it moved since the last check: near a
+        // segment's end the checks come closer, so the thread finds the next segment
+        // soon after the roll without the writer waking it. Each wake-up may take a
+        // CPU from the writer (on a busy machine, a woken thread preempts the running
         // one), so it wakes no more often than the window needs: a few hundred times
         // a second at full speed with a 4 MiB window, instead of every 100 µs.
         let now = (p.epoch, p.at);
@@ -164,12 +164,8 @@ fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool, idle: &AtomicBoo
             (sleep * 2).min(IDLE_SLEEP)
         } else if now.0 == last.0 && now.1 > last.1 {
             let moved = (now.1 - last.1) as f64;
-            let ahead = if touched >= p.end {
-                p.end.saturating_sub(p.at) as f64
-            } else {
-                touched.saturating_sub(p.at) as f64 / 2.0
-            };
-            Duration::try_from_secs_f64(elapsed.as_secs_f64() * ahead / moved)
+            let ahead = touched.saturating_sub(p.at) as f64;
+            Duration::try_from_secs_f64(elapsed.as_secs_f64() * ahead / 2.0 / moved)
                 .unwrap_or(BUSY_SLEEP)
                 .clamp(BUSY_SLEEP, IDLE_SLEEP)
         } else {

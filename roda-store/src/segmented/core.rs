@@ -244,13 +244,25 @@ pub(crate) fn check_ring(segment_records: usize, segments: usize) -> Result<()> 
 impl<T: Record> Followed for SegmentedCore<T> {
     fn position(&self) -> Option<Position<'_>> {
         let published = self.published();
-        let start = published / self.segment_records * self.segment_records;
-        let segment = self.segment_of(start);
+        let mut start = published / self.segment_records * self.segment_records;
         // Relaxed: only compared, never used to read records; a stale value only delays
         // the pre-toucher by one check.
-        if segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed) != start {
-            return None;
+        let holds = |start: u64| {
+            self.segment_of(start)
+                .header_word(OFF_FIRST_SEQ)
+                .load(Ordering::Relaxed)
+                == start
+        };
+        if !holds(start) {
+            // A writer at the end of a full segment has not rolled yet (it rolls at
+            // its next append): it is still in that segment, whose successor the
+            // pre-toucher can prepare.
+            match start.checked_sub(self.segment_records) {
+                Some(full) if published == start && holds(full) => start = full,
+                _ => return None,
+            }
         }
+        let segment = self.segment_of(start);
         // The header's size: raw writers keep records of a run-time size in a core of bytes.
         let size = segment.backing.info.record_size as usize;
         let data = segment.backing.info.data_offset as usize;
@@ -284,11 +296,12 @@ impl<T: Record> Followed for SegmentedCore<T> {
                 .prefault_range(0, data + len)
                 .map_err(|source| RodaError::Io { path: None, source })?;
         } else {
-            ahead.ensure(next, window)?;
             // The roll will replace the slot's mapping of the segment it archives
             // (`next` minus the ring's span); tearing down that mapping's pages took
             // the roll a few hundred µs (a dirty page-table entry per page). Drop them
-            // now, off the writer's thread, if the slot still holds that segment.
+            // now, off the writer's thread, if the slot still holds that segment:
+            // before the next file is prepared, while the writer cannot be rolling
+            // into the slot (unless this thread fell a whole segment behind).
             let span = self.segment_records * self.segments.len() as u64;
             // Relaxed: only compared; a stale value only drops pages that then fault
             // back in (the contents stay in the file).
@@ -301,6 +314,7 @@ impl<T: Record> Followed for SegmentedCore<T> {
                 unsafe { region.forget_pages(data, region.len() - data) }
                     .map_err(|source| RodaError::Io { path: None, source })?;
             }
+            ahead.ensure(next, window)?;
         }
         ahead.mark_prepared(next);
         Ok(())

@@ -1144,6 +1144,8 @@ mod tests {
         assert_eq!(segment_file(&dir, 6 * S), (ino, Some(6 * S), S));
         // Stopped exactly at a segment's end, after the next file was named.
         append_to(&mut journal, 8 * S);
+        // The writer sits at the end of a full segment (it rolls at its next append):
+        // the pre-toucher still prepares what follows it.
         wait_prepared(&journal, 8 * S);
         let (ino, first, _) = segment_file(&dir, 8 * S);
         assert_eq!(first, None);
