@@ -278,8 +278,6 @@ impl<T: Record> Followed for SegmentedCore<T> {
         let Some(ahead) = &self.ahead else {
             return Ok(());
         };
-        // The last roll's archived file is closed here, off the writer's thread.
-        ahead.drop_retired();
         let next = epoch + self.segment_records;
         let segment = self.segment_of(next);
         // Relaxed: only compared; a stale value only prepares a file the roll then
@@ -317,6 +315,21 @@ impl<T: Record> Followed for SegmentedCore<T> {
             ahead.ensure(next, window)?;
         }
         ahead.mark_prepared(next);
+        // The last roll's archived file is closed here, off the writer's thread.
+        ahead.drop_retired();
+        // And the file of the segment after `next`, so that a pre-toucher that finds
+        // the next roll late still has a whole segment's time to prepare. (Its slot
+        // still holds a segment of the window: its pages are dropped one roll later.)
+        let after = next + self.segment_records;
+        // Relaxed: as above.
+        if self
+            .segment_of(after)
+            .header_word(OFF_FIRST_SEQ)
+            .load(Ordering::Relaxed)
+            != NO_RECORDS
+        {
+            ahead.ensure(after, window)?;
+        }
         Ok(())
     }
 }

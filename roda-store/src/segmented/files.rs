@@ -246,14 +246,14 @@ mod on_disk {
         unsynced: Vec<(u64, u64)>,
     }
 
-    /// A `KeepAll` journal's next segment file, prepared before the writer needs it:
-    /// created under its temporary name with its blocks reserved, mapped in a mapping
-    /// of its own (header written, holding no records: first sequence `NO_RECORDS`),
-    /// its first pages populated, then linked under its name: a named spare, which
-    /// recovery already accepts (docs/file-format.md, "Rolling"). The roll then only
-    /// moves its mapping over the ring slot ([`Region::adopt`]) and sets its first
-    /// sequence. The pre-toucher prepares it when the journal has one; otherwise the
-    /// roll prepares it itself.
+    /// A `KeepAll` journal's next segment files (the next two), prepared before the
+    /// writer needs them, each created under its temporary name with its blocks
+    /// reserved, mapped in a mapping of its own (header written, holding no records:
+    /// first sequence `NO_RECORDS`), its first pages populated, then linked under its
+    /// name: a named spare, which recovery already accepts (docs/file-format.md,
+    /// "Rolling"). The roll then only moves its mapping over the ring slot
+    /// ([`Region::adopt`]) and sets its first sequence. The pre-toucher prepares them
+    /// when the journal has one; otherwise the roll prepares the file it needs.
     ///
     /// A file named for segment `g` always becomes segment `g` (followers that found
     /// it wait on its header): a name taken already (a spare a crash or a closed writer
@@ -262,13 +262,12 @@ mod on_disk {
         dir: PathBuf,
         info: HeaderInfo,
         settings: Settings,
-        /// Hint: the first sequence of the segment whose file waits in `ready`
-        /// (`NO_RECORDS`: none). The mutex holds the truth.
-        ready_for: StdAtomicU64,
         /// The prepared file, named. Held while a file is named for a segment (by the
         /// pre-toucher, or by a roll that found none waiting), so the writer and the
         /// pre-toucher never both claim the file of one segment.
-        ready: Mutex<Option<(u64, Unlinked)>>,
+        /// Up to [`AHEAD`] files, for the segments after the writer's (so a
+        /// pre-toucher that starts late after a roll still has a segment's time).
+        ready: Mutex<Vec<(u64, Unlinked)>>,
         /// The lock (open file) of the segment the last roll archived, closed here by
         /// the pre-toucher instead of on the writer's thread (the last close of a file
         /// releases its locks and may reach the file system).
@@ -282,6 +281,9 @@ mod on_disk {
     /// process's mapping lock (for reading), which a roll's `mremap` waits for (to
     /// write), so the calls stay short.
     const PREPARE_CHUNK: usize = 64 * 1024;
+
+    /// Files prepared ahead: the next segment's and the one after it.
+    pub(crate) const AHEAD: usize = 2;
 
     impl Ahead {
         /// Builds the file of the segment starting at `first` under its temporary
@@ -362,27 +364,32 @@ mod on_disk {
         }
 
         /// Makes sure the file of the segment starting at `first` waits, prepared and
-        /// named (the pre-toucher's call); a file prepared for another segment is
-        /// dropped (it stays on disk, a named spare).
+        /// named (the pre-toucher's call). Files for segments before `first - S` are
+        /// dropped (they stay on disk, named spares).
         pub(crate) fn ensure(&self, first: u64, touch: usize) -> Result<()> {
-            // Relaxed: a hint; a wrong answer only prepares a file again.
-            if self.ready_for.load(StdOrdering::Relaxed) == first {
+            let waiting = |ready: &[(u64, Unlinked)]| ready.iter().any(|(f, _)| *f == first);
+            if waiting(&self.ready.lock().unwrap_or_else(PoisonError::into_inner)) {
                 return Ok(());
             }
             // Built and populated before the mutex: a roll never waits for this.
             let file = self.build(first, touch)?;
-            let old = {
+            let stale = {
                 let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
                 let Some(named) = self.name(file, first)? else {
                     // The writer got there first (it rolled into `first` already).
                     return Ok(());
                 };
-                // Relaxed: the mutex orders the file's hand-over; this is the hint.
-                self.ready_for.store(first, StdOrdering::Relaxed);
-                ready.replace((first, named))
+                let oldest = first.saturating_sub(self.info.capacity);
+                let stale = match ready.iter().position(|(f, _)| *f < oldest) {
+                    Some(i) => Some(ready.swap_remove(i)),
+                    None if ready.len() >= AHEAD => Some(ready.swap_remove(0)),
+                    None => None,
+                };
+                ready.push((first, named));
+                stale
             };
             // Unmapped outside the lock.
-            drop(old);
+            drop(stale);
             Ok(())
         }
 
@@ -391,11 +398,8 @@ mod on_disk {
         /// waits for the pre-toucher only while that names a file (when it is late).
         fn take(&self, first: u64) -> Result<Unlinked> {
             let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-            // Relaxed: as above; the mutex decides.
-            self.ready_for.store(NO_RECORDS, StdOrdering::Relaxed);
-            match ready.take() {
-                Some((f, file)) if f == first => return Ok(file),
-                other => *ready = other,
+            if let Some(i) = ready.iter().position(|(f, _)| *f == first) {
+                return Ok(ready.swap_remove(i).1);
             }
             // None waits: prepare it now, holding `ready` (so the pre-toucher does not
             // name or open the same file meanwhile).
@@ -432,11 +436,11 @@ mod on_disk {
             drop(retired);
         }
 
-        /// msync of the file waiting (if any): it is named, so a flush makes its
-        /// header durable with the name.
+        /// msync of the files waiting: they are named, so a flush makes their headers
+        /// durable with their names.
         fn flush(&self) -> Result<()> {
             let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((first, file)) = ready.as_ref() {
+            for (first, file) in ready.iter() {
                 file.region()
                     .flush()
                     .map_err(|e| RodaError::io(self.dir.join(segment_name(*first)), e))?;
@@ -451,17 +455,12 @@ mod on_disk {
             self.prepared.store(first, StdOrdering::Relaxed);
         }
 
-        /// Drops the file waiting, if any, and the retired lock (the writer closes).
-        /// The waiting file stays on disk under its name, a spare the next writer
-        /// rolls into.
+        /// Drops the files waiting and the retired lock (the writer closes). The
+        /// waiting files stay on disk under their names, spares the next writer rolls
+        /// into.
         pub(crate) fn clear(&self) {
-            let old = self
-                .ready
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            // Relaxed: as above.
-            self.ready_for.store(NO_RECORDS, StdOrdering::Relaxed);
+            let old =
+                std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner));
             drop(old);
             self.drop_retired();
         }
@@ -807,8 +806,7 @@ mod on_disk {
                     dir: dir.into(),
                     info,
                     settings: *settings,
-                    ready_for: StdAtomicU64::new(NO_RECORDS),
-                    ready: Mutex::new(None),
+                    ready: Mutex::new(Vec::with_capacity(AHEAD + 1)),
                     retired: Mutex::new(None),
                     prepared: StdAtomicU64::new(NO_RECORDS),
                 })
