@@ -73,7 +73,17 @@ fn cpu_seconds(server: u32) -> (f64, f64) {
 
 /// Runs `f` (which returns its own timed seconds) and adds the CPU time of this process
 /// and of the server during it.
+/// Writes every dirty page back before a timed side starts: each side copies 240 MB
+/// through the server's store and a journal file, and the kernel's writeback of one
+/// side's pages would otherwise land in the next side's clock (single runs moved by up to
+/// 3x). Both sides settle alike.
+fn settle() {
+    nix::unistd::sync();
+    std::thread::sleep(Duration::from_millis(50));
+}
+
 fn with_cpu(server: u32, f: impl FnOnce() -> f64) -> (f64, f64, f64) {
+    settle();
     let (c0, s0) = cpu_seconds(server);
     let secs = f();
     let (c1, s1) = cpu_seconds(server);
@@ -232,6 +242,7 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             );
             // CPU over the timed import only (not the copy's creation, check and removal),
             // as the bare loop counts its own.
+            settle();
             let (c0, s0) = cpu_seconds(pid);
             let t = Instant::now();
             let report = Importer::new(
@@ -401,6 +412,7 @@ async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
 /// Fetches the exported stream with a pull consumer, acknowledging each message and
 /// copying its payload, until every record is in.
 async fn bare_fetch(url: &str, records: u64, name: &str, server: u32) -> (f64, f64, f64) {
+    settle();
     // Timed from the connection on, as the importer is; CPU over the same span.
     let (c0, s0) = cpu_seconds(server);
     let t = Instant::now();

@@ -29,6 +29,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod append;
+mod block_ring;
 mod bridge;
 mod hop;
 mod measure;

@@ -1,6 +1,6 @@
 //! One producer thread, one consumer thread, 24-byte records: Roda's journal against
-//! peer queues, a hand-written atomic ring (the protocol floor) and a single-thread
-//! memcpy of the same bytes, once through memory and once through buffers that stay in
+//! peer queues, a hand-written atomic ring (the protocol floor), a ring of 96 KiB blocks
+//! (the cross-core ceiling: see `block_ring`) and a single-thread memcpy of the same bytes, once through memory and once through buffers that stay in
 //! cache (the bandwidth bounds). Threads pinned to distinct cores.
 //! The clock runs from the start barrier until the consumer has every record. Every
 //! spinning consumer pauses briefly (32 `spin_loop`s) after an empty poll and every
@@ -17,7 +17,7 @@ pub type Msg = [u64; 3];
 /// Ring capacity of the bounded peers.
 const RING: usize = 1 << 16;
 
-pub const IMPLS: [&str; 11] = [
+pub const IMPLS: [&str; 12] = [
     "roda-journal-next",
     "roda-journal-batch",
     "roda-segmented-next",
@@ -27,6 +27,7 @@ pub const IMPLS: [&str; 11] = [
     "std-sync-channel",
     "disruptor",
     "atomic-ring",
+    "block-ring",
     "memcpy",
     "memcpy-in-cache",
 ];
@@ -339,6 +340,10 @@ pub fn run(name: &str, n: u64) -> (u64, Duration) {
                     sum
                 },
             )
+        }
+        "block-ring" => {
+            let (producer, consumer) = crate::block_ring::pair(n, msg);
+            pair(producer, consumer)
         }
         "memcpy" => {
             let src: Vec<Msg> = (0..n).map(msg).collect();

@@ -43,16 +43,15 @@ fn expected(n: u64) -> Vec<Rec> {
     (0..n).map(rec).collect()
 }
 
-/// The subject's batches, as (first, count), in stream order.
+/// The subject's batches in stream RODA, as (first, count), in stream order.
 fn batches(server: &NatsServer, subject: &str) -> Vec<(u64, u64)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = async_nats::connect(server.url.as_str()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        let stream = js.get_stream("RODA").await.unwrap();
+    batches_in(server, "RODA", subject)
+}
+
+/// The subject's batches in `stream`, as (first, count), in stream order.
+fn batches_in(server: &NatsServer, stream: &str, subject: &str) -> Vec<(u64, u64)> {
+    server.with_jetstream(|js| async move {
+        let stream = js.get_stream(stream).await.unwrap();
         let last = stream.get_info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
         for seq in 1..=last {
@@ -72,13 +71,7 @@ fn batches(server: &NatsServer, subject: &str) -> Vec<(u64, u64)> {
 
 /// The journal id of the last batch on the subject `roda.test`.
 fn last_journal_id(server: &NatsServer) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = async_nats::connect(server.url.as_str()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
+    server.with_jetstream(|js| async move {
         let stream = js.get_stream("RODA").await.unwrap();
         let m = stream
             .get_last_raw_message_by_subject("roda.test")
@@ -204,13 +197,7 @@ fn export_resumes_after_the_subjects_last_batch_and_import_after_its_journal() {
 
 /// Whether stream `name` allows direct gets.
 fn allows_direct(server: &NatsServer, name: &str) -> bool {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let js =
-            async_nats::jetstream::new(async_nats::connect(server.url.as_str()).await.unwrap());
+    server.with_jetstream(|js| async move {
         let stream = js.get_stream(name).await.unwrap();
         stream.cached_info().config.allow_direct
     })
@@ -224,13 +211,7 @@ fn resume_reads_the_last_batch_with_and_without_direct_gets() {
     let Some(server) = NatsServer::start() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let js =
-            async_nats::jetstream::new(async_nats::connect(server.url.as_str()).await.unwrap());
+    server.with_jetstream(|js| async move {
         js.create_stream(async_nats::jetstream::stream::Config {
             name: "NODIRECT".into(),
             subjects: vec!["nodirect".into()],
@@ -254,7 +235,9 @@ fn resume_reads_the_last_batch_with_and_without_direct_gets() {
             o.stream = stream.into();
             o.subject = subject.into();
             let mut source = JournalSource::<Rec>::open(&src).unwrap();
-            let report = Exporter::new(server.connection(), o).run(&mut source).unwrap();
+            let report = Exporter::new(server.connection(), o)
+                .run(&mut source)
+                .unwrap();
             // Resumed right after the last batch: nothing sent twice, nothing refused.
             assert_eq!(
                 (report.start, report.end, report.rewinds),
@@ -270,7 +253,7 @@ fn resume_reads_the_last_batch_with_and_without_direct_gets() {
             assert_eq!(report.end, total, "{stream} round {round}");
         }
         assert_eq!(allows_direct(&server, stream), direct, "{stream}");
-        assert_chained(&batches(&server, subject), total);
+        assert_chained(&batches_in(&server, stream, subject), total);
         assert_eq!(contents(&dst), expected(total), "{stream}");
     }
 }
@@ -473,13 +456,7 @@ fn mismatched_shapes_journals_and_stream_configurations_are_clear_errors() {
         other => panic!("{other:?}"),
     }
     // A work-queue stream would delete batches once acknowledged.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let js =
-            async_nats::jetstream::new(async_nats::connect(server.url.as_str()).await.unwrap());
+    server.with_jetstream(|js| async move {
         js.create_stream(async_nats::jetstream::stream::Config {
             name: "WQ".into(),
             subjects: vec!["wq".into()],

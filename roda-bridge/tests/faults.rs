@@ -203,14 +203,8 @@ fn assert_same(server: &NatsServer, src: &Path, dst: &Path, n: u64) {
 }
 
 fn stream_batches(server: &NatsServer) -> Vec<(u64, u64)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    server.with_jetstream(|js| async move {
         use futures_util::StreamExt;
-        let client = async_nats::connect(server.url.as_str()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
         let stream = js.get_stream(STREAM).await.unwrap();
         let consumer = stream
             .create_consumer(async_nats::jetstream::consumer::pull::Config {

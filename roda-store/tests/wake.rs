@@ -90,6 +90,25 @@ fn check(i: u64, record: Option<Stamped>, worst: &mut Latencies) {
     );
 }
 
+/// Sends `RECORDS` sparse records through `append` on a writer thread while `read(i)`
+/// receives record `i` on this one (each acknowledged before the next is written),
+/// checking each; prints the publish-to-read latencies under `label`.
+fn relay(
+    label: &str,
+    mut append: impl FnMut(&Stamped) + Send + 'static,
+    mut read: impl FnMut(u64) -> Option<Stamped>,
+) {
+    let (ack, acked) = ack_channel();
+    let writer = std::thread::spawn(move || write_sparse(|r| append(r), acked));
+    let mut worst = Latencies::default();
+    for i in 0..RECORDS {
+        check(i, read(i), &mut worst);
+        let _ = ack.send(());
+    }
+    writer.join().unwrap();
+    println!("{label}: wake-ups {worst}");
+}
+
 #[test]
 fn in_memory_journal_wakes_a_reader_in_another_thread() {
     let journal = JournalStore::<Stamped>::options()
@@ -101,22 +120,13 @@ fn in_memory_journal_wakes_a_reader_in_another_thread() {
     let mut reader = journal.reader();
     assert!(reader.wakes_on_publish());
     let mut journal = journal;
-    let (ack, acked) = ack_channel();
-    let writer = std::thread::spawn(move || {
-        write_sparse(
-            |r| {
-                journal.append(r);
-            },
-            acked,
-        );
-    });
-    let mut worst = Latencies::default();
-    for i in 0..RECORDS {
-        check(i, reader.next_timeout(SAFETY * 3).copied(), &mut worst);
-        let _ = ack.send(());
-    }
-    writer.join().unwrap();
-    println!("in-memory journal: wake-ups {worst}");
+    relay(
+        "in-memory journal",
+        move |r| {
+            journal.append(r);
+        },
+        |_| reader.next_timeout(SAFETY * 3).copied(),
+    );
 }
 
 #[test]
@@ -131,23 +141,14 @@ fn elastic_journal_wakes_its_reader_in_another_thread() {
     let mut reader = journal.reader().unwrap();
     assert!(reader.wakes_on_publish());
     let mut journal = journal;
-    let (ack, acked) = ack_channel();
-    let writer = std::thread::spawn(move || {
-        write_sparse(
-            |r| {
-                journal.append(r);
-            },
-            acked,
-        );
-    });
-    let mut worst = Latencies::default();
-    for i in 0..RECORDS {
-        check(i, reader.next_timeout(SAFETY * 3).copied(), &mut worst);
-        let _ = ack.send(());
-    }
-    writer.join().unwrap();
+    relay(
+        "elastic journal",
+        move |r| {
+            journal.append(r);
+        },
+        |_| reader.next_timeout(SAFETY * 3).copied(),
+    );
     assert!(reader.writer_closed());
-    println!("elastic journal: wake-ups {worst}");
 }
 
 /// The writer's drop and an owner's `wake_reader` end a sleep long before the 10 s
@@ -204,22 +205,13 @@ fn file_journal_wakes_a_reader_in_another_thread() {
         .open_reader(&path)
         .unwrap();
     assert!(reader.wakes_on_publish());
-    let (ack, acked) = ack_channel();
-    let writer = std::thread::spawn(move || {
-        write_sparse(
-            |r| {
-                journal.append(r);
-            },
-            acked,
-        );
-    });
-    let mut worst = Latencies::default();
-    for i in 0..RECORDS {
-        check(i, reader.next_timeout(SAFETY * 3).copied(), &mut worst);
-        let _ = ack.send(());
-    }
-    writer.join().unwrap();
-    println!("file journal: wake-ups {worst}");
+    relay(
+        "file journal",
+        move |r| {
+            journal.append(r);
+        },
+        |_| reader.next_timeout(SAFETY * 3).copied(),
+    );
 }
 
 #[test]
@@ -233,30 +225,25 @@ fn segmented_journals_wake_readers_and_followers() {
     let mut reader = journal.reader();
     let mut follower = journal.follower();
     let mut journal = journal;
-    let (ack, acked) = ack_channel();
-    let writer = std::thread::spawn(move || {
-        write_sparse(
-            |r| {
-                journal.append(r);
-            },
-            acked,
-        );
-    });
-    let mut worst = Latencies::default();
-    for i in 0..RECORDS {
+    relay(
+        "in-memory segmented",
+        move |r| {
+            journal.append(r);
+        },
         // Turn by turn, the reader or the follower is the one asleep at the publish;
         // the other then finds the record there.
-        if i % 2 == 0 {
-            check(i, reader.next_timeout(SAFETY * 3).copied(), &mut worst);
-            assert_eq!(follower.next().unwrap().map(|r| r[0]), Some(i));
-        } else {
-            check(i, follower.next_timeout(SAFETY * 3).unwrap(), &mut worst);
-            assert_eq!(reader.next().map(|r| r[0]), Some(i));
-        }
-        let _ = ack.send(());
-    }
-    writer.join().unwrap();
-    println!("in-memory segmented: wake-ups {worst}");
+        |i| {
+            if i % 2 == 0 {
+                let got = reader.next_timeout(SAFETY * 3).copied();
+                assert_eq!(follower.next().unwrap().map(|r| r[0]), Some(i));
+                got
+            } else {
+                let got = follower.next_timeout(SAFETY * 3).unwrap();
+                assert_eq!(reader.next().map(|r| r[0]), Some(i));
+                got
+            }
+        },
+    );
 }
 
 /// A follower of a segment directory, in this process, across rolls of both
@@ -275,22 +262,13 @@ fn segment_directories_wake_followers_across_rolls() {
             .wake_safety_timeout(SAFETY)
             .open_follower(&dir)
             .unwrap();
-        let (ack, acked) = ack_channel();
-        let writer = std::thread::spawn(move || {
-            write_sparse(
-                |r| {
-                    journal.append(r);
-                },
-                acked,
-            )
-        });
-        let mut worst = Latencies::default();
-        for i in 0..RECORDS {
-            check(i, follower.next_timeout(SAFETY * 3).unwrap(), &mut worst);
-            let _ = ack.send(());
-        }
-        writer.join().unwrap();
-        println!("{retention:?} directory: wake-ups {worst}");
+        relay(
+            &format!("{retention:?} directory"),
+            move |r| {
+                journal.append(r);
+            },
+            |_| follower.next_timeout(SAFETY * 3).unwrap(),
+        );
     }
 }
 
@@ -498,6 +476,31 @@ fn ack(child: &mut std::process::Child) {
     stdin.write_all(b"\n").and_then(|()| stdin.flush()).unwrap();
 }
 
+/// Reads the child writer's records through `read` (timeout in, record out),
+/// acknowledging each; the first read retries until the child has opened the journal.
+fn read_from_child(
+    label: &str,
+    mut child: std::process::Child,
+    mut read: impl FnMut(Duration) -> Option<Stamped>,
+) {
+    let mut worst = Latencies::default();
+    let mut first = None;
+    while first.is_none() {
+        first = read(SAFETY);
+        if first.is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(first.unwrap()[0], 0);
+    for i in 1..RECORDS {
+        ack(&mut child);
+        check(i, read(SAFETY * 3), &mut worst);
+    }
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    println!("{label}: wake-ups {worst}");
+}
+
 #[test]
 fn a_writer_process_wakes_a_reader_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -514,24 +517,11 @@ fn a_writer_process_wakes_a_reader_process() {
         .open_reader(&path)
         .unwrap();
     assert!(reader.wakes_on_publish());
-    let mut child = spawn_writer("journal", &path);
-    let mut worst = Latencies::default();
-    // The first read may find the journal still closed: retry until the child opened it.
-    let mut first = None;
-    while first.is_none() {
-        first = reader.next_timeout(SAFETY).copied();
-        if first.is_none() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    assert_eq!(first.unwrap()[0], 0);
-    for i in 1..RECORDS {
-        ack(&mut child);
-        check(i, reader.next_timeout(SAFETY * 3).copied(), &mut worst);
-    }
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-    println!("cross-process journal: wake-ups {worst}");
+    read_from_child(
+        "cross-process journal",
+        spawn_writer("journal", &path),
+        |timeout| reader.next_timeout(timeout).copied(),
+    );
 }
 
 #[test]
@@ -549,21 +539,9 @@ fn a_segment_writer_process_wakes_a_follower_process() {
         .wake_safety_timeout(SAFETY)
         .open_follower(&dir)
         .unwrap();
-    let mut child = spawn_writer("segments", &dir);
-    let mut worst = Latencies::default();
-    let mut first = None;
-    while first.is_none() {
-        first = follower.next_timeout(SAFETY).unwrap();
-        if first.is_none() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    assert_eq!(first.unwrap()[0], 0);
-    for i in 1..RECORDS {
-        ack(&mut child);
-        check(i, follower.next_timeout(SAFETY * 3).unwrap(), &mut worst);
-    }
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-    println!("cross-process segments: wake-ups {worst}");
+    read_from_child(
+        "cross-process segments",
+        spawn_writer("segments", &dir),
+        |timeout| follower.next_timeout(timeout).unwrap(),
+    );
 }
