@@ -294,17 +294,29 @@ impl<T: Record> Followed for SegmentedCore<T> {
                 .prefault_range(0, data + len)
                 .map_err(|source| RodaError::Io { path: None, source })?;
         } else {
-            // The roll will replace the slot's mapping of the segment it archives
-            // (`next` minus the ring's span); tearing down that mapping's pages took
-            // the roll a few hundred µs (a dirty page-table entry per page). Drop them
-            // now, off the writer's thread, if the slot still holds that segment:
-            // before the next file is prepared, while the writer cannot be rolling
-            // into the slot (unless this thread fell a whole segment behind).
+            ahead.ensure(next, window)?;
+        }
+        ahead.mark_prepared(next);
+        // The last roll's archived file is closed here, off the writer's thread.
+        ahead.drop_retired();
+        // And the file of the segment after `next`, so that a pre-toucher that finds
+        // the next roll late still has a whole segment's time to prepare.
+        let after = next + self.segment_records;
+        let segment = self.segment_of(after);
+        // Relaxed: only compared; a stale value only drops pages that then fault back
+        // in (the contents stay in the file).
+        let held = segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed);
+        if held != NO_RECORDS {
+            // The roll into `after` will replace the slot's mapping of the segment it
+            // archives (`after` minus the ring's span); tearing down that mapping's
+            // pages took the roll a few hundred µs (a dirty page-table entry per
+            // page). Drop them now, off the writer's thread, a whole segment before
+            // that roll: never while the writer may be moving a new file into the
+            // slot (this would drop the new file's pages). The writer passed that
+            // segment long ago; a reader still in it faults its pages back in from
+            // the page cache.
             let span = self.segment_records * self.segments.len() as u64;
-            // Relaxed: only compared; a stale value only drops pages that then fault
-            // back in (the contents stay in the file).
-            let held = segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed);
-            if next.checked_sub(span) == Some(held) {
+            if after.checked_sub(span) == Some(held) {
                 let data = segment.backing.info.data_offset as usize;
                 let region = segment.backing.region.as_ref();
                 // SAFETY: a `KeepAll` directory's segments (the only journals with
@@ -312,22 +324,6 @@ impl<T: Record> Followed for SegmentedCore<T> {
                 unsafe { region.forget_pages(data, region.len() - data) }
                     .map_err(|source| RodaError::Io { path: None, source })?;
             }
-            ahead.ensure(next, window)?;
-        }
-        ahead.mark_prepared(next);
-        // The last roll's archived file is closed here, off the writer's thread.
-        ahead.drop_retired();
-        // And the file of the segment after `next`, so that a pre-toucher that finds
-        // the next roll late still has a whole segment's time to prepare. (Its slot
-        // still holds a segment of the window: its pages are dropped one roll later.)
-        let after = next + self.segment_records;
-        // Relaxed: as above.
-        if self
-            .segment_of(after)
-            .header_word(OFF_FIRST_SEQ)
-            .load(Ordering::Relaxed)
-            != NO_RECORDS
-        {
             ahead.ensure(after, window)?;
         }
         Ok(())
