@@ -2,12 +2,14 @@
 //! resume, dedupe, gaps, shape and configuration checks.
 
 mod common;
+mod jetstream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{rec, NatsServer, Rec};
+use jetstream::with_jetstream;
 use roda_bridge::{
     BridgeError, ExportOptions, Exporter, ImportOptions, Importer, JournalSink, JournalSource,
     SegmentedSink, SegmentedSource,
@@ -50,7 +52,7 @@ fn batches(server: &NatsServer, subject: &str) -> Vec<(u64, u64)> {
 
 /// The subject's batches in `stream`, as (first, count), in stream order.
 fn batches_in(server: &NatsServer, stream: &str, subject: &str) -> Vec<(u64, u64)> {
-    server.with_jetstream(|js| async move {
+    with_jetstream(server, |js| async move {
         let stream = js.get_stream(stream).await.unwrap();
         let last = stream.get_info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
@@ -71,7 +73,7 @@ fn batches_in(server: &NatsServer, stream: &str, subject: &str) -> Vec<(u64, u64
 
 /// The journal id of the last batch on the subject `roda.test`.
 fn last_journal_id(server: &NatsServer) -> u64 {
-    server.with_jetstream(|js| async move {
+    with_jetstream(server, |js| async move {
         let stream = js.get_stream("RODA").await.unwrap();
         let m = stream
             .get_last_raw_message_by_subject("roda.test")
@@ -197,7 +199,7 @@ fn export_resumes_after_the_subjects_last_batch_and_import_after_its_journal() {
 
 /// Whether stream `name` allows direct gets.
 fn allows_direct(server: &NatsServer, name: &str) -> bool {
-    server.with_jetstream(|js| async move {
+    with_jetstream(server, |js| async move {
         let stream = js.get_stream(name).await.unwrap();
         stream.cached_info().config.allow_direct
     })
@@ -211,7 +213,7 @@ fn resume_reads_the_last_batch_with_and_without_direct_gets() {
     let Some(server) = NatsServer::start() else {
         return;
     };
-    server.with_jetstream(|js| async move {
+    with_jetstream(&server, |js| async move {
         js.create_stream(async_nats::jetstream::stream::Config {
             name: "NODIRECT".into(),
             subjects: vec!["nodirect".into()],
@@ -456,7 +458,7 @@ fn mismatched_shapes_journals_and_stream_configurations_are_clear_errors() {
         other => panic!("{other:?}"),
     }
     // A work-queue stream would delete batches once acknowledged.
-    server.with_jetstream(|js| async move {
+    with_jetstream(&server, |js| async move {
         js.create_stream(async_nats::jetstream::stream::Config {
             name: "WQ".into(),
             subjects: vec!["wq".into()],

@@ -4,6 +4,7 @@
 //! source, every sequence once, byte for byte.
 
 mod common;
+mod jetstream;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -13,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{rec, NatsServer, Rec};
+use jetstream::with_jetstream;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use roda_bridge::{
@@ -203,7 +205,7 @@ fn assert_same(server: &NatsServer, src: &Path, dst: &Path, n: u64) {
 }
 
 fn stream_batches(server: &NatsServer) -> Vec<(u64, u64)> {
-    server.with_jetstream(|js| async move {
+    with_jetstream(server, |js| async move {
         use futures_util::StreamExt;
         let stream = js.get_stream(STREAM).await.unwrap();
         let consumer = stream

@@ -623,6 +623,7 @@ fn sigkilled_keep_all_writer_always_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("archive");
     let (mut acked_rounds, mut mid_roll, mut mid_create, mut mid_prepare) = (0, 0, 0, 0);
+    let mut spare_ahead = 0;
     let mut previous_len = 0u64;
     for round in 0..rounds {
         let mut child = spawn_entry("crash_segmented_child_entry", SEG_DIR_VAR, &dir)
@@ -646,6 +647,26 @@ fn sigkilled_keep_all_writer_always_resumes() {
             .filter_map(|f| Some((f.first_sequence()?, f.write_sequence())))
             .max()
             .is_some_and(|(_, written)| written == 0);
+
+        // A kill after the pre-toucher named the next segment's file (a spare: no
+        // records yet) and before the roll made it that segment leaves it named past
+        // the newest segment, beyond the spares `create` made for the first window.
+        let headers: Vec<(u64, Option<u64>)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "roda"))
+            .filter_map(|p| {
+                let name = p.file_stem()?.to_str()?.parse().ok()?;
+                let file = roda_store::StoreFile::open(&p).ok()?;
+                Some((name, file.first_sequence()))
+            })
+            .collect();
+        let newest = headers.iter().filter_map(|&(_, first)| first).max();
+        if headers.iter().any(|&(name, first)| {
+            first.is_none() && name >= 4 * RECORDS && newest.is_some_and(|n| name > n)
+        }) {
+            spare_ahead += 1;
+        }
 
         // A kill inside the creation of a segment file leaves its temporary file.
         let temp_files = |dir: &Path| {
@@ -710,7 +731,7 @@ fn sigkilled_keep_all_writer_always_resumes() {
         "KeepAll crash test: {acked_rounds}/{rounds} kills mid-append, {mid_roll} left an \
          empty newest segment (killed mid-roll), {mid_create} inside a segment file's \
          creation ({mid_prepare} of them a file the pre-toucher prepared ahead), \
-         {previous_len} records"
+         {spare_ahead} after the next segment's file was named ahead, {previous_len} records"
     );
     assert!(acked_rounds * 2 >= rounds);
     assert!(
@@ -720,5 +741,9 @@ fn sigkilled_keep_all_writer_always_resumes() {
     assert!(
         rounds < 100 || mid_prepare > 0,
         "no kill landed while the pre-toucher prepared the next segment file"
+    );
+    assert!(
+        rounds < 100 || spare_ahead > 0,
+        "no kill landed between the naming of the next segment's file and its roll"
     );
 }

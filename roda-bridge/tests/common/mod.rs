@@ -133,23 +133,6 @@ impl NatsServer {
     pub fn connection(&self) -> roda_bridge::Connection {
         roda_bridge::Connection::new(self.url.clone())
     }
-
-    /// Runs `f` with a JetStream context on this server, on a runtime of its own: for
-    /// the tests' direct looks at streams.
-    #[allow(dead_code)] // not every test file looks at streams
-    pub fn with_jetstream<F: std::future::Future>(
-        &self,
-        f: impl FnOnce(async_nats::jetstream::Context) -> F,
-    ) -> F::Output {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let client = async_nats::connect(self.url.as_str()).await.unwrap();
-            f(async_nats::jetstream::new(client)).await
-        })
-    }
 }
 
 impl Drop for NatsServer {

@@ -284,10 +284,12 @@ mod files {
         Ok((lock, region))
     }
 
-    /// A store file complete but for its name: created, locked, sized, mapped (in a
-    /// mapping of its own) and with its header written, under a hidden temporary name
-    /// that a writer opening the directory removes if a crash leaves it. Dropped
-    /// unused, it is unmapped and its temporary name removed.
+    /// A store file mapped in a mapping of its own, waiting to be moved into a ring
+    /// slot: built complete (created, locked, sized, header written) under a hidden
+    /// temporary name that a writer opening the directory removes if a crash leaves it,
+    /// then [linked](Unlinked::link) under its own name; or an existing file opened
+    /// so ([`open_spare`]). Dropped unused, it is unmapped and unlocked, and its
+    /// temporary name (if it still has one) removed.
     pub(crate) struct Unlinked {
         tmp: PathBuf,
         lock: Option<WriterLock>,
@@ -315,25 +317,63 @@ mod files {
         let (lock, region) = build(path, &unlinked.tmp, info, settings)?;
         unlinked.lock = Some(lock);
         apply_settings(&region, settings, info.required_len() as usize)?;
-        // Relaxed: advisory, as in `Backing::mark_writer`.
-        region
-            .atomic(OFF_WRITER_PID)
-            .store(u64::from(std::process::id()), Ordering::Relaxed);
+        mark_writer_of(&region);
         init(&region);
         unlinked.region = Some(region);
         Ok(unlinked)
     }
 
+    /// Relaxed: advisory, as in `Backing::mark_writer`.
+    fn mark_writer_of(region: &dyn Region) {
+        region
+            .atomic(OFF_WRITER_PID)
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+    }
+
+    /// Opens the existing store file `path` for writing in a mapping of its own, as an
+    /// [`Unlinked`] already linked: its lock taken, its settings applied, this process
+    /// recorded as its writer. `Ok(None)` when another open handle holds its lock or
+    /// the file is gone. The caller checks what the header says it holds.
+    pub(crate) fn open_spare(
+        path: &Path,
+        shape: Shape,
+        settings: &Settings,
+    ) -> Result<Option<(Unlinked, HeaderInfo)>> {
+        let file = match open_regular(path, true) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RodaError::io(path, e)),
+        };
+        let info = read_header(&file, path, &shape)?;
+        let mut lock = match WriterLock::try_lock(file).map_err(io_err(path))? {
+            LockAttempt::Taken(lock) => lock,
+            LockAttempt::Held(_) => return Ok(None),
+        };
+        lock.mark_live().map_err(io_err(path))?;
+        reserve(lock.file(), info.required_len()).map_err(io_err(path))?;
+        let region = map_file(lock.file(), &info, settings, true).map_err(io_err(path))?;
+        apply_settings(&region, settings, info.required_len() as usize)?;
+        mark_writer_of(&region);
+        let spare = Unlinked {
+            tmp: PathBuf::new(),
+            lock: Some(lock),
+            region: Some(region),
+            linked: true,
+        };
+        Ok(Some((spare, info)))
+    }
+
     impl Unlinked {
         /// Its mapping.
         pub(crate) fn region(&self) -> &MappedRegion {
-            self.region.as_ref().expect("mapped until linked")
+            self.region.as_ref().expect("mapped until handed over")
         }
 
         /// Gives the file the name `path` (one `link`, which fails with `AlreadyExists`
-        /// if the name is taken), drops the temporary name, and hands over its lock and
-        /// mapping. On error the file keeps its temporary name.
-        pub(crate) fn link(mut self, path: &Path) -> Result<(WriterLock, MappedRegion)> {
+        /// if the name is taken) and drops the temporary name. On error the file keeps
+        /// its temporary name.
+        pub(crate) fn link(&mut self, path: &Path) -> Result<()> {
+            debug_assert!(!self.linked, "linked once");
             match std::fs::hard_link(&self.tmp, path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -345,9 +385,14 @@ mod files {
             // name as a second link, which the next open removes.
             let _ = std::fs::remove_file(&self.tmp);
             self.linked = true;
-            let lock = self.lock.take().expect("locked until linked");
-            let region = self.region.take().expect("mapped until linked");
-            Ok((lock, region))
+            Ok(())
+        }
+
+        /// Hands over its lock and mapping.
+        pub(crate) fn into_parts(mut self) -> (WriterLock, MappedRegion) {
+            let lock = self.lock.take().expect("locked until handed over");
+            let region = self.region.take().expect("mapped until handed over");
+            (lock, region)
         }
     }
 

@@ -11,8 +11,10 @@
 //! follows the segment being written (never the next one, which may still map an
 //! archived file) and starts over at each new segment, which the roll wakes it for.
 //! Once it has caught up with a `KeepAll` writer it also prepares the next segment
-//! file (created, reserved, mapped on its own, its first window populated), so the
-//! roll only links it into place and moves its mapping over the ring slot.
+//! file (created, reserved, mapped on its own, its first window populated, then named
+//! as a spare), so the roll only moves its mapping over the ring slot, and it closes
+//! the file the last roll archived: the writer's roll names, creates and closes no
+//! file.
 
 use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
 use std::sync::Arc;
@@ -33,6 +35,9 @@ const IDLE_SLEEP: Duration = Duration::from_millis(10);
 /// A running pre-toucher; stops and joins its thread when dropped.
 pub(crate) struct Pretoucher {
     stop: Arc<AtomicBool>,
+    /// Set while the thread sleeps because the writer stood still: only then does a
+    /// roll wake it (see [`wake`](Self::wake)).
+    idle: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -40,18 +45,29 @@ impl Pretoucher {
     /// Starts a thread keeping `window` bytes past the writer's position populated.
     pub(crate) fn start<W: Followed>(core: Arc<W>, window: usize) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let idle = Arc::new(AtomicBool::new(false));
+        let flags = (Arc::clone(&stop), Arc::clone(&idle));
         let thread = std::thread::Builder::new()
             .name("roda-pretouch".into())
-            .spawn(move || run(core.as_ref(), window, &flag))?;
+            .spawn(move || run(core.as_ref(), window, &flags.0, &flags.1))?;
         Ok(Pretoucher {
             stop,
+            idle,
             thread: Some(thread),
         })
     }
 
-    /// Wakes the thread now (the writer moved to a new segment).
+    /// The writer moved to a new segment: wakes the thread if it sleeps because the
+    /// writer stood still. A thread following a moving writer sleeps until about when
+    /// the writer reaches the end of its segment and finds the new one by itself:
+    /// waking it costs the writer a system call and, on a virtual machine, an
+    /// interrupt sent to another CPU (tens of µs), on every roll.
     pub(crate) fn wake(&self) {
+        // Relaxed: a hint; a wake missed (the thread just decided to sleep) only
+        // delays it by one idle sleep, after which it finds the new segment.
+        if !self.idle.load(StdOrdering::Relaxed) {
+            return;
+        }
         if let Some(thread) = &self.thread {
             thread.thread().unpark();
         }
@@ -92,7 +108,7 @@ pub(crate) trait Followed: Send + Sync + 'static {
     }
 }
 
-fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool) {
+fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool, idle: &AtomicBool) {
     // Bytes touched in the region of `epoch`.
     let mut touched = 0usize;
     let mut epoch = u64::MAX;
@@ -133,15 +149,18 @@ fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool) {
             }
             continue;
         }
-        // Caught up: sleep longer while the writer stands still; while it moves, sleep
-        // until it has used about half of what lies touched ahead of it, at the rate it
-        // moved since the last check. Each wake-up may take a CPU from the writer (on a
-        // busy machine, a woken thread preempts the running one), so it wakes no more
-        // often than the window needs: a few hundred times a second at full speed
-        // with a 4 MiB window, instead of every 100 µs.
+        // Caught up: sleep longer while the writer stands still (a roll wakes the
+        // thread then); while it moves, sleep until it has used about half of what
+        // lies touched ahead of it, at the rate it moved since the last check: near a
+        // segment's end the checks come closer, so the thread finds the next segment
+        // soon after the roll without the writer waking it. Each wake-up may take a
+        // CPU from the writer (on a busy machine, a woken thread preempts the running
+        // one), so it wakes no more often than the window needs: a few hundred times
+        // a second at full speed with a 4 MiB window, instead of every 100 µs.
         let now = (p.epoch, p.at);
         let elapsed = checked.elapsed();
-        sleep = if now == last {
+        let still = now == last;
+        sleep = if still {
             (sleep * 2).min(IDLE_SLEEP)
         } else if now.0 == last.0 && now.1 > last.1 {
             let moved = (now.1 - last.1) as f64;
@@ -154,6 +173,9 @@ fn run<W: Followed>(core: &W, window: usize, stop: &AtomicBool) {
         };
         last = now;
         checked = Instant::now();
+        // Relaxed: a hint for `Pretoucher::wake`.
+        idle.store(still, StdOrdering::Relaxed);
         std::thread::park_timeout(sleep);
+        idle.store(false, StdOrdering::Relaxed);
     }
 }

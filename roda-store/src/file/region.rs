@@ -80,19 +80,6 @@ pub(crate) trait Region: Send + Sync + 'static {
         ))
     }
 
-    /// Maps `file` (from offset 0, the region's length, shared, read-write) over this
-    /// region in place: the same addresses show the new file from now on, with no gap
-    /// in between (mmap with MAP_FIXED replaces the old pages atomically). The old
-    /// file is unmapped, not changed.
-    #[cfg(not(roda_loom))]
-    fn replace_file(&self, file: &std::fs::File) -> io::Result<()> {
-        let _ = file;
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this memory backend cannot map files",
-        ))
-    }
-
     /// Moves the mapping of `other` onto this region's addresses, replacing what they
     /// mapped in one step (mremap with MREMAP_FIXED), page tables included: the pages
     /// `other` had faulted in stay faulted in here, so a file prepared (and
@@ -235,38 +222,6 @@ mod mapped {
 
         fn advise_huge_pages(&self) -> io::Result<()> {
             self.map.advise(Advice::HugePage)
-        }
-
-        fn replace_file(&self, file: &std::fs::File) -> io::Result<()> {
-            use nix::sys::mman::{mmap, MapFlags, ProtFlags};
-            if !self.writable {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "a read-only mapping is not replaced",
-                ));
-            }
-            let addr = std::num::NonZeroUsize::new(self.map.as_mut_ptr() as usize);
-            let len = std::num::NonZeroUsize::new(self.len())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"))?;
-            // SAFETY: MAP_FIXED over exactly this region's own pages (same address and
-            // length), which `self.map` owns and unmaps on drop: the range stays mapped
-            // (now to `file`, which the caller sized to at least `len` bytes), so every
-            // pointer into the region stays valid. Only atomics may observe the switch:
-            // callers replace a segment no `&T` view can point into (see
-            // `SegmentFiles::roll`).
-            let mapped = unsafe {
-                mmap(
-                    addr,
-                    len,
-                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                    MapFlags::MAP_SHARED | MapFlags::MAP_FIXED,
-                    file,
-                    0,
-                )
-            }
-            .map_err(io::Error::from)?;
-            debug_assert_eq!(mapped.as_ptr() as usize, self.map.as_mut_ptr() as usize);
-            Ok(())
         }
 
         fn is_writable(&self) -> bool {

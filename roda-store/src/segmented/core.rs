@@ -244,13 +244,25 @@ pub(crate) fn check_ring(segment_records: usize, segments: usize) -> Result<()> 
 impl<T: Record> Followed for SegmentedCore<T> {
     fn position(&self) -> Option<Position<'_>> {
         let published = self.published();
-        let start = published / self.segment_records * self.segment_records;
-        let segment = self.segment_of(start);
+        let mut start = published / self.segment_records * self.segment_records;
         // Relaxed: only compared, never used to read records; a stale value only delays
         // the pre-toucher by one check.
-        if segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed) != start {
-            return None;
+        let holds = |start: u64| {
+            self.segment_of(start)
+                .header_word(OFF_FIRST_SEQ)
+                .load(Ordering::Relaxed)
+                == start
+        };
+        if !holds(start) {
+            // A writer at the end of a full segment has not rolled yet (it rolls at
+            // its next append): it is still in that segment, whose successor the
+            // pre-toucher can prepare.
+            match start.checked_sub(self.segment_records) {
+                Some(full) if published == start && holds(full) => start = full,
+                _ => return None,
+            }
         }
+        let segment = self.segment_of(start);
         // The header's size: raw writers keep records of a run-time size in a core of bytes.
         let size = segment.backing.info.record_size as usize;
         let data = segment.backing.info.data_offset as usize;
@@ -283,15 +295,28 @@ impl<T: Record> Followed for SegmentedCore<T> {
                 .map_err(|source| RodaError::Io { path: None, source })?;
         } else {
             ahead.ensure(next, window)?;
-            // The roll will replace the slot's mapping of the segment it archives
-            // (`next` minus the ring's span); tearing down that mapping's pages took
-            // the roll a few hundred µs (a dirty page-table entry per page). Drop them
-            // now, off the writer's thread, if the slot still holds that segment.
+        }
+        ahead.mark_prepared(next);
+        // The last roll's archived file is closed here, off the writer's thread.
+        ahead.drop_retired();
+        // And the file of the segment after `next`, so that a pre-toucher that finds
+        // the next roll late still has a whole segment's time to prepare.
+        let after = next + self.segment_records;
+        let segment = self.segment_of(after);
+        // Relaxed: only compared; a stale value only drops pages that then fault back
+        // in (the contents stay in the file).
+        let held = segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed);
+        if held != NO_RECORDS {
+            // The roll into `after` will replace the slot's mapping of the segment it
+            // archives (`after` minus the ring's span); tearing down that mapping's
+            // pages took the roll a few hundred µs (a dirty page-table entry per
+            // page). Drop them now, off the writer's thread, a whole segment before
+            // that roll: never while the writer may be moving a new file into the
+            // slot (this would drop the new file's pages). The writer passed that
+            // segment long ago; a reader still in it faults its pages back in from
+            // the page cache.
             let span = self.segment_records * self.segments.len() as u64;
-            // Relaxed: only compared; a stale value only drops pages that then fault
-            // back in (the contents stay in the file).
-            let held = segment.header_word(OFF_FIRST_SEQ).load(Ordering::Relaxed);
-            if next.checked_sub(span) == Some(held) {
+            if after.checked_sub(span) == Some(held) {
                 let data = segment.backing.info.data_offset as usize;
                 let region = segment.backing.region.as_ref();
                 // SAFETY: a `KeepAll` directory's segments (the only journals with
@@ -299,8 +324,8 @@ impl<T: Record> Followed for SegmentedCore<T> {
                 unsafe { region.forget_pages(data, region.len() - data) }
                     .map_err(|source| RodaError::Io { path: None, source })?;
             }
+            ahead.ensure(after, window)?;
         }
-        ahead.mark_prepared(next);
         Ok(())
     }
 }

@@ -246,81 +246,206 @@ mod on_disk {
         unsynced: Vec<(u64, u64)>,
     }
 
-    /// A `KeepAll` journal's next segment file, prepared before the writer needs it:
-    /// created under its temporary name, its blocks reserved, mapped in a mapping of its
-    /// own (header written, first sequence set) and, by the pre-toucher, its first pages
-    /// populated. The roll then only links it under its name and moves its mapping over
-    /// the ring slot ([`Region::adopt`]). The pre-toucher prepares it when the journal
-    /// has one; otherwise the roll prepares it itself.
+    /// A `KeepAll` journal's next segment files (the next two), prepared before the
+    /// writer needs them, each created under its temporary name with its blocks
+    /// reserved, mapped in a mapping of its own (header written, holding no records:
+    /// first sequence `NO_RECORDS`), its first pages populated, then linked under its
+    /// name: a named spare, which recovery already accepts (docs/file-format.md,
+    /// "Rolling"). The roll then only moves its mapping over the ring slot
+    /// ([`Region::adopt`]) and sets its first sequence. The pre-toucher prepares them
+    /// when the journal has one; otherwise the roll prepares the file it needs.
+    ///
+    /// A file named for segment `g` always becomes segment `g` (followers that found
+    /// it wait on its header): a name taken already (a spare a crash or a closed writer
+    /// left) is opened and used, never replaced.
     pub(crate) struct Ahead {
         dir: PathBuf,
         info: HeaderInfo,
         settings: Settings,
-        /// Hint: the first sequence of the segment whose file waits in `ready`
-        /// (`NO_RECORDS`: none). The mutex holds the truth.
-        ready_for: StdAtomicU64,
-        ready: Mutex<Option<(u64, Unlinked)>>,
+        /// The prepared file, named. Held while a file is named for a segment (by the
+        /// pre-toucher, or by a roll that found none waiting), so the writer and the
+        /// pre-toucher never both claim the file of one segment.
+        /// Up to [`AHEAD`] files, for the segments after the writer's (so a
+        /// pre-toucher that starts late after a roll still has a segment's time).
+        ready: Mutex<Vec<(u64, Unlinked)>>,
+        /// The lock (open file) of the segment the last roll archived, closed here by
+        /// the pre-toucher instead of on the writer's thread (the last close of a file
+        /// releases its locks and may reach the file system).
+        retired: Mutex<Option<WriterLock>>,
         /// The last segment the pre-toucher finished preparing (its file waits, or the
         /// spare in its slot is populated); `NO_RECORDS` before the first.
         pub(crate) prepared: StdAtomicU64,
     }
 
+    /// Bytes populated per madvise call while preparing a file: each call holds the
+    /// process's mapping lock (for reading), which a roll's `mremap` waits for (to
+    /// write), so the calls stay short.
+    const PREPARE_CHUNK: usize = 64 * 1024;
+
+    /// Files prepared ahead: the next segment's and the one after it.
+    pub(crate) const AHEAD: usize = 2;
+
     impl Ahead {
-        /// Builds the file of the segment starting at `first`, with the bytes of its
-        /// header page and the first `touch` bytes of its data populated for writing.
+        /// Builds the file of the segment starting at `first` under its temporary
+        /// name, holding no records, with the bytes of its header page and the first
+        /// `touch` bytes of its data populated for writing.
         fn build(&self, first: u64, touch: usize) -> Result<Unlinked> {
             let path = self.dir.join(segment_name(first));
             let unlinked = backing::create_unlinked(&path, &self.info, &self.settings, |r| {
                 // Relaxed: the file has no name yet (it is linked into place later).
-                r.atomic(OFF_FIRST_SEQ).store(first, Ordering::Relaxed);
+                // It holds nothing until the roll moves it into its slot.
+                r.atomic(OFF_FIRST_SEQ).store(NO_RECORDS, Ordering::Relaxed);
             })?;
             if touch > 0 && !self.settings.populate {
                 let len = (self.info.data_offset as usize).saturating_add(touch);
-                if let Err(e) = unlinked.region().prefault_range(0, len) {
-                    log::warn!("roda: could not pre-fault the next segment file ({e})");
+                let region = unlinked.region();
+                let mut at = 0;
+                while at < len.min(region.len()) {
+                    let chunk = PREPARE_CHUNK.min(len - at);
+                    if let Err(e) = region.prefault_range(at, chunk) {
+                        log::warn!("roda: could not pre-fault the next segment file ({e})");
+                        break;
+                    }
+                    at += chunk;
                 }
             }
             Ok(unlinked)
         }
 
-        /// Makes sure the file of the segment starting at `first` waits, prepared (the
-        /// pre-toucher's call); a file prepared for another segment is dropped.
+        /// The shape of this directory's segments.
+        fn shape(&self) -> Shape {
+            Shape {
+                kind: self.info.kind,
+                record_size: self.info.record_size,
+                record_align: self.info.record_align,
+                stride: self.info.stride,
+                schema: self.info.schema,
+                segment: true,
+                wake: self.info.wake,
+            }
+        }
+
+        /// The existing file named for segment `first`, opened if it is a spare of this
+        /// journal (holding no records) that no one else holds; `None` otherwise (the
+        /// writer's own segment, an archived one).
+        fn open_spare(&self, first: u64) -> Result<Option<Unlinked>> {
+            let path = self.dir.join(segment_name(first));
+            let Some((spare, info)) = backing::open_spare(&path, self.shape(), &self.settings)?
+            else {
+                return Ok(None);
+            };
+            let region = spare.region();
+            // Relaxed: this process holds the file's lock; a header word another
+            // writer stored before dying is read whole either way.
+            let held = region.atomic(OFF_FIRST_SEQ).load(Ordering::Relaxed);
+            let written = region.atomic(OFF_WRITE_SEQ).load(Ordering::Relaxed);
+            let ours = info.journal_id == self.info.journal_id
+                && info.capacity == self.info.capacity
+                && info.retention == self.info.retention;
+            if held != NO_RECORDS || written != 0 || !ours {
+                return Ok(None);
+            }
+            Ok(Some(spare))
+        }
+
+        /// Names `file` (built for segment `first`) `{first}`, or, if that name is
+        /// taken, opens the spare under it; `None` if the name is taken by anything
+        /// else. The caller holds `ready`.
+        fn name(&self, mut file: Unlinked, first: u64) -> Result<Option<Unlinked>> {
+            let path = self.dir.join(segment_name(first));
+            match file.link(&path) {
+                Ok(()) => Ok(Some(file)),
+                Err(RodaError::AlreadyExists { .. }) => {
+                    drop(file);
+                    self.open_spare(first)
+                }
+                Err(e) => Err(e),
+            }
+        }
+
+        /// Makes sure the file of the segment starting at `first` waits, prepared and
+        /// named (the pre-toucher's call). Files for segments before `first - S` are
+        /// dropped (they stay on disk, named spares).
         pub(crate) fn ensure(&self, first: u64, touch: usize) -> Result<()> {
-            // Relaxed: a hint; a wrong answer only prepares a file again.
-            if self.ready_for.load(StdOrdering::Relaxed) == first {
+            let waiting = |ready: &[(u64, Unlinked)]| ready.iter().any(|(f, _)| *f == first);
+            if waiting(&self.ready.lock().unwrap_or_else(PoisonError::into_inner)) {
                 return Ok(());
             }
-            let unlinked = self.build(first, touch)?;
-            let old = {
+            // Built and populated before the mutex: a roll never waits for this.
+            let file = self.build(first, touch)?;
+            let stale = {
                 let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-                // Relaxed: the mutex orders the file's hand-over; this is the hint.
-                self.ready_for.store(first, StdOrdering::Relaxed);
-                ready.replace((first, unlinked))
+                let Some(named) = self.name(file, first)? else {
+                    // The writer got there first (it rolled into `first` already).
+                    return Ok(());
+                };
+                let oldest = first.saturating_sub(self.info.capacity);
+                let stale = match ready.iter().position(|(f, _)| *f < oldest) {
+                    Some(i) => Some(ready.swap_remove(i)),
+                    None if ready.len() >= AHEAD => Some(ready.swap_remove(0)),
+                    None => None,
+                };
+                ready.push((first, named));
+                stale
             };
-            // Unlinked and unmapped outside the lock.
-            drop(old);
+            // Unmapped outside the lock.
+            drop(stale);
             Ok(())
         }
 
-        /// The writer's roll: the prepared file of segment `first`, if that is the one
-        /// waiting.
-        fn take(&self, first: u64) -> Option<Unlinked> {
-            // Relaxed: a hint (see `ensure`); the mutex decides.
-            if self.ready_for.load(StdOrdering::Relaxed) != first {
-                return None;
-            }
+        /// The writer's roll: the file of segment `first`, prepared ahead if it waits,
+        /// else prepared now (built and named, or the spare already named so). It
+        /// waits for the pre-toucher only while that names a file (when it is late).
+        fn take(&self, first: u64) -> Result<Unlinked> {
             let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-            match ready.take() {
-                Some((f, unlinked)) if f == first => {
-                    // Relaxed: as above.
-                    self.ready_for.store(NO_RECORDS, StdOrdering::Relaxed);
-                    Some(unlinked)
-                }
-                other => {
-                    *ready = other;
-                    None
-                }
+            if let Some(i) = ready.iter().position(|(f, _)| *f == first) {
+                return Ok(ready.swap_remove(i).1);
             }
+            // None waits: prepare it now, holding `ready` (so the pre-toucher does not
+            // name or open the same file meanwhile).
+            let file = self.build(first, 0)?;
+            self.name(file, first)?.ok_or_else(|| RodaError::Corrupted {
+                path: self.dir.join(segment_name(first)),
+                detail: "the next segment's file exists but is no spare of this journal \
+                         (it holds records, or another process holds it); move it away"
+                    .into(),
+            })
+        }
+
+        /// Hands the lock of an archived segment over, to be closed off the writer's
+        /// thread ([`drop_retired`](Self::drop_retired)). Never waits: while the
+        /// pre-toucher holds the hand-over, the lock is closed here; a lock handed over
+        /// before and not closed yet (no pre-toucher, or one that fell behind) is
+        /// closed here too.
+        fn retire(&self, lock: Option<WriterLock>) {
+            let older = match self.retired.try_lock() {
+                Ok(mut retired) => std::mem::replace(&mut *retired, lock),
+                Err(_) => lock,
+            };
+            drop(older);
+        }
+
+        /// Closes the archived segment's lock handed over by the last roll (the
+        /// pre-toucher's call).
+        pub(crate) fn drop_retired(&self) {
+            let retired = self
+                .retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(retired);
+        }
+
+        /// msync of the files waiting: they are named, so a flush makes their headers
+        /// durable with their names.
+        fn flush(&self) -> Result<()> {
+            let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+            for (first, file) in ready.iter() {
+                file.region()
+                    .flush()
+                    .map_err(|e| RodaError::io(self.dir.join(segment_name(*first)), e))?;
+            }
+            Ok(())
         }
 
         /// Records that segment `first` is prepared (see `prepared`).
@@ -330,16 +455,14 @@ mod on_disk {
             self.prepared.store(first, StdOrdering::Relaxed);
         }
 
-        /// Drops the file waiting, if any (the writer closes).
+        /// Drops the files waiting and the retired lock (the writer closes). The
+        /// waiting files stay on disk under their names, spares the next writer rolls
+        /// into.
         pub(crate) fn clear(&self) {
-            let old = self
-                .ready
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            // Relaxed: as above.
-            self.ready_for.store(NO_RECORDS, StdOrdering::Relaxed);
+            let old =
+                std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner));
             drop(old);
+            self.drop_retired();
         }
     }
 
@@ -683,8 +806,8 @@ mod on_disk {
                     dir: dir.into(),
                     info,
                     settings: *settings,
-                    ready_for: StdAtomicU64::new(NO_RECORDS),
-                    ready: Mutex::new(None),
+                    ready: Mutex::new(Vec::with_capacity(AHEAD + 1)),
+                    retired: Mutex::new(None),
                     prepared: StdAtomicU64::new(NO_RECORDS),
                 })
             });
@@ -773,32 +896,26 @@ mod on_disk {
         }
 
         /// `KeepAll`: archives slot `slot`'s file as it is and puts the file of segment
-        /// `next` in its place: the file prepared ahead (or, when none waits, prepared
-        /// now) is linked under its name and its mapping moved over the slot's memory.
-        /// The slot's addresses stay mapped all along: gating readers have left the
-        /// segment (checked by the caller) and followers see the new file's first
-        /// sequence on their re-check.
+        /// `next` in its place: the file prepared ahead and named (or, when none waits,
+        /// prepared now) has its mapping moved over the slot's memory, then its first
+        /// sequence set. The slot's addresses stay mapped all along: gating readers
+        /// have left the segment (checked by the caller) and followers see the new
+        /// file's first sequence on their re-check.
         fn replace(&mut self, backing: &Backing, slot: usize, next: u64) -> Result<()> {
-            let ahead = Arc::clone(self.ahead.as_ref().expect("KeepAll journals prepare ahead"));
-            let unlinked = match ahead.take(next) {
-                Some(unlinked) => unlinked,
-                None => ahead.build(next, 0)?,
-            };
-            set_segment_path(&mut self.to, &self.dir, next);
-            let lock = match unlinked.link(&self.to) {
-                Ok((lock, region)) => {
-                    // The archived file has no writer any more.
-                    backing.clear_writer();
-                    backing
-                        .region
-                        .adopt(region)
-                        .map_err(|e| RodaError::io(&self.to, e))?;
-                    lock
-                }
-                // A previous attempt linked it and then failed to move its mapping.
-                Err(RodaError::AlreadyExists { .. }) => self.map_existing(backing, next)?,
-                Err(e) => return Err(e),
-            };
+            let ahead = self.ahead.as_ref().expect("KeepAll journals prepare ahead");
+            let (lock, region) = ahead.take(next)?.into_parts();
+            // The archived file has no writer any more.
+            backing.clear_writer();
+            backing.region.adopt(region).map_err(|e| {
+                set_segment_path(&mut self.to, &self.dir, next);
+                // The file keeps its name and holds nothing: a spare the next
+                // attempt opens.
+                RodaError::io(&self.to, e)
+            })?;
+            // It holds segment `next` from now on: its write sequence is 0 (written
+            // before it was handed over through `ready`'s mutex). Release pairs with
+            // the follower's Acquire load of the generation, as in `prepare` step 5.
+            backing.atomic(OFF_FIRST_SEQ).store(next, Ordering::Release);
             let archived = self.names[slot];
             match self.unsynced.last_mut() {
                 Some((_, last)) if last.checked_add(self.info.capacity) == Some(archived) => {
@@ -806,44 +923,15 @@ mod on_disk {
                 }
                 _ => self.unsynced.push((archived, archived)),
             }
-            self.locks[slot] = Some(lock);
+            let old = self.locks[slot].replace(lock);
+            ahead.retire(old);
             self.names[slot] = next;
             Ok(())
         }
 
-        /// Maps the existing file of segment `next` over `backing`'s memory (the
-        /// slot's old file is archived).
-        fn map_existing(&self, backing: &Backing, next: u64) -> Result<WriterLock> {
-            let path = self.dir.join(segment_name(next));
-            let shape = Shape {
-                kind: self.info.kind,
-                record_size: self.info.record_size,
-                record_align: self.info.record_align,
-                stride: self.info.stride,
-                schema: self.info.schema,
-                segment: true,
-                wake: self.info.wake,
-            };
-            let claimed = backing::open_writer(&path, shape, &self.settings)?;
-            let lock = claimed
-                .lock
-                .ok_or_else(|| RodaError::io(&path, io::Error::other("segment without a lock")))?;
-            drop(claimed.backing);
-            backing.clear_writer();
-            backing
-                .region
-                .replace_file(lock.file())
-                .map_err(|e| RodaError::io(&path, e))?;
-            backing::apply_settings(
-                backing.region.as_ref(),
-                &self.settings,
-                backing.region.len(),
-            )?;
-            Ok(lock)
-        }
-
-        /// msync of every mapped segment, fdatasync of every segment archived since the
-        /// last flush (`KeepAll`: no longer mapped), then the directory.
+        /// msync of every mapped segment and of the named spare prepared for the next
+        /// roll, fdatasync of every segment archived since the last flush (`KeepAll`:
+        /// no longer mapped), then the directory.
         pub(crate) fn flush<T: Record>(&mut self, core: &SegmentedCore<T>) -> Result<()> {
             for (slot, segment) in core.segments.iter().enumerate() {
                 segment
@@ -851,6 +939,9 @@ mod on_disk {
                     .region
                     .flush()
                     .map_err(|e| RodaError::io(self.dir.join(segment_name(self.names[slot])), e))?;
+            }
+            if let Some(ahead) = &self.ahead {
+                ahead.flush()?;
             }
             while let Some(&(oldest, newest)) = self.unsynced.first() {
                 let path = self.dir.join(segment_name(oldest));

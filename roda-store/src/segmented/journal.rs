@@ -1080,4 +1080,88 @@ mod tests {
             .count();
         assert_eq!(leftovers, 0, "the writer's drop removes the prepared file");
     }
+
+    /// Appends until the journal holds `n` records (each record is its sequence).
+    fn append_to(journal: &mut SegmentedJournal<[u64; 3]>, n: u64) {
+        while journal.len() < n {
+            journal.append(&[journal.len(); 3]);
+        }
+    }
+
+    /// Waits for the pre-toucher to report segment `first` prepared.
+    fn wait_prepared(journal: &SegmentedJournal<[u64; 3]>, first: u64) {
+        let ahead = journal.core.ahead.clone().expect("KeepAll prepares ahead");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Relaxed: polled; the file itself is checked on disk.
+        while ahead.prepared.load(std::sync::atomic::Ordering::Relaxed) != first {
+            assert!(
+                Instant::now() < deadline,
+                "segment {first} not prepared within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The inode, first sequence and write sequence of segment file `{first}`.
+    fn segment_file(dir: &std::path::Path, first: u64) -> (u64, Option<u64>, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let path = dir.join(crate::segmented::files::segment_name(first));
+        let ino = std::fs::metadata(&path).unwrap().ino();
+        let file = crate::StoreFile::open(&path).unwrap();
+        (ino, file.first_sequence(), file.write_sequence())
+    }
+
+    /// The pre-toucher names a `KeepAll` journal's next segment file ahead of the roll
+    /// (a spare: no records, first sequence `NO_RECORDS`), so the roll names nothing.
+    /// That file is what a writer that stops (a close, or a kill) before the roll
+    /// leaves; the next writer rolls into that very file, whether its pre-toucher
+    /// opens it ahead or (no pre-toucher, or the writer stopped exactly at a segment's
+    /// end, where nothing is prepared) the roll does; the records stay in order.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot map files")]
+    fn a_keep_all_writer_names_the_next_file_ahead_and_the_next_writer_rolls_into_it() {
+        const S: u64 = 1 << 10;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("archive");
+        let options = || {
+            SegmentedJournal::<[u64; 3]>::options()
+                .retention(Retention::KeepAll)
+                .pretouch(1 << 20)
+        };
+        // Past the 4 mapped segments: the slot of segment 6S holds the archived 2S.
+        let mut journal = options().create(&dir, S as usize).unwrap();
+        append_to(&mut journal, 5 * S + 10);
+        wait_prepared(&journal, 6 * S);
+        let (ino, first, written) = segment_file(&dir, 6 * S);
+        assert_eq!((first, written), (None, 0), "a named spare before the roll");
+        drop(journal);
+        assert_eq!(segment_file(&dir, 6 * S), (ino, None, 0), "left as it was");
+
+        // A writer with a pre-toucher opens the spare ahead and rolls into it.
+        let mut journal = options().open(&dir).unwrap();
+        assert_eq!(journal.len(), 5 * S + 10);
+        append_to(&mut journal, 7 * S + 1);
+        assert_eq!(segment_file(&dir, 6 * S), (ino, Some(6 * S), S));
+        // Stopped exactly at a segment's end, after the next file was named.
+        append_to(&mut journal, 8 * S);
+        // The writer sits at the end of a full segment (it rolls at its next append):
+        // the pre-toucher still prepares what follows it.
+        wait_prepared(&journal, 8 * S);
+        let (ino, first, _) = segment_file(&dir, 8 * S);
+        assert_eq!(first, None);
+        drop(journal);
+
+        // Nothing is prepared at a segment's end: the roll opens the spare itself.
+        let mut journal = SegmentedJournal::<[u64; 3]>::open(&dir).unwrap();
+        assert_eq!(journal.len(), 8 * S);
+        append_to(&mut journal, 9 * S + 3);
+        assert_eq!(segment_file(&dir, 8 * S), (ino, Some(8 * S), S));
+        let n = journal.len();
+        drop(journal);
+        let mut follower = crate::SegmentedFollower::<[u64; 3]>::open(&dir).unwrap();
+        for seq in 0..n {
+            assert_eq!(follower.next().unwrap(), Some([seq; 3]));
+        }
+        assert_eq!(follower.next().unwrap(), None);
+    }
 }
