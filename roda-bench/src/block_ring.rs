@@ -36,9 +36,9 @@ unsafe impl Sync for Shared {}
 
 /// The two bodies of a hand-off of `n` records `make(0) .. make(n - 1)`: the producer's,
 /// and the consumer's, which returns the sum of the records' third words.
-pub fn pair(
+pub fn pair<F: Fn(u64) -> Msg + Send + 'static>(
     n: u64,
-    make: fn(u64) -> Msg,
+    make: F,
 ) -> (
     impl FnOnce() + Send + 'static,
     impl FnOnce() -> u64 + Send + 'static,
