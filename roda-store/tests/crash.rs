@@ -598,7 +598,10 @@ fn another_process_follows_a_segmented_writer_across_rolls() {
                 let oldest = follower.seek_to_oldest();
                 assert!(oldest > next, "lagged at {next} yet {oldest} is the oldest");
                 // `missed` was counted at the failed read; the writer has moved on since.
-                assert!(missed >= 1 && missed <= oldest - next);
+                assert!(
+                    missed >= 1 && missed <= oldest - next,
+                    "lagged at {next}: missed {missed}, oldest retained now {oldest}"
+                );
                 next = oldest;
             }
             Err(e) => panic!("{e}"),
