@@ -169,7 +169,7 @@ pub(crate) async fn stream(
 ///
 /// A stream of one replica that allows direct gets answers with the raw message (a
 /// batch of up to a MiB costs a copy); any other stream is asked through its leader's
-/// API, which wraps the payload in base64 inside JSON (several times the bytes, 10-60
+/// API, which wraps the payload in base64 inside JSON (several times the bytes, 3-60
 /// ms for a MiB). Direct gets are not used with replicas: a follower may answer, and
 /// a follower that is behind would name an older batch as the last.
 pub(crate) async fn last_batch(
@@ -177,22 +177,24 @@ pub(crate) async fn last_batch(
     subject: &str,
 ) -> Result<Option<(BatchHeader, u64)>> {
     let config = &stream.cached_info().config;
-    if config.allow_direct && config.num_replicas <= 1 {
-        return match stream.direct_get_last_for_subject(subject).await {
-            Ok(msg) => {
-                let header = BatchHeader::from_headers(Some(&msg.headers), msg.payload.len())?;
-                Ok(Some((header, msg.sequence)))
-            }
-            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(nats(format!("reading the last message of {subject}"), e)),
-        };
-    }
-    match stream.get_last_raw_message_by_subject(subject).await {
-        Ok(msg) => {
-            let header = BatchHeader::from_headers(Some(&msg.headers), msg.payload.len())?;
-            Ok(Some((header, msg.sequence)))
+    let what = || format!("reading the last message of {subject}");
+    let found = if config.allow_direct && config.num_replicas <= 1 {
+        match stream.direct_get_last_for_subject(subject).await {
+            Ok(msg) => Some(msg),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => None,
+            Err(e) => return Err(nats(what(), e)),
         }
-        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(e) => Err(nats(format!("reading the last message of {subject}"), e)),
-    }
+    } else {
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(msg) => Some(msg),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => None,
+            Err(e) => return Err(nats(what(), e)),
+        }
+    };
+    found
+        .map(|msg| {
+            BatchHeader::from_headers(Some(&msg.headers), msg.payload.len())
+                .map(|header| (header, msg.sequence))
+        })
+        .transpose()
 }
