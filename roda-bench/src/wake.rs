@@ -78,24 +78,28 @@ struct Channels<S, R> {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// A stage of the channel pipelines on a thread of its own: receives, applies `stage`,
+/// sends on, until either side is closed.
+fn stage_thread(
+    mut receive: impl FnMut() -> Option<Event> + Send + 'static,
+    mut send: impl FnMut(Event) -> bool + Send + 'static,
+    stage: fn(&Event) -> Event,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while let Some(e) = receive() {
+            if !send(stage(&e)) {
+                break;
+            }
+        }
+    })
+}
+
 fn crossbeam() -> Channels<crossbeam_channel::Sender<Event>, crossbeam_channel::Receiver<Event>> {
     let (s0, r0) = crossbeam_channel::bounded::<Event>(1024);
     let (s1, r1) = crossbeam_channel::bounded::<Event>(1024);
     let (s2, r2) = crossbeam_channel::bounded::<Event>(1024);
-    let t1 = std::thread::spawn(move || {
-        while let Ok(e) = r0.recv() {
-            if s1.send(stage1(&e)).is_err() {
-                break;
-            }
-        }
-    });
-    let t2 = std::thread::spawn(move || {
-        while let Ok(e) = r1.recv() {
-            if s2.send(stage2(&e)).is_err() {
-                break;
-            }
-        }
-    });
+    let t1 = stage_thread(move || r0.recv().ok(), move |e| s1.send(e).is_ok(), stage1);
+    let t2 = stage_thread(move || r1.recv().ok(), move |e| s2.send(e).is_ok(), stage2);
     Channels {
         send: s0,
         receive: r2,
@@ -116,20 +120,8 @@ fn std_mpsc() -> Channels<std::sync::mpsc::SyncSender<Event>, std::sync::mpsc::R
     let (s0, r0) = std::sync::mpsc::sync_channel::<Event>(1024);
     let (s1, r1) = std::sync::mpsc::sync_channel::<Event>(1024);
     let (s2, r2) = std::sync::mpsc::sync_channel::<Event>(1024);
-    let t1 = std::thread::spawn(move || {
-        while let Ok(e) = r0.recv() {
-            if s1.send(stage1(&e)).is_err() {
-                break;
-            }
-        }
-    });
-    let t2 = std::thread::spawn(move || {
-        while let Ok(e) = r1.recv() {
-            if s2.send(stage2(&e)).is_err() {
-                break;
-            }
-        }
-    });
+    let t1 = stage_thread(move || r0.recv().ok(), move |e| s1.send(e).is_ok(), stage1);
+    let t2 = stage_thread(move || r1.recv().ok(), move |e| s2.send(e).is_ok(), stage2);
     Channels {
         send: s0,
         receive: r2,
