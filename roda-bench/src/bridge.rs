@@ -45,6 +45,10 @@ pub struct BridgeResult {
     /// export, bare publish, import and bare fetch: less disturbed by other load on the
     /// machine than the rates. Absent (0) when read back from older output.
     pub cpu_ns: [(f64, f64); 4],
+    /// Seconds of every round, in the order run, for export, bare publish, import and
+    /// bare fetch: a median hides a mode that only some rounds fall into. Empty when
+    /// read back from older output.
+    pub rounds_s: [Vec<f64>; 4],
 }
 
 /// CPU seconds used so far by this process and by the process `server` (user + system).
@@ -175,7 +179,27 @@ pub fn parse_results(text: &str) -> Option<BridgeResult> {
             let pair = |k: String| field(side, &k).unwrap_or(0.0);
             (pair(format!("{key}_client")), pair(format!("{key}_server")))
         }),
+        rounds_s: [
+            ("export", "rounds_s"),
+            ("export", "bare_rounds_s"),
+            ("import", "rounds_s"),
+            ("import", "bare_rounds_s"),
+        ]
+        .map(|(side, key)| rounds(text, side, key)),
     })
+}
+
+/// The comma-separated list `key=a,b,c` of the `RESULT bridge {side}` line.
+fn rounds(text: &str, side: &str, key: &str) -> Vec<f64> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("RESULT bridge {side} ")))
+        .and_then(|line| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        })
+        .map_or(Vec::new(), |list| {
+            list.split(',').filter_map(|x| x.parse().ok()).collect()
+        })
 }
 
 fn rec(i: u64) -> Rec {
@@ -314,6 +338,8 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
         lag_p50_us: p50,
         lag_p99_us: p99,
         cpu_ns: [export_cpu, bare_publish_cpu, import_cpu, bare_fetch_cpu],
+        rounds_s: [&export, &bare_pub, &import, &bare_fetch_t]
+            .map(|v| v.iter().map(|r| r.0).collect()),
     };
     print!("{}", result_lines(&r, runs));
     Some(r)
@@ -322,11 +348,20 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
 /// The `RESULT bridge ...` lines of a result (read back by [`parse_results`]).
 pub fn result_lines(r: &BridgeResult, runs: usize) -> String {
     let c = &r.cpu_ns;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|s| format!("{s:.3}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let [export, bare_publish, import, bare_fetch] = r.rounds_s.each_ref().map(|v| list(v));
     format!(
         "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs} \
-         cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1}\n\
+         cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1} \
+         rounds_s={export} bare_rounds_s={bare_publish}\n\
          RESULT bridge import records_per_s={:.0} bare_fetch_records_per_s={:.0} ratio={:.2} runs={runs} \
-         cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1}\n\
+         cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1} \
+         rounds_s={import} bare_rounds_s={bare_fetch}\n\
          RESULT bridge end-to-end records_per_s={:.0} lag_p50_us={:.0} lag_p99_us={:.0}\n",
         r.export_per_s,
         r.bare_publish_per_s,

@@ -703,6 +703,20 @@ pub fn bridge_markdown(outcome: &BridgeOutcome) -> String {
          during each side's run (medians): unlike the rates, they hardly move when other \
          work shares the machine."
     );
+    if r.rounds_s.iter().all(|v| !v.is_empty()) {
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|s| format!("{s:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let [export, bare_publish, import, bare_fetch] = r.rounds_s.each_ref().map(|v| list(v));
+        let _ = writeln!(
+            md,
+            "\nSeconds of each round, in the order run: export {export}; bare publish \
+             {bare_publish}; import {import}; bare fetch {bare_fetch}."
+        );
+    }
     let _ = writeln!(
         md,
         "\nEnd to end (a writer appending about 2M records/s in bursts, a following exporter \
@@ -780,10 +794,17 @@ mod tests {
             lag_p50_us: 2500.0,
             lag_p99_us: 9000.0,
             cpu_ns: [(13.0, 55.0), (12.0, 50.0), (45.0, 40.0), (35.0, 38.0)],
+            rounds_s: [
+                vec![1.5, 1.75],
+                vec![1.25, 1.5],
+                vec![2.5, 0.5],
+                vec![1.25, 1.0],
+            ],
         };
         // What a fresh process prints is what the report reads.
         let back = crate::bridge::parse_results(&crate::bridge::result_lines(&r, 3)).unwrap();
         assert_eq!(back.cpu_ns, r.cpu_ns);
+        assert_eq!(back.rounds_s, r.rounds_s);
         assert_eq!((back.import_per_s, back.lag_p99_us), (4e6, 9000.0));
         let md = bridge_markdown(&Ok(back));
         assert!(
@@ -792,6 +813,10 @@ mod tests {
         );
         assert!(
             md.contains("| import ≥ 0.8× bare consuming | 0.50× | **not met** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("import 2.50, 0.50; bare fetch 1.25, 1.00."),
             "{md}"
         );
         assert!(
