@@ -78,16 +78,18 @@ fn keep_all_flush_syncs_the_segments_rolls_archived() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("archive");
     let mut journal = SegmentedJournal::<u64>::create(&dir, 4, Retention::KeepAll).unwrap();
+    // The records the mapped segments hold.
+    let span = 4 * journal.segments() as u64;
     // Nothing archived yet: a failing fdatasync is never called.
-    for i in 0..16 {
+    for i in 0..span {
         journal.append(&i);
     }
     fail_fsync_with(Some(EIO));
     let before = journal.flush();
     fail_fsync_with(None);
     before.unwrap_or_else(|e| panic!("flush before any segment was archived: {e}"));
-    // The roll to 16 maps segment 16 over segment 0's slot: segment 0 is archived.
-    journal.append(&16);
+    // The roll to `span` maps its segment over segment 0's slot: segment 0 is archived.
+    journal.append(&span);
     fail_fsync_with(Some(EIO));
     let failed = journal.flush();
     fail_fsync_with(None);

@@ -53,9 +53,15 @@ mod on_disk {
     use crate::segmented::core::{check_ring, SegmentedCore};
     use crate::sync::{fence, Ordering};
 
-    /// Segments a `KeepAll` journal keeps mapped (its in-process window; older segments
-    /// stay on disk, where `SegmentedFollower::open` reads them).
-    pub(crate) const KEEP_ALL_MAPPED: usize = 4;
+    /// Segments a `KeepAll` journal keeps mapped: its in-process window of
+    /// [`KEEP_ALL_RETAINED`] segments and one slot more, into which the pre-toucher
+    /// moves the next segment's file ahead of its roll (older segments stay on disk,
+    /// where `SegmentedFollower::open` reads them).
+    pub(crate) const KEEP_ALL_MAPPED: usize = KEEP_ALL_RETAINED + 1;
+
+    /// Segments a `KeepAll` journal keeps readable in memory: the one being written
+    /// and the ones before it.
+    pub(crate) const KEEP_ALL_RETAINED: usize = 4;
 
     /// Sequences of a file-backed segmented journal stay below 2^63 (292 years at a
     /// billion records a second): a segment header whose first sequence, or a ring whose
@@ -275,6 +281,12 @@ mod on_disk {
         /// The last segment the pre-toucher finished preparing (its file waits, or the
         /// spare in its slot is populated); `NO_RECORDS` before the first.
         pub(crate) prepared: StdAtomicU64,
+        /// The file the pre-toucher moved into its ring slot ahead of the roll (see
+        /// [`SegmentedCore::install_ahead`]): the segment it is for and its lock, until
+        /// the writer's roll into that segment takes it over. Held by the writer through
+        /// a `KeepAll` roll and by the pre-toucher through an install, so the two never
+        /// change one slot at once.
+        pub(crate) installed: Mutex<Option<(u64, WriterLock)>>,
     }
 
     /// Bytes populated per madvise call while preparing a file: each call holds the
@@ -448,6 +460,14 @@ mod on_disk {
             Ok(())
         }
 
+        /// Takes the file waiting for segment `first`, if one waits (the pre-toucher's
+        /// install, which holds `installed`).
+        pub(crate) fn take_ready(&self, first: u64) -> Option<Unlinked> {
+            let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+            let i = ready.iter().position(|(f, _)| *f == first)?;
+            Some(ready.swap_remove(i).1)
+        }
+
         /// Records that segment `first` is prepared (see `prepared`).
         pub(crate) fn mark_prepared(&self, first: u64) {
             // Relaxed: a progress report for tests and diagnostics; nothing is read
@@ -462,6 +482,13 @@ mod on_disk {
             let old =
                 std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner));
             drop(old);
+            // A file installed in its slot stays there, a named spare holding nothing.
+            let installed = self
+                .installed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(installed);
             self.drop_retired();
         }
     }
@@ -809,6 +836,7 @@ mod on_disk {
                     ready: Mutex::new(Vec::with_capacity(AHEAD + 1)),
                     retired: Mutex::new(None),
                     prepared: StdAtomicU64::new(NO_RECORDS),
+                    installed: Mutex::new(None),
                 })
             });
             SegmentFiles {
@@ -889,7 +917,22 @@ mod on_disk {
                 // (Creating it again would find it, and opening it would find this
                 // writer's own lock.)
                 Retention::KeepAll if self.names[slot] != next_start => {
-                    self.replace(backing, slot, next_start)
+                    let ahead = Arc::clone(self.ahead.as_ref().expect("KeepAll prepares ahead"));
+                    // Held through the roll: the pre-toucher installs no file meanwhile.
+                    let mut installed = ahead
+                        .installed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    match installed.take() {
+                        Some((first, lock)) if first == next_start => {
+                            self.take_over(backing, slot, next_start, lock);
+                            Ok(())
+                        }
+                        other => {
+                            *installed = other;
+                            self.replace(backing, slot, next_start)
+                        }
+                    }
                 }
                 _ => self.prepare(backing, slot, next_start),
             }
@@ -912,10 +955,19 @@ mod on_disk {
                 // attempt opens.
                 RodaError::io(&self.to, e)
             })?;
+            self.take_over(backing, slot, next, lock);
+            Ok(())
+        }
+
+        /// `KeepAll`: slot `slot` maps the file of segment `next` (locked by `lock`):
+        /// sets its first sequence and archives the file it replaced.
+        fn take_over(&mut self, backing: &Backing, slot: usize, next: u64, lock: WriterLock) {
             // It holds segment `next` from now on: its write sequence is 0 (written
-            // before it was handed over through `ready`'s mutex). Release pairs with
-            // the follower's Acquire load of the generation, as in `prepare` step 5.
+            // before it was handed over through `ready`'s or `installed`'s mutex).
+            // Release pairs with the follower's Acquire load of the generation, as in
+            // `prepare` step 5.
             backing.atomic(OFF_FIRST_SEQ).store(next, Ordering::Release);
+            let ahead = self.ahead.as_ref().expect("KeepAll journals prepare ahead");
             let archived = self.names[slot];
             match self.unsynced.last_mut() {
                 Some((_, last)) if last.checked_add(self.info.capacity) == Some(archived) => {
@@ -926,7 +978,6 @@ mod on_disk {
             let old = self.locks[slot].replace(lock);
             ahead.retire(old);
             self.names[slot] = next;
-            Ok(())
         }
 
         /// msync of every mapped segment and of the named spare prepared for the next
@@ -942,15 +993,19 @@ mod on_disk {
             }
             if let Some(ahead) = &self.ahead {
                 ahead.flush()?;
+                // A file installed ahead of its roll replaced its slot's archived
+                // segment in memory; until the roll takes it over (and lists the
+                // archived file in `unsynced`), that file is synced by name here.
+                let installed = ahead
+                    .installed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if let Some((first, _)) = installed.as_ref() {
+                    self.sync_by_name(self.names[core.slot_of(*first)])?;
+                }
             }
             while let Some(&(oldest, newest)) = self.unsynced.first() {
-                let path = self.dir.join(segment_name(oldest));
-                match backing::open_regular(&path, false) {
-                    Ok(file) => sync_unmapped(&file).map_err(|e| RodaError::io(&path, e))?,
-                    // Moved away by the application: nothing of it left to sync here.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(RodaError::io(&path, e)),
-                }
+                self.sync_by_name(oldest)?;
                 // Synced: a flush retried after a later failure starts after it. A run
                 // holds names `first + i * S` up to `last`, so this ends at `last`.
                 if oldest < newest {
@@ -962,12 +1017,24 @@ mod on_disk {
             sync_dir(&self.dir)
         }
 
-        /// The directory.
+        /// fdatasync of the segment file named for `first`, which this process no
+        /// longer maps.
+        fn sync_by_name(&self, first: u64) -> Result<()> {
+            let path = self.dir.join(segment_name(first));
+            match backing::open_regular(&path, false) {
+                Ok(file) => sync_unmapped(&file).map_err(|e| RodaError::io(&path, e)),
+                // Moved away by the application: nothing of it left to sync here.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(RodaError::io(&path, e)),
+            }
+        }
+
         /// The journal id every segment file of the directory carries (0: none).
         pub(crate) fn journal_id(&self) -> u64 {
             self.info.journal_id
         }
 
+        /// The directory.
         pub(crate) fn dir(&self) -> &Path {
             &self.dir
         }

@@ -651,8 +651,16 @@ impl<T: Record> SegmentedJournal<T> {
                 let archived = files.retention() == Retention::KeepAll;
                 // Sleepers on the file leaving the slot: an archived file is closed
                 // for good; a recycled ring file is only woken (it is written again).
+                // A slot whose file holds nothing (a spare, or the next file the
+                // pre-toucher installed, which closed the archived one) is left
+                // open: followers may sleep on that file already.
+                // Relaxed: only compared; the file in the slot changes only by an
+                // install, which closes the archived file itself.
+                let holds_records =
+                    || self.core.generation(slot).load(Ordering::Relaxed) != NO_RECORDS;
                 match recycled {
-                    Some(wake) if archived => wake.close(),
+                    Some(wake) if archived && holds_records() => wake.close(),
+                    Some(_) if archived => {}
                     Some(wake) => wake.wake_all(),
                     None => {}
                 }
@@ -1011,9 +1019,10 @@ mod tests {
     }
 
     /// With the pre-toucher on, a `KeepAll` journal's next segment file waits prepared
-    /// (created, reserved, mapped and populated) before the writer fills the segment, and
-    /// the roll moves its mapping over the ring slot with its pages: the roll and the
-    /// appends through the whole new segment take no page fault. Before, the roll
+    /// (created, reserved, mapped and populated) before the writer fills the segment;
+    /// once the ring has wrapped, the pre-toucher has also moved it into its ring slot
+    /// (a mapping change, with its TLB shootdown, off the writer's thread). The roll and
+    /// the appends through the whole new segment take no page fault. Before, the roll
     /// created and mapped the file on the append path, and each page faulted once.
     #[test]
     #[cfg_attr(miri, ignore = "Miri cannot map files")]
@@ -1031,8 +1040,8 @@ mod tests {
             .pretouch(1 << 20)
             .create(&dir, S as usize)
             .unwrap();
-        // Past the 4 mapped segments too, where each roll archives a file.
-        for round in 0..7u64 {
+        // Past the 5 mapped segments too, where each roll archives a file.
+        for round in 0..8u64 {
             let end = (round + 1) * S;
             while journal.len() < end {
                 journal.append(&[journal.len(); 3]);
@@ -1047,6 +1056,20 @@ mod tests {
                 );
                 std::thread::sleep(Duration::from_millis(1));
             }
+            // Once the ring has wrapped, the file waits in its slot already (moved
+            // there by the pre-toucher): the roll changes no mapping.
+            let installed = ahead
+                .installed
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|(first, _)| *first);
+            let wrapped = end >= S * journal.segments() as u64;
+            assert_eq!(
+                installed,
+                wrapped.then_some(end),
+                "round {round}: the file installed ahead of the roll into {end}"
+            );
             // The append that rolls: before, creating the file and writing its first
             // record faulted on the writer's thread.
             let before = thread_minflt();
