@@ -114,3 +114,58 @@ fn keep_all_flush_syncs_the_segments_rolls_archived() {
     fail_fsync_with(None);
     after.unwrap_or_else(|e| panic!("flush after the archive was synced: {e}"));
 }
+
+/// With a pre-toucher, the next segment's file is moved into its ring slot ahead of the
+/// roll, which unmaps the archived segment there before the roll lists it for `flush`:
+/// `flush` must sync that segment by name meanwhile.
+#[test]
+fn keep_all_flush_syncs_a_segment_unmapped_ahead_of_its_roll() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("archive");
+    let mut journal = SegmentedJournal::<u64>::options()
+        .retention(Retention::KeepAll)
+        .pretouch(1 << 20)
+        .create(&dir, 4)
+        .unwrap();
+    // The first segment whose slot held an archived one: its file replaces segment 0.
+    let span = 4 * journal.segments() as u64;
+    // Into the segment before it (the rolls so far used the spares made at creation).
+    for i in 0..=span - 4 {
+        journal.append(&i);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while journal.installed_ahead() != Some(span) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file of segment {span} was not moved into its slot within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    fail_fsync_with(Some(EIO));
+    let failed = journal.flush();
+    fail_fsync_with(None);
+    match failed {
+        Err(RodaError::Io {
+            path: Some(path),
+            source,
+        }) => {
+            assert_eq!(source.raw_os_error(), Some(EIO), "{source}");
+            assert_eq!(
+                path,
+                dir.join("00000000000000000000.roda"),
+                "the error names the segment unmapped ahead"
+            );
+        }
+        other => panic!("flush after segment 0 was unmapped ahead of its roll gave {other:?}"),
+    }
+    journal.flush().unwrap();
+    // The roll takes the file over; every record is still there.
+    let n = journal.len();
+    journal.append(&n);
+    journal.flush().unwrap();
+    drop(journal);
+    let mut follower = crate::SegmentedFollower::<u64>::open(&dir).unwrap();
+    for i in 0..=n {
+        assert_eq!(follower.next().unwrap(), Some(i));
+    }
+}

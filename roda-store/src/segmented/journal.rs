@@ -700,6 +700,14 @@ impl<T: Record> SegmentedJournal<T> {
         Ok(())
     }
 
+    /// The segment whose file the pre-toucher moved into its slot ahead of the roll.
+    #[cfg(test)]
+    pub(crate) fn installed_ahead(&self) -> Option<u64> {
+        let ahead = self.core.ahead.as_ref()?;
+        let installed = ahead.installed.lock().unwrap();
+        installed.as_ref().map(|(first, _)| *first)
+    }
+
     fn would_block(&self) -> RodaError {
         RodaError::WouldBlock {
             capacity: (self.core.segment_records * self.core.segments.len() as u64) as usize,
@@ -1058,12 +1066,7 @@ mod tests {
             }
             // Once the ring has wrapped, the file waits in its slot already (moved
             // there by the pre-toucher): the roll changes no mapping.
-            let installed = ahead
-                .installed
-                .lock()
-                .unwrap()
-                .as_ref()
-                .map(|(first, _)| *first);
+            let installed = journal.installed_ahead();
             let wrapped = end >= S * journal.segments() as u64;
             assert_eq!(
                 installed,
