@@ -431,3 +431,36 @@ fn a_journal_created_at_a_first_sequence_keeps_it_through_rolls_and_reopens() {
         .unwrap_err();
     assert!(matches!(err, RodaError::InvalidCapacity { .. }), "{err}");
 }
+
+/// A follower of a `KeepLast` directory that finds its segment's file being recycled
+/// (first sequence `u64::MAX`, the recycle's first step) while a later segment is in
+/// another file reports that it lagged: the segment is gone. It used to report that
+/// nothing was published yet, mid-segment, until the recycle finished (seen as a
+/// follower stopping inside a batch's segment part, under load).
+#[test]
+fn a_directory_follower_that_finds_its_segment_mid_recycle_lags() {
+    use std::os::unix::fs::FileExt;
+    let (_tmp, dir) = temp();
+    let mut journal = SegmentedJournal::<u64>::create(&dir, 4, Retention::KeepLast(2)).unwrap();
+    for i in 0..8 {
+        journal.append(&i);
+    }
+    let mut follower = SegmentedFollower::<u64>::open(&dir).unwrap();
+    assert_eq!(follower.next().unwrap(), Some(0));
+    // The writer's next append recycles segment 0's file for segment 8: its first step
+    // (the first sequence at offset 88 of the header) as another process sees it.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("00000000000000000000.roda"))
+        .unwrap();
+    file.write_all_at(&u64::MAX.to_ne_bytes(), 88).unwrap();
+    match follower.next() {
+        Err(RodaError::Lagged { .. }) => {}
+        other => panic!("a follower inside a segment being recycled got {other:?}"),
+    }
+    // A segment not written yet, whose file is being set up, is still just not there.
+    let mut ahead = SegmentedFollower::<u64>::open(&dir).unwrap();
+    ahead.seek(9);
+    assert_eq!(ahead.next().unwrap(), None);
+    drop(journal);
+}

@@ -873,9 +873,13 @@ mod on_disk {
         /// recycle steps 2 to 5 of docs/file-format.md.
         fn prepare(&mut self, backing: &Backing, slot: usize, next: u64) -> Result<()> {
             let first = backing.atomic(OFF_FIRST_SEQ);
-            // 2. Invalidate: Relaxed store, then a Release fence pairing with a
-            // follower's Acquire fence before its re-check (`read_validated`): a
+            // 2. Invalidate: a Release fence pairing with the Acquire fence of a
+            // directory follower that loads the store below (`load_write_seq`): it then
+            // sees the rolls before, so it can tell a recycle out of its segment from
+            // one into it (`written_past`). Relaxed store, then a Release fence pairing
+            // with a follower's Acquire fence before its re-check (`read_validated`): a
             // follower that sees any later store of this recycle discards its copy.
+            fence(Ordering::Release);
             first.store(NO_RECORDS, Ordering::Relaxed);
             fence(Ordering::Release);
             // 3. Empty it. Relaxed: ordered after the fence above; the records that

@@ -618,6 +618,22 @@ mod dir {
                 .or_else(|| first.checked_sub(s).and_then(|prev| holding(self, prev)))
         }
 
+        /// Whether a mapped ring file holds a segment after `first`: the writer has
+        /// moved past it (a `KeepLast` writer recycles one slot at a time, in order).
+        /// Called after the slot of `first` was seen mid-recycle: the writer's Release
+        /// fence before that recycle's first store pairs with the Acquire fence of that
+        /// load (`load_write_seq`), so the rolls before it are seen here.
+        /// Ring files not mapped yet are asked through the directory scan (renewed
+        /// at most every [`RESCAN_AFTER`]).
+        #[cold]
+        fn written_past(&mut self, first: u64) -> bool {
+            let mapped = self.slots.iter().flatten().any(|segment| {
+                let g = load_write_seq(segment.header_word(OFF_FIRST_SEQ));
+                g != NO_RECORDS && g > first
+            });
+            mapped || matches!(self.missing(first), Got::Gone)
+        }
+
         /// The generation of the file in `first`'s slot, if one is mapped.
         fn generation(&self, first: u64) -> Option<u64> {
             let segment = self.slots[self.slot_of(first)].as_ref()?;
@@ -649,15 +665,18 @@ mod dir {
                             true,
                         ));
                     }
-                    // KeepLast: each ring file stays in its slot. An older segment (or
-                    // one being recycled) there: `first` is not written yet; a newer
-                    // one: it was recycled past `first`.
+                    // KeepLast: each ring file stays in its slot. An older segment
+                    // there: `first` is not written yet; a newer one: it was recycled
+                    // past `first`. One being recycled: either into `first` (not
+                    // written yet) or out of it, which the later segments in the other
+                    // slots tell.
                     Some(g) if matches!(self.retention, Retention::KeepLast(_)) => {
-                        return Ok(if g == NO_RECORDS || g < first {
-                            Got::Nothing
+                        let gone = if g == NO_RECORDS {
+                            self.written_past(first)
                         } else {
-                            Got::Gone
-                        });
+                            g > first
+                        };
+                        return Ok(if gone { Got::Gone } else { Got::Nothing });
                     }
                     // KeepAll, the file named for `first` is mapped (just now, or
                     // earlier: a spare waiting for its first record) and its header
