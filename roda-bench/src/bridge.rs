@@ -38,6 +38,10 @@ pub struct BridgeResult {
     pub bare_publish_per_s: f64,
     pub import_per_s: f64,
     pub bare_fetch_per_s: f64,
+    /// The bare pull loop writing each payload into a file (pwrite) instead of memory:
+    /// the page-cache copy any file importer makes, for context. 0 when read back from
+    /// older output.
+    pub bare_file_per_s: f64,
     pub e2e_per_s: f64,
     pub lag_p50_us: f64,
     pub lag_p99_us: f64,
@@ -45,10 +49,10 @@ pub struct BridgeResult {
     /// export, bare publish, import and bare fetch: less disturbed by other load on the
     /// machine than the rates. Absent (0) when read back from older output.
     pub cpu_ns: [(f64, f64); 4],
-    /// Seconds of every round, in the order run, for export, bare publish, import and
-    /// bare fetch: a median hides a mode that only some rounds fall into. Empty when
-    /// read back from older output.
-    pub rounds_s: [Vec<f64>; 4],
+    /// Seconds of every round, in the order run, for export, bare publish, import, bare
+    /// fetch and bare fetch into a file: a median hides a mode that only some rounds
+    /// fall into. Empty when read back from older output.
+    pub rounds_s: [Vec<f64>; 5],
 }
 
 /// CPU seconds used so far by this process and by the process `server` (user + system).
@@ -166,6 +170,7 @@ pub fn parse_results(text: &str) -> Option<BridgeResult> {
         bare_publish_per_s: field("export", "bare_publish_records_per_s")?,
         import_per_s: field("import", "records_per_s")?,
         bare_fetch_per_s: field("import", "bare_fetch_records_per_s")?,
+        bare_file_per_s: field("import", "bare_file_records_per_s").unwrap_or(0.0),
         e2e_per_s: field("end-to-end", "records_per_s")?,
         lag_p50_us: field("end-to-end", "lag_p50_us")?,
         lag_p99_us: field("end-to-end", "lag_p99_us")?,
@@ -184,6 +189,7 @@ pub fn parse_results(text: &str) -> Option<BridgeResult> {
             ("export", "bare_rounds_s"),
             ("import", "rounds_s"),
             ("import", "bare_rounds_s"),
+            ("import", "bare_file_rounds_s"),
         ]
         .map(|(side, key)| rounds(text, side, key)),
     })
@@ -233,7 +239,8 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
 
     // Rounds on fresh streams, the order alternating, so neither side reads what the
     // other warmed; the median of each is reported.
-    let (mut export, mut bare_pub, mut import, mut bare_fetch_t) = (vec![], vec![], vec![], vec![]);
+    let (mut export, mut bare_pub, mut import, mut bare_fetch_t, mut bare_file) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let pid = server.child.id();
     for round in 0..runs.max(1) {
         let ours = format!("EXPORT{round}");
@@ -287,11 +294,26 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
             let _ = std::fs::remove_file(&dst);
             (secs, c1 - c0, s1 - s0)
         };
-        let fetch_once = || runtime().block_on(bare_fetch(&server.url, records, &theirs, pid));
+        let fetch_once =
+            || runtime().block_on(bare_fetch(&server.url, records, &theirs, pid, None));
+        let bare_copy = dir.join(format!("bare{round}.bin"));
+        let file_once = || {
+            let side = runtime().block_on(bare_fetch(
+                &server.url,
+                records,
+                &theirs,
+                pid,
+                Some(&bare_copy),
+            ));
+            let _ = std::fs::remove_file(&bare_copy);
+            side
+        };
         if round % 2 == 0 {
             import.push(import_once());
             bare_fetch_t.push(fetch_once());
+            bare_file.push(file_once());
         } else {
+            bare_file.push(file_once());
             bare_fetch_t.push(fetch_once());
             import.push(import_once());
         }
@@ -334,11 +356,12 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
         bare_publish_per_s: per(bare_publish_s),
         import_per_s: per(import_s),
         bare_fetch_per_s: per(bare_fetch_s),
+        bare_file_per_s: per(median(bare_file.iter().map(|r| r.0).collect())),
         e2e_per_s,
         lag_p50_us: p50,
         lag_p99_us: p99,
         cpu_ns: [export_cpu, bare_publish_cpu, import_cpu, bare_fetch_cpu],
-        rounds_s: [&export, &bare_pub, &import, &bare_fetch_t]
+        rounds_s: [&export, &bare_pub, &import, &bare_fetch_t, &bare_file]
             .map(|v| v.iter().map(|r| r.0).collect()),
     };
     print!("{}", result_lines(&r, runs));
@@ -354,14 +377,16 @@ pub fn result_lines(r: &BridgeResult, runs: usize) -> String {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let [export, bare_publish, import, bare_fetch] = r.rounds_s.each_ref().map(|v| list(v));
+    let [export, bare_publish, import, bare_fetch, bare_file] =
+        r.rounds_s.each_ref().map(|v| list(v));
     format!(
         "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs} \
          cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1} \
          rounds_s={export} bare_rounds_s={bare_publish}\n\
          RESULT bridge import records_per_s={:.0} bare_fetch_records_per_s={:.0} ratio={:.2} runs={runs} \
          cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1} \
-         rounds_s={import} bare_rounds_s={bare_fetch}\n\
+         rounds_s={import} bare_rounds_s={bare_fetch} bare_file_records_per_s={:.0} \
+         bare_file_rounds_s={bare_file}\n\
          RESULT bridge end-to-end records_per_s={:.0} lag_p50_us={:.0} lag_p99_us={:.0}\n",
         r.export_per_s,
         r.bare_publish_per_s,
@@ -377,6 +402,7 @@ pub fn result_lines(r: &BridgeResult, runs: usize) -> String {
         c[2].1,
         c[3].0,
         c[3].1,
+        r.bare_file_per_s,
         r.e2e_per_s,
         r.lag_p50_us,
         r.lag_p99_us
@@ -445,8 +471,15 @@ async fn bare_publish(url: &str, src: &Path, records: u64, name: &str) -> f64 {
 }
 
 /// Fetches the exported stream with a pull consumer, acknowledging each message and
-/// copying its payload, until every record is in.
-async fn bare_fetch(url: &str, records: u64, name: &str, server: u32) -> (f64, f64, f64) {
+/// copying its payload (into memory, or with `into` into that new file at the next
+/// offset, as pwrite), until every record is in.
+async fn bare_fetch(
+    url: &str,
+    records: u64,
+    name: &str,
+    server: u32,
+    into: Option<&Path>,
+) -> (f64, f64, f64) {
     settle();
     // Timed from the connection on, as the importer is; CPU over the same span.
     let (c0, s0) = cpu_seconds(server);
@@ -470,10 +503,21 @@ async fn bare_fetch(url: &str, records: u64, name: &str, server: u32) -> (f64, f
         .messages()
         .await
         .expect("messages");
-    let mut out: Vec<u8> = Vec::with_capacity(records as usize * 24);
-    while (out.len() as u64) < records * 24 {
+    let file = into.map(|path| std::fs::File::create(path).expect("the bare copy's file"));
+    let mut out: Vec<u8> = Vec::with_capacity(if file.is_some() {
+        0
+    } else {
+        records as usize * 24
+    });
+    let mut copied = 0u64;
+    while copied < records * 24 {
         let m = messages.next().await.expect("a message").expect("fetched");
-        out.extend_from_slice(&m.payload);
+        match &file {
+            Some(file) => std::os::unix::fs::FileExt::write_all_at(file, &m.payload, copied)
+                .expect("the bare copy's write"),
+            None => out.extend_from_slice(&m.payload),
+        }
+        copied += m.payload.len() as u64;
         m.ack().await.expect("acked");
     }
     let secs = t.elapsed().as_secs_f64();
