@@ -368,17 +368,20 @@ pub fn run(records: u64, runs: usize) -> Option<BridgeResult> {
     Some(r)
 }
 
+/// Round seconds with `decimals` decimals, joined by `separator`.
+pub fn rounds_list(seconds: &[f64], decimals: usize, separator: &str) -> String {
+    seconds
+        .iter()
+        .map(|s| format!("{s:.decimals$}"))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
 /// The `RESULT bridge ...` lines of a result (read back by [`parse_results`]).
 pub fn result_lines(r: &BridgeResult, runs: usize) -> String {
     let c = &r.cpu_ns;
-    let list = |v: &[f64]| {
-        v.iter()
-            .map(|s| format!("{s:.3}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     let [export, bare_publish, import, bare_fetch, bare_file] =
-        r.rounds_s.each_ref().map(|v| list(v));
+        r.rounds_s.each_ref().map(|v| rounds_list(v, 3, ","));
     format!(
         "RESULT bridge export records_per_s={:.0} bare_publish_records_per_s={:.0} ratio={:.2} runs={runs} \
          cpu_ns_client={:.1} cpu_ns_server={:.1} bare_cpu_ns_client={:.1} bare_cpu_ns_server={:.1} \

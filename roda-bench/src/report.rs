@@ -716,14 +716,10 @@ pub fn bridge_markdown(outcome: &BridgeOutcome) -> String {
          work shares the machine."
     );
     if r.rounds_s.iter().all(|v| !v.is_empty()) {
-        let list = |v: &[f64]| {
-            v.iter()
-                .map(|s| format!("{s:.2}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let [export, bare_publish, import, bare_fetch, bare_file] =
-            r.rounds_s.each_ref().map(|v| list(v));
+        let [export, bare_publish, import, bare_fetch, bare_file] = r
+            .rounds_s
+            .each_ref()
+            .map(|v| crate::bridge::rounds_list(v, 2, ", "));
         let _ = writeln!(
             md,
             "\nSeconds of each round, in the order run: export {export}; bare publish \

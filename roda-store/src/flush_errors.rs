@@ -39,6 +39,28 @@ fn check(what: &str, expected_path: &Path, mut flush: impl FnMut() -> crate::Res
     flush().unwrap_or_else(|e| panic!("{what}: flush after the failure: {e}"));
 }
 
+/// `flush` run with fdatasync failing (EIO), then working again.
+fn failing_fsync(flush: impl FnOnce() -> crate::Result<()>) -> crate::Result<()> {
+    fail_fsync_with(Some(EIO));
+    let result = flush();
+    fail_fsync_with(None);
+    result
+}
+
+/// `failed` is the injected EIO of an fdatasync, naming the file `expected`.
+fn assert_names(failed: crate::Result<()>, expected: &Path, what: &str) {
+    match failed {
+        Err(RodaError::Io {
+            path: Some(path),
+            source,
+        }) => {
+            assert_eq!(source.raw_os_error(), Some(EIO), "{what}: {source}");
+            assert_eq!(path, expected, "{what}: the error names another file");
+        }
+        other => panic!("{what}: flush gave {other:?}"),
+    }
+}
+
 #[test]
 fn journal_flush_reports_a_failed_msync() {
     let tmp = tempfile::tempdir().unwrap();
@@ -84,34 +106,19 @@ fn keep_all_flush_syncs_the_segments_rolls_archived() {
     for i in 0..span {
         journal.append(&i);
     }
-    fail_fsync_with(Some(EIO));
-    let before = journal.flush();
-    fail_fsync_with(None);
+    let before = failing_fsync(|| journal.flush());
     before.unwrap_or_else(|e| panic!("flush before any segment was archived: {e}"));
     // The roll to `span` maps its segment over segment 0's slot: segment 0 is archived.
     journal.append(&span);
-    fail_fsync_with(Some(EIO));
-    let failed = journal.flush();
-    fail_fsync_with(None);
-    match failed {
-        Err(RodaError::Io {
-            path: Some(path),
-            source,
-        }) => {
-            assert_eq!(source.raw_os_error(), Some(EIO), "{source}");
-            assert_eq!(
-                path,
-                dir.join("00000000000000000000.roda"),
-                "the error names the archived segment"
-            );
-        }
-        other => panic!("flush after a roll archived segment 0 gave {other:?}"),
-    }
+    let failed = failing_fsync(|| journal.flush());
+    assert_names(
+        failed,
+        &dir.join("00000000000000000000.roda"),
+        "flush after a roll archived segment 0",
+    );
     // Retried after the failure, and done: a later flush has nothing archived to sync.
     journal.flush().unwrap();
-    fail_fsync_with(Some(EIO));
-    let after = journal.flush();
-    fail_fsync_with(None);
+    let after = failing_fsync(|| journal.flush());
     after.unwrap_or_else(|e| panic!("flush after the archive was synced: {e}"));
 }
 
@@ -141,23 +148,12 @@ fn keep_all_flush_syncs_a_segment_unmapped_ahead_of_its_roll() {
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    fail_fsync_with(Some(EIO));
-    let failed = journal.flush();
-    fail_fsync_with(None);
-    match failed {
-        Err(RodaError::Io {
-            path: Some(path),
-            source,
-        }) => {
-            assert_eq!(source.raw_os_error(), Some(EIO), "{source}");
-            assert_eq!(
-                path,
-                dir.join("00000000000000000000.roda"),
-                "the error names the segment unmapped ahead"
-            );
-        }
-        other => panic!("flush after segment 0 was unmapped ahead of its roll gave {other:?}"),
-    }
+    let failed = failing_fsync(|| journal.flush());
+    assert_names(
+        failed,
+        &dir.join("00000000000000000000.roda"),
+        "flush after segment 0 was unmapped ahead of its roll",
+    );
     journal.flush().unwrap();
     // The roll takes the file over; every record is still there.
     let n = journal.len();
