@@ -464,3 +464,75 @@ fn a_directory_follower_that_finds_its_segment_mid_recycle_lags() {
     assert_eq!(ahead.next().unwrap(), None);
     drop(journal);
 }
+
+/// A `KeepAll` writer with a pre-toucher (which moves each next file into its ring slot
+/// ahead of the roll) beside a gating reader that sometimes falls behind (so the
+/// pre-toucher must leave a slot alone until the reader has released it) and an
+/// in-process follower (which must never return a record of a file that replaced its
+/// segment): the reader sees every record in order, the follower only true records.
+#[test]
+fn keep_all_with_a_pretoucher_keeps_gating_readers_and_followers_whole() {
+    const S: usize = 1024;
+    const N: u64 = 100_000;
+    let (_tmp, dir) = temp();
+    let mut journal = SegmentedJournal::<[u64; 2]>::options()
+        .retention(Retention::KeepAll)
+        .pretouch(64 << 10)
+        .create(&dir, S)
+        .unwrap();
+    let mut reader = journal.reader();
+    let mut follower = journal.follower();
+    let record = |i: u64| [i, i.wrapping_mul(0x9E37_79B9_7F4A_7C15)];
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut next = 0u64;
+            while next < N {
+                match reader.next() {
+                    Some(r) => {
+                        assert_eq!(*r, record(next), "gating reader at {next}");
+                        next += 1;
+                        // Falls behind now and then, holding the writer's ring.
+                        if next % 5_000 == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
+                    }
+                    None => std::thread::yield_now(),
+                }
+            }
+        });
+        scope.spawn(move || {
+            let (mut read, mut lags) = (0u64, 0u64);
+            while follower.position() < N {
+                match follower.next() {
+                    Ok(Some(r)) => {
+                        assert_eq!(r, record(follower.position() - 1), "follower");
+                        read += 1;
+                    }
+                    Ok(None) => std::thread::yield_now(),
+                    Err(RodaError::Lagged { .. }) => {
+                        lags += 1;
+                        follower.seek_to_oldest();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(read > 0, "the follower read nothing ({lags} lags)");
+        });
+        for i in 0..N {
+            while journal.try_append(&record(i)).is_err() {
+                std::thread::yield_now();
+            }
+            // Paced, so the pre-toucher usually finds the next roll in time.
+            if i % 256 == 0 {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+        journal.flush().unwrap();
+        drop(journal);
+    });
+    // Every record is in the archive.
+    let mut replay = SegmentedFollower::<[u64; 2]>::open(&dir).unwrap();
+    for i in 0..N {
+        assert_eq!(replay.next().unwrap(), Some(record(i)));
+    }
+}
