@@ -934,6 +934,10 @@ mod on_disk {
                         }
                         other => {
                             *installed = other;
+                            // Sleepers on the archived file: it is closed for good.
+                            if let Some(wake) = &core.segments[slot].wake {
+                                wake.close();
+                            }
                             self.replace(backing, slot, next_start)
                         }
                     }

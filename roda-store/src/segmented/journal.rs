@@ -647,22 +647,13 @@ impl<T: Record> SegmentedJournal<T> {
         let slot = self.core.slot_of(next_start);
         match self.files.as_deref_mut() {
             Some(files) => {
-                let recycled = self.core.segments[slot].wake.as_ref();
-                let archived = files.retention() == Retention::KeepAll;
-                // Sleepers on the file leaving the slot: an archived file is closed
-                // for good; a recycled ring file is only woken (it is written again).
-                // A slot whose file holds nothing (a spare, or the next file the
-                // pre-toucher installed, which closed the archived one) is left
-                // open: followers may sleep on that file already.
-                // Relaxed: only compared; the file in the slot changes only by an
-                // install, which closes the archived file itself.
-                let holds_records =
-                    || self.core.generation(slot).load(Ordering::Relaxed) != NO_RECORDS;
-                match recycled {
-                    Some(wake) if archived && holds_records() => wake.close(),
-                    Some(_) if archived => {}
-                    Some(wake) => wake.wake_all(),
-                    None => {}
+                // Sleepers on a recycled ring file are woken (it is written again); an
+                // archived `KeepAll` file is closed for good by the roll that replaces
+                // it in its slot (or by the pre-toucher's install ahead of it).
+                if files.retention() != Retention::KeepAll {
+                    if let Some(wake) = &self.core.segments[slot].wake {
+                        wake.wake_all();
+                    }
                 }
                 files.roll(&self.core, self.segment_start, next_start)?;
                 if let Some(wake) = &self.core.segments[slot].wake {
