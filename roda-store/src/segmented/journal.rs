@@ -1042,19 +1042,8 @@ mod tests {
         // Past the 5 mapped segments too, where each roll archives a file.
         for round in 0..8u64 {
             let end = (round + 1) * S;
-            while journal.len() < end {
-                journal.append(&[journal.len(); 3]);
-            }
-            let ahead = journal.core.ahead.clone().expect("KeepAll prepares ahead");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            // Relaxed: polled; the roll's mutex hands the file over.
-            while ahead.prepared.load(std::sync::atomic::Ordering::Relaxed) != end {
-                assert!(
-                    Instant::now() < deadline,
-                    "round {round}: segment {end} was not prepared within 30 s"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            append_to(&mut journal, end);
+            wait_prepared(&journal, end);
             // Once the ring has wrapped, the file waits in its slot already (moved
             // there by the pre-toucher): the roll changes no mapping.
             let installed = journal.installed_ahead();
